@@ -1,0 +1,79 @@
+//! Rendering helpers shared by commands: tables, sizes, JSON.
+
+use std::io::Write;
+
+use comfy_table::{ContentArrangement, Table, presets};
+use serde::Serialize;
+
+use crate::report::Finding;
+
+/// A table with our house style (ASCII borders, wrapping on a terminal).
+pub fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::ASCII_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    if !header.is_empty() {
+        t.set_header(header.iter().copied());
+    }
+    t
+}
+
+/// A two-column FIELD/VALUE table from pairs.
+pub fn fields(rows: &[(String, String)]) -> Table {
+    let mut t = table(&[]);
+    for (k, v) in rows {
+        t.add_row(vec![k.as_str(), v.as_str()]);
+    }
+    t
+}
+
+/// Bytes in SI units as etcdutl prints them ("25 kB", "1.1 GB").
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    if n < 10 {
+        return format!("{n} B");
+    }
+    let e = ((n as f64).ln() / 1000f64.ln()).floor() as usize;
+    let e = e.min(UNITS.len() - 1);
+    let v = n as f64 / 1000f64.powi(e as i32);
+    if v < 10.0 {
+        format!("{v:.1} {}", UNITS[e])
+    } else {
+        format!("{v:.0} {}", UNITS[e])
+    }
+}
+
+/// Writes `v` as pretty JSON and a newline.
+pub fn json<T: Serialize>(out: &mut dyn Write, v: &T) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// A table of findings.
+pub fn findings_table(items: &[Finding]) -> Table {
+    let mut t = table(&["SEVERITY", "CODE", "PAGE", "OFFSET", "WHAT IS WRONG"]);
+    for f in items {
+        t.add_row(vec![
+            f.severity.to_string(),
+            f.code.to_string(),
+            f.page.map(|p| p.to_string()).unwrap_or_default(),
+            f.offset.map(|o| o.to_string()).unwrap_or_default(),
+            f.message.clone(),
+        ]);
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn sizes_like_etcdutl() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(20480), "20 kB");
+        assert_eq!(human_bytes(1_100_000_000), "1.1 GB");
+        assert_eq!(human_bytes(999), "999 B");
+    }
+}

@@ -1,0 +1,292 @@
+//! `etcd-rescue status FILE`: etcdutl's snapshot status and more.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::render::{self, human_bytes};
+use super::{EXIT_OK, EXIT_PROBLEMS, Format, show_path};
+use crate::bolt::check::PageCounts;
+use crate::mvcc::scan::{BucketCount, KeyStats};
+use crate::mvcc::schema::{Alarm, AuthInfo, ConfState, Member};
+use crate::mvcc::{DbReport, ScanOptions, Trailer, scan};
+use crate::report::Finding;
+use crate::source::MappedFile;
+
+/// Arguments of `status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// A snapshot file (`etcdctl snapshot save`) or a db file (`member/snap/db`).
+    pub file: PathBuf,
+    /// Do not verify the sha256 trailer (faster on large files; `check` always verifies).
+    #[arg(long)]
+    pub skip_hash_check: bool,
+}
+
+/// The JSON form of `status`. The first four fields are etcdutl's.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusJson<'a> {
+    /// CRC-32C over all buckets (etcdutl's `hash`).
+    pub hash: u32,
+    /// Main revision of the last key revision (etcdutl's `revision`).
+    pub revision: i64,
+    /// Key/value pairs in all buckets (etcdutl 3.4/3.5 `totalKey`).
+    pub total_key: u64,
+    /// `pgid * pageSize` (etcdutl's `totalSize`).
+    pub total_size: u64,
+    /// Storage version (etcdutl 3.6's `version`), when the db has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<&'a str>,
+    /// The file.
+    pub file: String,
+    /// Its size in bytes.
+    pub file_size: u64,
+    /// Last finished compaction.
+    pub compact_revision: Option<i64>,
+    /// Last scheduled compaction.
+    pub scheduled_compact_revision: Option<i64>,
+    /// Last applied raft index.
+    pub consistent_index: Option<u64>,
+    /// Raft term of that index.
+    pub term: Option<u64>,
+    /// Raft configuration.
+    pub conf_state: Option<&'a ConfState>,
+    /// Cluster version.
+    pub cluster_version: Option<&'a str>,
+    /// Members.
+    pub members: &'a [Member],
+    /// Removed member ids.
+    pub removed_members: &'a [u64],
+    /// Number of leases.
+    pub leases: usize,
+    /// Alarms.
+    pub alarms: &'a [Alarm],
+    /// Auth state.
+    pub auth: &'a AuthInfo,
+    /// Per-bucket counts.
+    pub buckets: &'a [BucketCount],
+    /// Revision counts.
+    pub keys: &'a KeyStats,
+    /// Page usage.
+    pub pages: &'a PageCounts,
+    /// Meta page in use.
+    pub meta: MetaJson,
+    /// The sha256 trailer.
+    pub trailer: &'a Trailer,
+    /// Problems met while reading (the values above are then partial).
+    pub problems: Vec<&'a Finding>,
+}
+
+/// Which meta page is used.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetaJson {
+    /// 0 or 1.
+    pub used: u8,
+    /// Its transaction id.
+    pub txid: u64,
+    /// Page size.
+    pub page_size: u32,
+    /// Whether the other meta page was invalid, so bbolt fell back to this one.
+    pub fell_back: bool,
+    /// Why a meta page is invalid, if one is.
+    pub invalid: Vec<String>,
+}
+
+impl<'a> StatusJson<'a> {
+    /// Builds the JSON view of a scan.
+    pub fn new(file: &str, r: &'a DbReport) -> Option<StatusJson<'a>> {
+        let choice = r.meta_choice.as_ref()?;
+        let invalid = choice
+            .metas
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| m.as_ref().err().map(|e| format!("meta page {i}: {e}")))
+            .collect();
+        Some(StatusJson {
+            hash: r.hash,
+            revision: r.revision,
+            total_key: r.total_key,
+            total_size: r.total_size,
+            version: r.meta.storage_version.as_deref(),
+            file: file.to_string(),
+            file_size: r.file_size,
+            compact_revision: r.meta.finished_compact_rev,
+            scheduled_compact_revision: r.meta.scheduled_compact_rev,
+            consistent_index: r.meta.consistent_index,
+            term: r.meta.term,
+            conf_state: r.meta.conf_state.as_ref(),
+            cluster_version: r.cluster.cluster_version.as_deref(),
+            members: &r.members,
+            removed_members: &r.removed_members,
+            leases: r.leases.len(),
+            alarms: &r.alarms,
+            auth: &r.auth,
+            buckets: &r.buckets,
+            keys: &r.keys,
+            pages: &r.pages,
+            meta: MetaJson {
+                used: choice.used,
+                txid: choice.meta().txid.0,
+                page_size: choice.page_size,
+                fell_back: choice.fell_back,
+                invalid,
+            },
+            trailer: &r.trailer,
+            problems: r.findings.items().iter().filter(|f| f.counts()).collect(),
+        })
+    }
+}
+
+pub(super) fn run(
+    a: &StatusArgs,
+    fmt: Format,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    let file = MappedFile::open(&a.file, true).context("cannot open the input")?;
+    let name = show_path(&a.file);
+    let report = scan(
+        file.bytes(),
+        ScanOptions {
+            deep: false,
+            verify_trailer: !a.skip_hash_check,
+        },
+    );
+    let Some(json) = StatusJson::new(&name, &report) else {
+        let why = report
+            .findings
+            .items()
+            .first()
+            .map(|f| f.message.clone())
+            .unwrap_or_default();
+        writeln!(err, "etcd-rescue: {name}: not a readable bbolt/etcd file: {why}")?;
+        writeln!(err, "hint: `etcd-rescue check {name}` lists every problem")?;
+        return Ok(EXIT_PROBLEMS);
+    };
+    match fmt {
+        Format::Json => render::json(out, &json)?,
+        Format::Table => write_table(out, &json)?,
+    }
+    if !json.problems.is_empty() {
+        writeln!(
+            err,
+            "etcd-rescue: {name}: {} problem(s) found while reading{}; run `etcd-rescue check {name}` for the full list",
+            json.problems.len(),
+            if report.incomplete {
+                " (values above are partial)"
+            } else {
+                ""
+            }
+        )?;
+        return Ok(EXIT_PROBLEMS);
+    }
+    Ok(EXIT_OK)
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn write_table(out: &mut dyn Write, s: &StatusJson<'_>) -> anyhow::Result<()> {
+    let trailer = match s.trailer {
+        Trailer::Absent => "absent (raw db copy)".to_string(),
+        Trailer::Unverified { .. } => "present (not verified)".to_string(),
+        Trailer::Valid { .. } => "present, matches".to_string(),
+        Trailer::Mismatch { .. } => "present, DOES NOT MATCH".to_string(),
+    };
+    let members = if s.members.is_empty() {
+        "-".to_string()
+    } else {
+        s.members
+            .iter()
+            .map(|m| {
+                format!(
+                    "{:x} {}{} {}",
+                    m.id,
+                    if m.name.is_empty() { "(unnamed)" } else { &m.name },
+                    if m.is_learner { " (learner)" } else { "" },
+                    m.peer_urls.join(",")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let p = s.pages;
+    let mut rows = vec![
+        ("FILE".to_string(), s.file.clone()),
+        ("HASH".to_string(), format!("{:x}", s.hash)),
+        ("REVISION".to_string(), s.revision.to_string()),
+        ("TOTAL KEYS".to_string(), s.total_key.to_string()),
+        (
+            "TOTAL SIZE".to_string(),
+            format!("{} ({})", human_bytes(s.total_size), s.total_size),
+        ),
+    ];
+    if let Some(v) = s.version {
+        rows.push(("VERSION".into(), v.to_string()));
+    }
+    rows.extend([
+        ("COMPACT REVISION".to_string(), opt(s.compact_revision)),
+        ("CONSISTENT INDEX".to_string(), opt(s.consistent_index)),
+        ("TERM".to_string(), opt(s.term)),
+        ("CLUSTER VERSION".to_string(), opt(s.cluster_version)),
+        ("MEMBERS".to_string(), members),
+        (
+            "KEY REVISIONS".to_string(),
+            format!("{} ({} deletes)", s.keys.revisions, s.keys.tombstones),
+        ),
+        ("LEASES".to_string(), s.leases.to_string()),
+        (
+            "PAGES".to_string(),
+            format!(
+                "{} of {} bytes: {} in use, {} free{}{}",
+                p.high_water_mark,
+                p.page_size,
+                p.in_use,
+                p.free,
+                if p.freelist_synced {
+                    format!(", {} leaked", p.leaked)
+                } else {
+                    String::new()
+                },
+                if p.freelist_synced {
+                    ""
+                } else {
+                    " (no stored freelist)"
+                }
+            ),
+        ),
+        (
+            "META PAGE".to_string(),
+            format!(
+                "{} (txid {}){}",
+                s.meta.used,
+                s.meta.txid,
+                if s.meta.fell_back {
+                    format!("; FELL BACK: {}", s.meta.invalid.join("; "))
+                } else {
+                    String::new()
+                }
+            ),
+        ),
+        ("SHA256 TRAILER".to_string(), trailer),
+    ]);
+    if !s.alarms.is_empty() {
+        let a: Vec<String> = s
+            .alarms
+            .iter()
+            .map(|a| format!("{} on {:x}", a.alarm, a.member_id))
+            .collect();
+        rows.push(("ALARMS".into(), a.join(", ")));
+    }
+    writeln!(out, "{}", render::fields(&rows))?;
+    if !s.problems.is_empty() {
+        let items: Vec<Finding> = s.problems.iter().map(|f| (*f).clone()).collect();
+        writeln!(out, "{}", render::findings_table(&items))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! etcd-rescue: offline forensics, verification and recovery of etcd data
+//! files, with no etcd running.
+//!
+//! Layers, from the bytes up:
+//! - [`bolt`]: a read-only, corruption-tolerant bbolt reader;
+//! - [`mvcc`]: etcd's backend schema, `status` and `check` scans;
+//! - [`report`]: findings with severity and location;
+//! - [`source`]: read-only mapped input files;
+//! - [`cli`]: the command line (rendering only, no format logic).
+//!
+//! Every input is untrusted: parsers check bounds and never allocate by a
+//! length read from disk before checking it against the bytes present.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod bolt;
+pub mod cli;
+pub mod mvcc;
+pub mod pb;
+pub mod report;
+pub mod source;

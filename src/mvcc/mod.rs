@@ -1,0 +1,12 @@
+//! etcd's schema on top of bbolt: revision keys, `mvccpb.KeyValue`, the
+//! `meta`, `members`, `lease`, `auth` and `cluster` buckets, the sha256
+//! trailer of snapshot files, and the scan behind `status` and `check`.
+
+pub mod revision;
+pub mod scan;
+pub mod schema;
+pub mod trailer;
+
+pub use revision::{RevKey, Revision};
+pub use scan::{DbReport, ScanOptions, scan};
+pub use trailer::Trailer;

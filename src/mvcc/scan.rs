@@ -1,0 +1,732 @@
+//! One pass over an etcd backend: bbolt structure, the snapshot hash, counts,
+//! and (in deep mode) every etcd schema rule.
+//!
+//! `status` and `check` are both renderings of the [`DbReport`] this builds:
+//! status runs it shallow (no KeyValue decoding, no sha256 unless asked),
+//! check runs it deep and verifies the trailer on a second thread while the
+//! tree is walked.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use prost::Message;
+
+use crate::bolt::check::{PageCounts, StructureReport};
+use crate::bolt::walk::{Visitor, WalkStats};
+use crate::bolt::{self, Db, LeafElem, MetaChoice, Node, show_key};
+use crate::pb::mvccpb::KeyValue;
+use crate::report::{Finding, Findings, Severity};
+
+use super::revision::RevKey;
+use super::schema::{
+    self, Alarm, AuthInfo, ClusterInfo, Lease, Member, MetaInfo, decode_alarm, decode_lease, decode_member,
+    decode_removed_member, decode_role, decode_user,
+};
+use super::trailer::{self, Trailer};
+
+/// What to do in a scan.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ScanOptions {
+    /// Decode and check every KeyValue and the history of every key.
+    pub deep: bool,
+    /// Verify the sha256 trailer (on a second thread).
+    pub verify_trailer: bool,
+}
+
+/// Key counts per top-level bucket.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BucketCount {
+    /// Bucket name (lossy UTF-8).
+    pub name: String,
+    /// Number of key/value pairs.
+    pub keys: u64,
+}
+
+/// Counts over the `key` bucket.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyStats {
+    /// Stored revisions (entries of the `key` bucket).
+    pub revisions: u64,
+    /// Of which tombstones.
+    pub tombstones: u64,
+    /// Distinct user keys (deep scans only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distinct_keys: Option<u64>,
+    /// User keys alive at the head revision (deep scans only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_keys: Option<u64>,
+    /// Smallest main revision stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_revision: Option<i64>,
+}
+
+/// Everything one scan learns about a db file.
+#[derive(Clone, Debug)]
+pub struct DbReport {
+    /// File size in bytes.
+    pub file_size: u64,
+    /// The meta pages (None when neither is valid).
+    pub meta_choice: Option<MetaChoice>,
+    /// Page accounting.
+    pub pages: PageCounts,
+    /// Walk counts.
+    pub walk: WalkStats,
+    /// etcd's snapshot hash (CRC-32C over all buckets), as `snapshot status` reports it.
+    pub hash: u32,
+    /// Main revision of the last `key` entry.
+    pub revision: i64,
+    /// Key/value pairs across all buckets (etcdutl 3.4/3.5 `totalKey`).
+    pub total_key: u64,
+    /// `pgid * pageSize`.
+    pub total_size: u64,
+    /// Pairs per bucket.
+    pub buckets: Vec<BucketCount>,
+    /// `key` bucket counts.
+    pub keys: KeyStats,
+    /// The `meta` bucket.
+    pub meta: MetaInfo,
+    /// The `members` bucket.
+    pub members: Vec<Member>,
+    /// The `members_removed` bucket (ids).
+    pub removed_members: Vec<u64>,
+    /// The `cluster` bucket.
+    pub cluster: ClusterInfo,
+    /// The `lease` bucket.
+    pub leases: Vec<Lease>,
+    /// The `alarm` bucket.
+    pub alarms: Vec<Alarm>,
+    /// The auth buckets.
+    pub auth: AuthInfo,
+    /// The sha256 trailer.
+    pub trailer: Trailer,
+    /// Every finding, errors first.
+    pub findings: Findings,
+    /// Whether the walk ran into structural problems (counts are then partial).
+    pub incomplete: bool,
+}
+
+impl DbReport {
+    /// Whether this looks like an etcd backend (has `key` and `meta` buckets).
+    pub fn is_etcd(&self) -> bool {
+        self.buckets.iter().any(|b| b.name == "key") && self.buckets.iter().any(|b| b.name == "meta")
+    }
+}
+
+/// Per-key history state for deep checks.
+#[derive(Clone, Copy, Debug)]
+struct KeyState {
+    create: i64,
+    version: i64,
+    last_main: i64,
+    lease: i64,
+    deleted: bool,
+    below_compact: u32,
+}
+
+struct Scan<'a> {
+    opts: ScanOptions,
+    hash: u32,
+    bucket: Option<&'a [u8]>,
+    total_key: u64,
+    buckets: Vec<BucketCount>,
+    last_rev_key: Option<&'a [u8]>,
+    keys: KeyStats,
+    meta: MetaInfo,
+    members: Vec<Member>,
+    removed: Vec<u64>,
+    cluster: ClusterInfo,
+    leases: Vec<Lease>,
+    alarms: Vec<Alarm>,
+    auth: AuthInfo,
+    findings: Findings,
+    /// Compaction boundary for history rules (read before the walk).
+    compact: i64,
+    states: HashMap<Vec<u8>, KeyState>,
+}
+
+impl<'a> Scan<'a> {
+    fn finding(&mut self, sev: Severity, code: &'static str, node: &Node<'a>, index: usize, msg: String) {
+        self.findings.push(
+            Finding::new(sev, code, format!("{}, element {index}: {msg}", node.loc))
+                .at_page(node.loc.pgid().0)
+                .at_offset(node.elem_file_offset(index)),
+        );
+    }
+
+    fn key_entry(&mut self, node: &Node<'a>, index: usize, e: &LeafElem<'a>) {
+        self.last_rev_key = Some(e.key);
+        self.keys.revisions += 1;
+        let rk = match RevKey::parse(e.key) {
+            Ok(rk) => rk,
+            Err(err) => {
+                self.finding(
+                    Severity::Error,
+                    "bad-revision-key",
+                    node,
+                    index,
+                    format!("key bucket key {}: {err}", show_key(e.key)),
+                );
+                return;
+            }
+        };
+        if rk.tombstone {
+            self.keys.tombstones += 1;
+        }
+        if self.keys.first_revision.is_none() {
+            self.keys.first_revision = Some(rk.rev.main);
+        }
+        if !self.opts.deep {
+            return;
+        }
+        let kv = match KeyValue::decode(e.value) {
+            Ok(kv) => kv,
+            Err(err) => {
+                self.finding(
+                    Severity::Error,
+                    "bad-keyvalue",
+                    node,
+                    index,
+                    format!(
+                        "the value at revision {} is not a valid mvccpb.KeyValue: {err}",
+                        rk.rev
+                    ),
+                );
+                return;
+            }
+        };
+        self.check_kv(node, index, rk, &kv);
+    }
+
+    fn check_kv(&mut self, node: &Node<'a>, index: usize, rk: RevKey, kv: &KeyValue) {
+        let main = rk.rev.main;
+        let rev = rk.rev;
+        if kv.key.is_empty() {
+            self.finding(
+                Severity::Error,
+                "empty-user-key",
+                node,
+                index,
+                format!("revision {rev} has an empty key"),
+            );
+            return;
+        }
+        let shown = show_key(&kv.key);
+        if rk.tombstone {
+            if kv.create_revision != 0 || kv.mod_revision != 0 || kv.version != 0 || !kv.value.is_empty() {
+                self.finding(
+                    Severity::Warning,
+                    "tombstone-fields",
+                    node,
+                    index,
+                    format!("tombstone of {shown} at revision {rev} carries fields other than the key"),
+                );
+            }
+        } else {
+            if kv.mod_revision != main {
+                self.finding(
+                    Severity::Error,
+                    "mod-revision-mismatch",
+                    node,
+                    index,
+                    format!(
+                        "{shown}: stored under revision {rev} but its mod_revision is {}",
+                        kv.mod_revision
+                    ),
+                );
+            }
+            if kv.create_revision < 1 || kv.create_revision > main {
+                self.finding(
+                    Severity::Error,
+                    "create-revision-invalid",
+                    node,
+                    index,
+                    format!(
+                        "{shown} at revision {rev}: create_revision {} is not between 1 and the mod revision",
+                        kv.create_revision
+                    ),
+                );
+            }
+            if kv.version < 1 {
+                self.finding(
+                    Severity::Error,
+                    "version-invalid",
+                    node,
+                    index,
+                    format!("{shown} at revision {rev}: version {} is below 1", kv.version),
+                );
+            }
+        }
+        let compact = self.compact;
+        let prev = self.states.get(kv.key.as_slice()).copied();
+        let mut problem: Option<(&'static str, String)> = None;
+        let next = match (prev, rk.tombstone) {
+            (None, true) => {
+                if main > compact {
+                    problem = Some((
+                        "orphan-tombstone",
+                        format!(
+                            "{shown}: a delete at revision {rev} with no earlier revision of the key stored (and it is above the compact revision {compact})"
+                        ),
+                    ));
+                }
+                KeyState {
+                    create: 0,
+                    version: 0,
+                    last_main: main,
+                    lease: 0,
+                    deleted: true,
+                    below_compact: 0,
+                }
+            }
+            (Some(s), true) => {
+                if s.deleted {
+                    problem = Some((
+                        "double-tombstone",
+                        format!(
+                            "{shown}: deleted at revision {rev} but already deleted at {}",
+                            s.last_main
+                        ),
+                    ));
+                }
+                KeyState {
+                    deleted: true,
+                    last_main: main,
+                    lease: 0,
+                    ..s
+                }
+            }
+            (None, false) => {
+                if main > compact && (kv.create_revision != main || kv.version != 1) {
+                    problem = Some((
+                        "history-gap",
+                        format!(
+                            "{shown}: the first stored revision {rev} has version {} and create_revision {}, but no earlier revision survives and it is above the compact revision {compact}",
+                            kv.version, kv.create_revision
+                        ),
+                    ));
+                }
+                KeyState {
+                    create: kv.create_revision,
+                    version: kv.version,
+                    last_main: main,
+                    lease: kv.lease,
+                    deleted: false,
+                    below_compact: 0,
+                }
+            }
+            (Some(s), false) if s.deleted => {
+                if kv.create_revision != main || kv.version != 1 {
+                    problem = Some((
+                        "generation-start",
+                        format!(
+                            "{shown}: re-created at revision {rev} after a delete, but has version {} and create_revision {} (expected 1 and {main})",
+                            kv.version, kv.create_revision
+                        ),
+                    ));
+                }
+                KeyState {
+                    create: kv.create_revision,
+                    version: kv.version,
+                    last_main: main,
+                    lease: kv.lease,
+                    deleted: false,
+                    ..s
+                }
+            }
+            (Some(s), false) => {
+                if kv.create_revision != s.create || kv.version != s.version + 1 {
+                    problem = Some((
+                        "version-discontinuity",
+                        format!(
+                            "{shown}: revision {rev} has version {} and create_revision {}, but the previous revision {} had version {} and create_revision {}",
+                            kv.version, kv.create_revision, s.last_main, s.version, s.create
+                        ),
+                    ));
+                }
+                KeyState {
+                    create: kv.create_revision,
+                    version: kv.version,
+                    last_main: main,
+                    lease: kv.lease,
+                    ..s
+                }
+            }
+        };
+        let mut next = next;
+        if main <= compact {
+            next.below_compact += 1;
+            if next.below_compact == 2 && self.meta.scheduled_compact_rev.unwrap_or(compact) <= compact {
+                problem = problem.or(Some((
+                    "uncompacted-revision",
+                    format!("{shown}: more than one revision at or below the compact revision {compact} survives (a compaction did not finish)"),
+                )));
+            }
+        }
+        if let Some((code, msg)) = problem {
+            let sev = if code == "uncompacted-revision" {
+                Severity::Warning
+            } else {
+                Severity::Error
+            };
+            self.finding(sev, code, node, index, msg);
+        }
+        match self.states.get_mut(kv.key.as_slice()) {
+            Some(s) => *s = next,
+            None => {
+                self.states.insert(kv.key.clone(), next);
+            }
+        }
+    }
+
+    fn other_entry(&mut self, bucket: &'a [u8], node: &Node<'a>, index: usize, e: &LeafElem<'a>) {
+        let (k, v) = (e.key, e.value);
+        let r: Result<(), String> = match bucket {
+            b"meta" => self.meta.apply(k, v),
+            b"members" => decode_member(k, v).map(|m| self.members.push(m)),
+            b"members_removed" => decode_removed_member(k).map(|id| self.removed.push(id)),
+            b"cluster" => self.cluster.apply(k, v),
+            b"lease" => decode_lease(k, v).map(|l| self.leases.push(l)),
+            b"alarm" => decode_alarm(k).map(|a| self.alarms.push(a)),
+            b"auth" => self.auth.apply(k, v),
+            b"authUsers" => decode_user(k, v).map(|u| self.auth.users.push(u)),
+            b"authRoles" => decode_role(k, v).map(|r| self.auth.roles.push(r)),
+            _ => Ok(()),
+        };
+        if let Err(msg) = r {
+            let b = String::from_utf8_lossy(bucket).into_owned();
+            self.finding(
+                Severity::Error,
+                "bad-bucket-value",
+                node,
+                index,
+                format!("bucket {b}, key {}: {msg}", show_key(k)),
+            );
+        }
+    }
+}
+
+impl<'a> Visitor<'a> for Scan<'a> {
+    fn entry(&mut self, path: &[&'a [u8]], node: &Node<'a>, index: usize, e: &LeafElem<'a>) {
+        match path {
+            [] => {
+                self.hash = crc32c::crc32c_append(self.hash, e.key);
+                self.bucket = Some(e.key);
+                self.buckets.push(BucketCount {
+                    name: String::from_utf8_lossy(e.key).into_owned(),
+                    keys: 0,
+                });
+                if !e.is_bucket() {
+                    self.finding(
+                        Severity::Error,
+                        "root-non-bucket",
+                        node,
+                        index,
+                        format!(
+                            "the root holds a plain key {} (bbolt only allows buckets there)",
+                            show_key(e.key)
+                        ),
+                    );
+                }
+            }
+            [bucket] => {
+                self.hash = crc32c::crc32c_append(self.hash, e.key);
+                if !e.is_bucket() {
+                    self.hash = crc32c::crc32c_append(self.hash, e.value);
+                } else {
+                    self.finding(
+                        Severity::Warning,
+                        "nested-bucket",
+                        node,
+                        index,
+                        format!(
+                            "bucket {} holds a nested bucket {} (etcd never writes one)",
+                            show_key(bucket),
+                            show_key(e.key)
+                        ),
+                    );
+                }
+                self.total_key += 1;
+                if let Some(b) = self.buckets.last_mut() {
+                    b.keys += 1;
+                }
+                if e.is_bucket() {
+                    return;
+                }
+                if *bucket == b"key" {
+                    self.key_entry(node, index, e);
+                } else {
+                    self.other_entry(bucket, node, index, e);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reads the compaction state from the `meta` bucket before the walk, so the
+/// history rules know the boundary. Problems are left to the walk to report.
+fn pre_read_meta(db: &Db<'_>) -> MetaInfo {
+    let mut m = MetaInfo::default();
+    if let Ok(Some(b)) = db.bucket(b"meta") {
+        for k in [
+            schema::meta_keys::FINISHED_COMPACT_REV,
+            schema::meta_keys::SCHEDULED_COMPACT_REV,
+        ] {
+            if let Ok(Some(e)) = b.get(k) {
+                let _ = m.apply(k, e.value);
+            }
+        }
+    }
+    m
+}
+
+/// Scans the etcd backend in `data` (a db file or a snapshot file, trailer included).
+pub fn scan(data: &[u8], opts: ScanOptions) -> DbReport {
+    let file_size = data.len() as u64;
+    let image = trailer::image(data);
+    let pre = Db::open(image)
+        .map(|(db, _)| pre_read_meta(&db))
+        .unwrap_or_default();
+    let compact = pre
+        .finished_compact_rev
+        .max(pre.scheduled_compact_rev)
+        .unwrap_or(-1);
+    let mut s = Scan {
+        opts,
+        hash: 0,
+        bucket: None,
+        total_key: 0,
+        buckets: Vec::new(),
+        last_rev_key: None,
+        keys: KeyStats::default(),
+        meta: MetaInfo {
+            scheduled_compact_rev: pre.scheduled_compact_rev,
+            ..MetaInfo::default()
+        },
+        members: Vec::new(),
+        removed: Vec::new(),
+        cluster: ClusterInfo::default(),
+        leases: Vec::new(),
+        alarms: Vec::new(),
+        auth: AuthInfo::default(),
+        findings: Findings::default(),
+        compact,
+        states: HashMap::new(),
+    };
+    let (structure, trailer) = if opts.verify_trailer && trailer::has_trailer(file_size) {
+        std::thread::scope(|sc| {
+            let t = sc.spawn(|| trailer::verify(data));
+            let st = bolt::check::check(image, &mut s);
+            (st, t.join().unwrap_or(Trailer::Absent))
+        })
+    } else {
+        (bolt::check::check(image, &mut s), trailer::inspect(data))
+    };
+    finish(file_size, structure, trailer, s)
+}
+
+fn finish(file_size: u64, st: StructureReport, trailer: Trailer, s: Scan<'_>) -> DbReport {
+    let mut findings = st.findings;
+    let incomplete = st.walk.problems > 0 || st.meta.is_none();
+    let revision = s
+        .last_rev_key
+        .and_then(|k| RevKey::parse(k).ok())
+        .map_or(0, |k| k.rev.main);
+    let opened = st.meta.is_some();
+    let total_size = st
+        .meta
+        .as_ref()
+        .and_then(|c| c.meta().pgid.0.checked_mul(u64::from(c.page_size)))
+        .unwrap_or(0);
+    let mut extra = s.findings;
+    match &trailer {
+        Trailer::Mismatch { stored, computed } => extra.push(
+            Finding::new(
+                Severity::Error,
+                "sha256-mismatch",
+                format!("the sha256 trailer does not match the file: stored {stored}, computed {computed}; the snapshot was changed or damaged after it was saved"),
+            )
+            .at_offset(file_size - trailer::TRAILER_LEN as u64),
+        ),
+        Trailer::Absent => extra.push(Finding::new(
+            Severity::Info,
+            "no-sha256-trailer",
+            "no sha256 trailer (size is not a multiple of 512 plus 32): a raw db copy such as member/snap/db, or a snapshot whose trailer was cut off; its integrity rests on the structural checks alone",
+        )),
+        _ => {}
+    }
+    if opened {
+        schema_findings(
+            &s.buckets,
+            &s.meta,
+            &s.members,
+            &s.leases,
+            &s.states,
+            s.opts.deep,
+            &mut extra,
+        );
+        if st.pages.high_water_mark > 0 {
+            let image_len = if trailer::has_trailer(file_size) {
+                file_size - 32
+            } else {
+                file_size
+            };
+            if trailer::has_trailer(file_size) && image_len != total_size {
+                extra.push(Finding::new(
+                    Severity::Warning,
+                    "snapshot-size",
+                    format!(
+                        "the snapshot image is {image_len} bytes but the meta page says {total_size} (pgid x pageSize); a snapshot from `etcdctl snapshot save` is exactly that size"
+                    ),
+                ));
+            }
+        }
+    }
+    findings.extend(extra);
+    findings.sort();
+    let mut keys = s.keys;
+    if s.opts.deep && opened {
+        keys.distinct_keys = Some(s.states.len() as u64);
+        keys.live_keys = Some(s.states.values().filter(|k| !k.deleted).count() as u64);
+    }
+    DbReport {
+        file_size,
+        meta_choice: st.meta,
+        pages: st.pages,
+        walk: st.walk,
+        hash: s.hash,
+        revision,
+        total_key: s.total_key,
+        total_size,
+        buckets: s.buckets,
+        keys,
+        meta: s.meta,
+        members: s.members,
+        removed_members: s.removed,
+        cluster: s.cluster,
+        leases: s.leases,
+        alarms: s.alarms,
+        auth: s.auth,
+        trailer,
+        findings,
+        incomplete,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn schema_findings(
+    buckets: &[BucketCount],
+    meta: &MetaInfo,
+    members: &[Member],
+    leases: &[Lease],
+    states: &HashMap<Vec<u8>, KeyState>,
+    deep: bool,
+    out: &mut Findings,
+) {
+    let names: HashSet<&str> = buckets.iter().map(|b| b.name.as_str()).collect();
+    for required in ["key", "meta"] {
+        if !names.contains(required) {
+            out.push(Finding::new(
+                Severity::Error,
+                "missing-bucket",
+                format!("there is no `{required}` bucket: this is not an etcd v3 backend, or its root page lost entries"),
+            ));
+        }
+    }
+    let known: HashSet<&str> = schema::BUCKETS
+        .iter()
+        .map(|b| std::str::from_utf8(b).expect("ascii"))
+        .collect();
+    for b in buckets {
+        if !known.contains(b.name.as_str()) {
+            out.push(Finding::new(
+                Severity::Info,
+                "unknown-bucket",
+                format!("bucket {:?} is not one etcd writes", b.name),
+            ));
+        }
+    }
+    if !names.contains("meta") {
+        return;
+    }
+    match meta.consistent_index {
+        None => out.push(Finding::new(
+            Severity::Warning,
+            "missing-consistent-index",
+            "meta/consistent_index is missing: etcd cannot tell which raft entries this db already holds",
+        )),
+        Some(0) => out.push(Finding::new(
+            Severity::Warning,
+            "zero-consistent-index",
+            "meta/consistent_index is 0",
+        )),
+        _ => {}
+    }
+    if let (Some(f), Some(s)) = (meta.finished_compact_rev, meta.scheduled_compact_rev) {
+        if f > s {
+            out.push(Finding::new(
+                Severity::Error,
+                "compaction-order",
+                format!("finishedCompactRev {f} is above scheduledCompactRev {s}"),
+            ));
+        } else if s > f {
+            out.push(Finding::new(
+                Severity::Info,
+                "compaction-pending",
+                format!("a compaction at revision {s} was scheduled but not finished (last finished: {f}); etcd resumes it at start, which rewrites the db"),
+            ));
+        }
+    }
+    if let Some(s) = meta.scheduled_compact_rev
+        && meta.finished_compact_rev.is_none()
+    {
+        out.push(Finding::new(
+            Severity::Info,
+            "compaction-pending",
+            format!(
+                "a compaction at revision {s} was scheduled and never finished; etcd resumes it at start"
+            ),
+        ));
+    }
+    if let Some(cs) = &meta.conf_state
+        && !members.is_empty()
+    {
+        let mut conf: Vec<u64> = cs.voters.iter().chain(cs.learners.iter()).copied().collect();
+        conf.sort_unstable();
+        conf.dedup();
+        let mut mem: Vec<u64> = members.iter().map(|m| m.id).collect();
+        mem.sort_unstable();
+        if conf != mem {
+            out.push(Finding::new(
+                Severity::Warning,
+                "confstate-members-mismatch",
+                format!(
+                    "meta/confState lists members {} but the members bucket holds {}",
+                    ids(&conf),
+                    ids(&mem)
+                ),
+            ));
+        }
+    }
+    if deep {
+        let lease_ids: HashSet<i64> = leases.iter().map(|l| l.id).collect();
+        let mut missing: BTreeMap<i64, u64> = BTreeMap::new();
+        for s in states.values() {
+            if !s.deleted && s.lease != 0 && !lease_ids.contains(&s.lease) {
+                *missing.entry(s.lease).or_default() += 1;
+            }
+        }
+        for (lease, n) in missing {
+            out.push(Finding::new(
+                Severity::Warning,
+                "key-lease-missing",
+                format!("{n} live key(s) are attached to lease {lease:x}, which is not in the lease bucket: they will never expire"),
+            ));
+        }
+    }
+}
+
+fn ids(v: &[u64]) -> String {
+    let s: Vec<String> = v.iter().map(|i| format!("{i:x}")).collect();
+    format!("[{}]", s.join(", "))
+}

@@ -1,0 +1,159 @@
+//! Findings: what a check reports about a file, one problem each, with a
+//! severity, a stable code and a location.
+//!
+//! Parsers return errors; validators walk on and collect findings, so one bad
+//! page does not hide the other problems.
+
+use std::fmt;
+
+/// How bad a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; not a problem (e.g. "no sha256 trailer: a raw db copy").
+    Info,
+    /// Something is off but the data is usable as it is (e.g. a torn meta page
+    /// bbolt falls back from).
+    Warning,
+    /// Damage or an inconsistency: data is lost, unreadable or wrong.
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// One problem found in a file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// How bad it is.
+    pub severity: Severity,
+    /// Stable kebab-case identifier of the kind of problem.
+    pub code: &'static str,
+    /// Page id, where the problem is on a page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<u64>,
+    /// Byte offset in the file, where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+impl Finding {
+    /// A finding with no location.
+    pub fn new(severity: Severity, code: &'static str, message: impl Into<String>) -> Finding {
+        Finding {
+            severity,
+            code,
+            page: None,
+            offset: None,
+            message: message.into(),
+        }
+    }
+
+    /// Sets the page.
+    pub fn at_page(mut self, page: u64) -> Finding {
+        self.page = Some(page);
+        self
+    }
+
+    /// Sets the byte offset.
+    pub fn at_offset(mut self, offset: u64) -> Finding {
+        self.offset = Some(offset);
+        self
+    }
+
+    /// A finding from a bbolt reader error, with its page and offset.
+    pub fn from_bolt(severity: Severity, e: &crate::bolt::Error) -> Finding {
+        Finding {
+            severity,
+            code: e.code(),
+            page: e.pgid().map(|p| p.0),
+            offset: e.offset(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Whether this finding makes a check fail (warnings and errors do).
+    pub fn counts(&self) -> bool {
+        self.severity >= Severity::Warning
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} [{}]", self.severity, self.code)?;
+        if let Some(p) = self.page {
+            write!(f, " page {p}")?;
+        }
+        if let Some(o) = self.offset {
+            write!(f, " offset {o}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// A capped list of findings: past the cap, findings are counted, not kept, so
+/// a file with millions of broken elements cannot exhaust memory.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Findings {
+    items: Vec<Finding>,
+    /// Findings not kept because of the cap.
+    pub suppressed: u64,
+    /// Suppressed findings that were errors or warnings.
+    #[serde(skip)]
+    suppressed_counting: u64,
+}
+
+/// How many findings a report keeps.
+pub const MAX_FINDINGS: usize = 10_000;
+
+impl Findings {
+    /// Adds a finding (or counts it past the cap).
+    pub fn push(&mut self, f: Finding) {
+        if self.items.len() < MAX_FINDINGS {
+            self.items.push(f);
+        } else {
+            self.suppressed += 1;
+            if f.counts() {
+                self.suppressed_counting += 1;
+            }
+        }
+    }
+
+    /// The kept findings.
+    pub fn items(&self) -> &[Finding] {
+        &self.items
+    }
+
+    /// Whether any finding (kept or suppressed) is a warning or error.
+    pub fn has_problems(&self) -> bool {
+        self.suppressed_counting > 0 || self.items.iter().any(Finding::counts)
+    }
+
+    /// Number of kept findings at `s`.
+    pub fn count(&self, s: Severity) -> usize {
+        self.items.iter().filter(|f| f.severity == s).count()
+    }
+
+    /// Appends all of `other`.
+    pub fn extend(&mut self, other: Findings) {
+        self.suppressed += other.suppressed;
+        self.suppressed_counting += other.suppressed_counting;
+        for f in other.items {
+            self.push(f);
+        }
+    }
+
+    /// Sorts by severity (errors first), keeping the original order otherwise.
+    pub fn sort(&mut self) {
+        self.items.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    }
+}
