@@ -191,6 +191,10 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
 }
 
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() { "none".into() } else { v.join(", ") }
+}
+
 fn write_table(out: &mut dyn Write, s: &StatusJson<'_>) -> anyhow::Result<()> {
     let trailer = match s.trailer {
         Trailer::Absent => "absent (raw db copy)".to_string(),
@@ -240,6 +244,19 @@ fn write_table(out: &mut dyn Write, s: &StatusJson<'_>) -> anyhow::Result<()> {
             format!("{} ({} deletes)", s.keys.revisions, s.keys.tombstones),
         ),
         ("LEASES".to_string(), s.leases.to_string()),
+        (
+            "AUTH".to_string(),
+            format!(
+                "{}, users: {}; roles: {}",
+                if s.auth.enabled == Some(true) {
+                    "enabled"
+                } else {
+                    "disabled"
+                },
+                list_or_none(&s.auth.users),
+                list_or_none(&s.auth.roles)
+            ),
+        ),
         (
             "PAGES".to_string(),
             format!(

@@ -2,6 +2,7 @@
 //! `meta`, `members`, `lease`, `auth` and `cluster` buckets, the sha256
 //! trailer of snapshot files, and the scan behind `status` and `check`.
 
+pub mod kv;
 pub mod revision;
 pub mod scan;
 pub mod schema;

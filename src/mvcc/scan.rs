@@ -142,6 +142,9 @@ struct Scan<'a> {
     /// Compaction boundary for history rules (read before the walk).
     compact: i64,
     states: HashMap<Vec<u8>, KeyState>,
+    /// Set once the walk could not read part of the `key` bucket: history
+    /// findings after that may be consequences rather than separate damage.
+    key_tree_damaged: bool,
 }
 
 impl<'a> Scan<'a> {
@@ -362,7 +365,10 @@ impl<'a> Scan<'a> {
                 )));
             }
         }
-        if let Some((code, msg)) = problem {
+        if let Some((code, mut msg)) = problem {
+            if self.key_tree_damaged {
+                msg.push_str(" (possibly a consequence of the unreadable key-bucket pages reported above)");
+            }
             let sev = if code == "uncompacted-revision" {
                 Severity::Warning
             } else {
@@ -406,6 +412,12 @@ impl<'a> Scan<'a> {
 }
 
 impl<'a> Visitor<'a> for Scan<'a> {
+    fn problem(&mut self, _error: bolt::Error) {
+        if self.bucket == Some(b"key".as_slice()) {
+            self.key_tree_damaged = true;
+        }
+    }
+
     fn entry(&mut self, path: &[&'a [u8]], node: &Node<'a>, index: usize, e: &LeafElem<'a>) {
         match path {
             [] => {
@@ -512,6 +524,7 @@ pub fn scan(data: &[u8], opts: ScanOptions) -> DbReport {
         findings: Findings::default(),
         compact,
         states: HashMap::new(),
+        key_tree_damaged: false,
     };
     let (structure, trailer) = if opts.verify_trailer && trailer::has_trailer(file_size) {
         std::thread::scope(|sc| {

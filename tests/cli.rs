@@ -1,0 +1,155 @@
+//! The command line as a user meets it: the real binary, its help, exit
+//! codes and output shapes.
+
+mod common;
+
+use common::*;
+
+fn example() -> String {
+    repo()
+        .join("testdata/fixtures/v3.5.1/single.snapshot.db")
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn version_and_help_with_examples() {
+    let v = run_bin(&["--version"]);
+    assert_eq!(v.code, 0);
+    assert!(v.out.starts_with("etcd-rescue "), "{}", v.out);
+    let h = run_bin(&["--help"]);
+    assert_eq!(h.code, 0);
+    for needle in ["status", "check", "Examples:", "Exit codes"] {
+        assert!(h.out.contains(needle), "--help lacks {needle}: {}", h.out);
+    }
+    for cmd in ["status", "check"] {
+        let h = run_bin(&[cmd, "--help"]);
+        assert_eq!(h.code, 0);
+        assert!(
+            h.out.contains("Example:"),
+            "{cmd} --help has no example: {}",
+            h.out
+        );
+        assert!(h.out.contains(&format!("etcd-rescue {cmd} ")), "{}", h.out);
+    }
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let r = run_bin(&["status"]);
+    assert_eq!(r.code, 2);
+    assert!(r.err.contains("FILE"), "{}", r.err);
+    let r = run_bin(&["frobnicate"]);
+    assert_eq!(r.code, 2);
+    let r = run_bin(&["check", "-o", "xml", &example()]);
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn status_table_and_json_through_the_binary() {
+    let t = run_bin(&["status", &example()]);
+    assert_eq!(t.code, 0, "{}", t.err);
+    for row in [
+        "HASH",
+        "REVISION",
+        "TOTAL KEYS",
+        "TOTAL SIZE",
+        "COMPACT REVISION",
+        "CONSISTENT INDEX",
+        "MEMBERS",
+        "SHA256 TRAILER",
+    ] {
+        assert!(t.out.contains(row), "table lacks {row}:\n{}", t.out);
+    }
+    // -w is accepted as in etcdutl.
+    let j = run_bin(&["status", "-w", "json", &example()]);
+    assert_eq!(j.code, 0);
+    let v = j.json();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    for k in [
+        "hash",
+        "revision",
+        "totalKey",
+        "totalSize",
+        "file",
+        "fileSize",
+        "compactRevision",
+        "scheduledCompactRevision",
+        "consistentIndex",
+        "term",
+        "confState",
+        "clusterVersion",
+        "members",
+        "removedMembers",
+        "leases",
+        "alarms",
+        "auth",
+        "buckets",
+        "keys",
+        "pages",
+        "meta",
+        "trailer",
+        "problems",
+    ] {
+        assert!(keys.contains(&k), "status JSON lacks {k}: {keys:?}");
+    }
+    assert_eq!(v["trailer"]["state"], "valid");
+    assert_eq!(v["auth"]["users"], serde_json::json!(["alice", "root"]));
+    // The built-in root role is not stored until auth is enabled.
+    assert_eq!(v["auth"]["roles"], serde_json::json!(["reader"]));
+    // Auth was never enabled, so no authEnabled key is stored.
+    assert_eq!(v["auth"]["enabled"], serde_json::Value::Null);
+    assert!(
+        t.out.contains("disabled, users: alice, root; roles: reader"),
+        "{}",
+        t.out
+    );
+}
+
+#[test]
+fn check_several_files_and_exit_codes() {
+    let good = example();
+    let r = run_bin(&["check", &good, &good]);
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert!(r.out.contains(": OK (revision 193"), "{}", r.out);
+    assert!(r.out.contains("2 files: 2 ok"), "{}", r.out);
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.db");
+    let mut b = std::fs::read(&good).unwrap();
+    let n = b.len();
+    b[n - 3] ^= 0x55;
+    std::fs::write(&bad, b).unwrap();
+    let r = run_bin(&["check", &good, bad.to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.out.contains("DAMAGED") && r.out.contains("sha256-mismatch"),
+        "{}",
+        r.out
+    );
+    // An unreadable file wins: the run could not finish its job.
+    let r = run_bin(&["check", bad.to_str().unwrap(), "/nonexistent.db"]);
+    assert_eq!(r.code, 2);
+    let j = run_bin(&["check", "-o", "json", &good, bad.to_str().unwrap()]).json();
+    assert_eq!(j["summary"]["files"], 2);
+    assert_eq!(j["summary"]["ok"], 1);
+    assert_eq!(j["summary"]["damaged"], 1);
+    assert_eq!(j["files"][1]["verdict"], "damaged");
+}
+
+#[test]
+fn closed_stdout_is_not_an_error() {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_etcd-rescue"))
+        .args(["status", &example()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,164 @@
+//! Running real etcd in tests: a member on free loopback ports, etcdctl
+//! against it, killed when dropped.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (the listener is closed before returning).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running etcd member.
+pub struct Etcd {
+    child: Child,
+    bin: PathBuf,
+    /// Client URL.
+    pub client_url: String,
+    /// Where its log goes.
+    pub log: PathBuf,
+}
+
+/// How to start a member.
+pub struct Member<'a> {
+    /// Directory with etcd and etcdctl.
+    pub bin: &'a Path,
+    /// --data-dir.
+    pub data_dir: &'a Path,
+    /// --name.
+    pub name: &'a str,
+    /// Peer port (the advertised peer URL is http://127.0.0.1:PORT).
+    pub peer_port: u16,
+    /// --initial-cluster (None: just this member).
+    pub initial_cluster: Option<String>,
+    /// Extra flags.
+    pub extra: Vec<String>,
+}
+
+impl Etcd {
+    /// Starts the member and waits until it answers `endpoint health`.
+    pub fn start(m: Member<'_>) -> Etcd {
+        let client_port = free_port();
+        let client_url = format!("http://127.0.0.1:{client_port}");
+        let peer_url = format!("http://127.0.0.1:{}", m.peer_port);
+        let log = m.data_dir.with_extension("log");
+        let logf = std::fs::File::create(&log).expect("log file");
+        let cluster = m
+            .initial_cluster
+            .unwrap_or_else(|| format!("{}={peer_url}", m.name));
+        let child = Command::new(m.bin.join("etcd"))
+            .arg("--name")
+            .arg(m.name)
+            .arg("--data-dir")
+            .arg(m.data_dir)
+            .args([
+                "--listen-client-urls",
+                &client_url,
+                "--advertise-client-urls",
+                &client_url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .args(["--initial-cluster", &cluster])
+            .args(["--logger", "zap", "--log-outputs", "stderr"])
+            .args(&m.extra)
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("start etcd");
+        let mut e = Etcd {
+            child,
+            bin: m.bin.to_path_buf(),
+            client_url,
+            log,
+        };
+        e.wait_healthy();
+        e
+    }
+
+    fn wait_healthy(&mut self) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("etcd exited ({st}); log:\n{}", self.log_tail());
+            }
+            let o = self.ctl_output(&["endpoint", "health"]);
+            if o.status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("etcd did not become healthy in 30 s; log:\n{}", self.log_tail());
+    }
+
+    /// The last lines of the log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    fn ctl_output(&self, args: &[&str]) -> Output {
+        Command::new(self.bin.join("etcdctl"))
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.client_url, "--command-timeout", "20s"])
+            .args(args)
+            .output()
+            .expect("run etcdctl")
+    }
+
+    /// Runs etcdctl and returns its stdout; panics with stderr on failure.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let o = self.ctl_output(args);
+        assert!(
+            o.status.success(),
+            "etcdctl {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Stops the member (SIGKILL) and waits for it.
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Restores `snapshot` with real `etcdutl snapshot restore` into `data_dir`
+/// for a one-member cluster whose peer port is `peer_port`.
+pub fn etcdutl_restore(bin: &Path, snapshot: &Path, data_dir: &Path, name: &str, peer_port: u16) {
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    let o = Command::new(bin.join("etcdutl"))
+        .args(["snapshot", "restore"])
+        .arg(snapshot)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--name", name, "--initial-cluster", &format!("{name}={peer}")])
+        .args(["--initial-advertise-peer-urls", &peer])
+        .output()
+        .expect("run etcdutl");
+    assert!(
+        o.status.success(),
+        "etcdutl snapshot restore failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -1,0 +1,106 @@
+//! The real Kubernetes cluster snapshots in `../shared/fixtures/`: status
+//! equals real etcdutl's, check passes, and the keyspace we read equals what
+//! real etcd serves after restoring the same snapshot.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::etcd::{Etcd, Member, etcdutl_restore, free_port};
+use common::*;
+use etcd_rescue::bolt::Db;
+use etcd_rescue::mvcc::kv::read_at;
+use etcd_rescue::mvcc::trailer;
+use etcd_rescue::source::MappedFile;
+
+fn snapshots() -> Option<Vec<PathBuf>> {
+    let dir = repo().join("../shared/fixtures/k8s-cluster-snapshots");
+    if !dir.is_dir() {
+        eprintln!(
+            "SKIPPED: {} is absent (it exists only in developer checkouts and CI)",
+            dir.display()
+        );
+        return None;
+    }
+    let mut v: Vec<PathBuf> = walk_files(&dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "db"))
+        .collect();
+    v.sort();
+    assert_eq!(v.len(), 2, "expected the two k8s snapshots in {}", dir.display());
+    Some(v)
+}
+
+fn etcd_or_skip() -> Option<PathBuf> {
+    match etcd35_bin() {
+        Some(b) => Some(b),
+        None if etcd_required() => panic!(
+            "etcd 3.5.1 is required (ETCD_RESCUE_REQUIRE_ETCD=1) but not installed; run testdata/etcd.sh install"
+        ),
+        None => {
+            eprintln!("SKIPPED: etcd 3.5.1 is not installed (run testdata/etcd.sh install)");
+            None
+        }
+    }
+}
+
+#[test]
+fn status_equals_real_etcdutl_and_check_passes() {
+    let Some(snaps) = snapshots() else { return };
+    let Some(bin) = etcd_or_skip() else { return };
+    for s in snaps {
+        let want = etcdutl_status(&bin, &s);
+        let r = unchanged(&[&s], || run(&["status", "-o", "json", s.to_str().unwrap()]));
+        assert_eq!(r.code, 0, "{}", r.err);
+        let got = r.json();
+        for f in ["hash", "revision", "totalKey", "totalSize"] {
+            assert_eq!(got[f], want[f], "{}: {f}", s.display());
+        }
+        assert_eq!(got["trailer"]["state"], "valid");
+        let c = unchanged(&[&s], || run(&["check", "-o", "json", s.to_str().unwrap()]));
+        assert_eq!(c.code, 0, "{}", c.out);
+    }
+}
+
+#[test]
+fn keyspace_equals_what_real_etcd_serves_after_restore() {
+    let Some(snaps) = snapshots() else { return };
+    let Some(bin) = etcd_or_skip() else { return };
+    for s in snaps {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("restored");
+        let port = free_port();
+        etcdutl_restore(&bin, &s, &data, "oracle", port);
+        let etcd = Etcd::start(Member {
+            bin: &bin,
+            data_dir: &data,
+            name: "oracle",
+            peer_port: port,
+            initial_cluster: None,
+            extra: vec![],
+        });
+        let dump = tmp.path().join("get.json");
+        std::fs::write(&dump, etcd.ctl(&["get", "", "--prefix", "-w", "json"])).unwrap();
+        etcd.stop();
+        let (want_rev, want) = etcdctl_get(&dump);
+        let f = MappedFile::open(&s, false).unwrap();
+        let (db, _) = Db::open(trailer::image(f.bytes())).unwrap();
+        let snap = read_at(&db, None).unwrap();
+        assert_eq!(snap.revision, want_rev, "{}", s.display());
+        let got: Vec<Kv> = snap
+            .kvs
+            .into_iter()
+            .map(|kv| Kv {
+                key: kv.key,
+                value: kv.value,
+                create_revision: kv.create_revision,
+                mod_revision: kv.mod_revision,
+                version: kv.version,
+                lease: kv.lease,
+            })
+            .collect();
+        assert!(got.len() > 300, "{}: only {} keys", s.display(), got.len());
+        assert_eq!(got.len(), want.len(), "{}", s.display());
+        assert_eq!(got, want, "{}", s.display());
+    }
+}
