@@ -67,6 +67,9 @@ impl MappedFile {
         // read-only. If another process truncates the file while mapped, reads
         // past the new end fault; that is documented for users.
         let map = unsafe { opts.map(&file) }.map_err(io)?;
+        if !populate {
+            let _ = map.advise(memmap2::Advice::Sequential);
+        }
         Ok(MappedFile {
             path: path.to_path_buf(),
             map: Some(map),

@@ -93,7 +93,10 @@ fn status_table_and_json_through_the_binary() {
     ] {
         assert!(keys.contains(&k), "status JSON lacks {k}: {keys:?}");
     }
-    assert_eq!(v["trailer"]["state"], "valid");
+    // status does not hash the file unless asked (like etcdutl); check does.
+    assert_eq!(v["trailer"]["state"], "unverified");
+    let h = run_bin(&["status", "--verify-hash", "-o", "json", &example()]).json();
+    assert_eq!(h["trailer"]["state"], "valid");
     assert_eq!(v["auth"]["users"], serde_json::json!(["alice", "root"]));
     // The built-in root role is not stored until auth is enabled.
     assert_eq!(v["auth"]["roles"], serde_json::json!(["reader"]));

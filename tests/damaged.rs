@@ -234,8 +234,12 @@ fn wrong_sha256_trailer() {
         let m = finding(&f, "sha256-mismatch");
         assert_eq!(m["severity"], "error");
         assert_eq!(f["trailer"]["state"], "mismatch");
-        let s = status(&d.path);
+        let s = unchanged(&[&d.path], || {
+            run(&["status", "--verify-hash", "-o", "json", d.path.to_str().unwrap()])
+        });
+        assert_eq!(s.code, 1);
         assert_eq!(s.json()["trailer"]["state"], "mismatch");
+        assert_eq!(status(&d.path).json()["trailer"]["state"], "unverified");
     }
 }
 

@@ -50,7 +50,9 @@ fn status_equals_real_etcdutl_and_check_passes() {
     let Some(bin) = etcd_or_skip() else { return };
     for s in snaps {
         let want = etcdutl_status(&bin, &s);
-        let r = unchanged(&[&s], || run(&["status", "-o", "json", s.to_str().unwrap()]));
+        let r = unchanged(&[&s], || {
+            run(&["status", "--verify-hash", "-o", "json", s.to_str().unwrap()])
+        });
         assert_eq!(r.code, 0, "{}", r.err);
         let got = r.json();
         for f in ["hash", "revision", "totalKey", "totalSize"] {

@@ -311,19 +311,30 @@ impl Error {
 
 /// Renders a key for messages: printable ASCII as text, anything else as hex.
 pub fn show_key(k: &[u8]) -> String {
-    const MAX: usize = 64;
-    let shown = &k[..k.len().min(MAX)];
-    let mut s = if shown.iter().all(|b| (0x20..0x7f).contains(b)) {
-        format!("{:?}", String::from_utf8_lossy(shown))
-    } else {
-        let mut h = String::from("0x");
-        for b in shown {
-            h.push_str(&format!("{b:02x}"));
+    KeyDisplay(k).to_string()
+}
+
+/// A key formatted for messages only when displayed (printable ASCII as a
+/// quoted string, anything else as hex; long keys shortened).
+#[derive(Clone, Copy, Debug)]
+pub struct KeyDisplay<'a>(pub &'a [u8]);
+
+impl fmt::Display for KeyDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MAX: usize = 64;
+        let k = self.0;
+        let shown = &k[..k.len().min(MAX)];
+        if shown.iter().all(|b| (0x20..0x7f).contains(b)) {
+            write!(f, "{:?}", String::from_utf8_lossy(shown))?;
+        } else {
+            f.write_str("0x")?;
+            for b in shown {
+                write!(f, "{b:02x}")?;
+            }
         }
-        h
-    };
-    if k.len() > MAX {
-        s.push_str(&format!("... ({} bytes)", k.len()));
+        if k.len() > MAX {
+            write!(f, "... ({} bytes)", k.len())?;
+        }
+        Ok(())
     }
-    s
 }

@@ -26,7 +26,7 @@ pub mod page;
 pub mod walk;
 
 pub use bucket::{Bucket, Cursor};
-pub use error::{Error, NodeLoc, show_key};
+pub use error::{Error, KeyDisplay, NodeLoc, show_key};
 pub use meta::{Meta, MetaChoice, MetaError};
 pub use node::{LeafElem, Node};
 pub use page::{PageHeader, PageKind, Pgid, Txid};

@@ -242,13 +242,15 @@ impl<'a, V: Visitor<'a>> Walker<'a, '_, V> {
         }
     }
 
+    /// Checks a key: non-empty, above `prev`, and (with `range`) inside the
+    /// range the parent assigns.
     fn check_key(
         &mut self,
         node: &Node<'a>,
         i: usize,
         key: &'a [u8],
         prev: Option<&'a [u8]>,
-        range: &Range<'a>,
+        range: Option<&Range<'a>>,
     ) {
         let offset = node.elem_file_offset(i);
         if key.is_empty() {
@@ -269,7 +271,9 @@ impl<'a, V: Visitor<'a>> Walker<'a, '_, V> {
                 prev: show_key(p),
             });
         }
-        if !range.contains(key) {
+        if let Some(range) = range
+            && !range.contains(key)
+        {
             self.problem(Error::KeyOutsideParent {
                 loc: node.loc,
                 index: i as u16,
@@ -299,7 +303,7 @@ impl<'a, V: Visitor<'a>> Walker<'a, '_, V> {
                     continue;
                 }
             };
-            self.check_key(&node, i, e.key, prev, &range);
+            self.check_key(&node, i, e.key, prev, Some(&range));
             prev = Some(e.key);
             let upper = if i + 1 < node.count() {
                 node.key(i + 1).ok().or(range.upper)
@@ -324,7 +328,11 @@ impl<'a, V: Visitor<'a>> Walker<'a, '_, V> {
                     continue;
                 }
             };
-            self.check_key(&node, i, e.key, *last, &range);
+            // Keys rise strictly through the leaf (checked against `last`), so
+            // the first and last key inside the parent's range puts all of
+            // them inside it.
+            let ends = i == 0 || i + 1 == node.count();
+            self.check_key(&node, i, e.key, *last, ends.then_some(&range));
             if e.flags & !BUCKET_LEAF_FLAG != 0 {
                 self.problem(Error::ElementFlags {
                     loc: node.loc,

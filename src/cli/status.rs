@@ -20,9 +20,10 @@ use crate::source::MappedFile;
 pub struct StatusArgs {
     /// A snapshot file (`etcdctl snapshot save`) or a db file (`member/snap/db`).
     pub file: PathBuf,
-    /// Do not verify the sha256 trailer (faster on large files; `check` always verifies).
+    /// Also verify the sha256 trailer of a snapshot file (reads the whole
+    /// file once more; `check` always verifies it).
     #[arg(long)]
-    pub skip_hash_check: bool,
+    pub verify_hash: bool,
 }
 
 /// The JSON form of `status`. The first four fields are etcdutl's.
@@ -147,13 +148,13 @@ pub(super) fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
-    let file = MappedFile::open(&a.file, true).context("cannot open the input")?;
+    let file = MappedFile::open(&a.file, false).context("cannot open the input")?;
     let name = show_path(&a.file);
     let report = scan(
         file.bytes(),
         ScanOptions {
             deep: false,
-            verify_trailer: !a.skip_hash_check,
+            verify_trailer: a.verify_hash,
         },
     );
     let Some(json) = StatusJson::new(&name, &report) else {
@@ -198,7 +199,7 @@ fn list_or_none(v: &[String]) -> String {
 fn write_table(out: &mut dyn Write, s: &StatusJson<'_>) -> anyhow::Result<()> {
     let trailer = match s.trailer {
         Trailer::Absent => "absent (raw db copy)".to_string(),
-        Trailer::Unverified { .. } => "present (not verified)".to_string(),
+        Trailer::Unverified { .. } => "present (not verified: use --verify-hash, or check)".to_string(),
         Trailer::Valid { .. } => "present, matches".to_string(),
         Trailer::Mismatch { .. } => "present, DOES NOT MATCH".to_string(),
     };

@@ -6,16 +6,16 @@
 //! check runs it deep and verifies the trailer on a second thread while the
 //! tree is walked.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-
-use prost::Message;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::bolt::check::{PageCounts, StructureReport};
 use crate::bolt::walk::{Visitor, WalkStats};
 use crate::bolt::{self, Db, LeafElem, MetaChoice, Node, show_key};
-use crate::pb::mvccpb::KeyValue;
+use crate::keyhash::KeyMap;
 use crate::report::{Finding, Findings, Severity};
 
+use super::kv::KeyValueRef;
 use super::revision::RevKey;
 use super::schema::{
     self, Alarm, AuthInfo, ClusterInfo, Lease, Member, MetaInfo, decode_alarm, decode_lease, decode_member,
@@ -112,6 +112,107 @@ impl DbReport {
     }
 }
 
+/// etcd's snapshot hash: CRC-32C over bucket names, keys and values in walk
+/// order.
+///
+/// A leaf element's value always follows its key in the node, and bbolt packs
+/// consecutive elements back to back, so the pairs of a leaf usually form one
+/// contiguous run: it is hashed as one slice instead of two per pair. A pair
+/// that does not continue the run starts a new one, so the result does not
+/// depend on the layout. Runs are handed in batches to a second thread that
+/// computes the CRC while the walk goes on.
+struct Hasher<'a> {
+    base: &'a [u8],
+    start: usize,
+    end: usize,
+    batch: Vec<&'a [u8]>,
+    out: Option<std::sync::mpsc::SyncSender<Vec<&'a [u8]>>>,
+}
+
+/// Runs per batch sent to the CRC thread (a leaf is usually one run).
+const HASH_BATCH: usize = 256;
+
+impl<'a> Hasher<'a> {
+    fn new(out: std::sync::mpsc::SyncSender<Vec<&'a [u8]>>) -> Hasher<'a> {
+        Hasher {
+            base: &[],
+            start: 0,
+            end: 0,
+            batch: Vec::with_capacity(HASH_BATCH),
+            out: Some(out),
+        }
+    }
+
+    fn push(&mut self, b: &'a [u8]) {
+        self.batch.push(b);
+        if self.batch.len() == HASH_BATCH {
+            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(HASH_BATCH));
+            self.send(full);
+        }
+    }
+
+    fn flush_run(&mut self) {
+        if self.end > self.start {
+            let run = &self.base[self.start..self.end];
+            self.push(run);
+        }
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// Hashes `b` on its own (bucket names, nested bucket keys).
+    fn update(&mut self, b: &'a [u8]) {
+        self.flush_run();
+        self.push(b);
+    }
+
+    /// Hashes a key then its value; both lie in `node` with the value right
+    /// after the key (as `Node::leaf` returns them).
+    fn update_pair(&mut self, node: &'a [u8], key: &'a [u8], value: &'a [u8]) {
+        let ks = (key.as_ptr() as usize).wrapping_sub(node.as_ptr() as usize);
+        let ve = ks.wrapping_add(key.len()).wrapping_add(value.len());
+        let contiguous = ve <= node.len() && value.as_ptr() == key.as_ptr().wrapping_add(key.len());
+        if !contiguous {
+            self.update(key);
+            self.update(value);
+            return;
+        }
+        if !(std::ptr::eq(self.base, node) && ks == self.end && self.end > self.start) {
+            self.flush_run();
+            self.base = node;
+            self.start = ks;
+        }
+        self.end = ve;
+    }
+
+    fn send(&mut self, batch: Vec<&'a [u8]>) {
+        if let Some(out) = &self.out {
+            // The receiver lives until the walk ends; a send can only fail if
+            // it panicked, and then the join reports it.
+            let _ = out.send(batch);
+        }
+    }
+
+    /// Sends what is left and closes the channel, which ends the CRC thread.
+    fn finish(&mut self) {
+        self.flush_run();
+        let rest = std::mem::take(&mut self.batch);
+        self.send(rest);
+        self.out = None;
+    }
+}
+
+/// The CRC thread: CRC-32C over every slice received, in order.
+fn crc_worker(rx: std::sync::mpsc::Receiver<Vec<&[u8]>>) -> u32 {
+    let mut crc = 0;
+    for batch in rx {
+        for s in batch {
+            crc = crc32c::crc32c_append(crc, s);
+        }
+    }
+    crc
+}
+
 /// Per-key history state for deep checks.
 #[derive(Clone, Copy, Debug)]
 struct KeyState {
@@ -125,7 +226,7 @@ struct KeyState {
 
 struct Scan<'a> {
     opts: ScanOptions,
-    hash: u32,
+    hash: Hasher<'a>,
     bucket: Option<&'a [u8]>,
     total_key: u64,
     buckets: Vec<BucketCount>,
@@ -141,7 +242,7 @@ struct Scan<'a> {
     findings: Findings,
     /// Compaction boundary for history rules (read before the walk).
     compact: i64,
-    states: HashMap<Vec<u8>, KeyState>,
+    states: KeyMap<&'a [u8], KeyState>,
     /// Set once the walk could not read part of the `key` bucket: history
     /// findings after that may be consequences rather than separate damage.
     key_tree_damaged: bool,
@@ -181,7 +282,7 @@ impl<'a> Scan<'a> {
         if !self.opts.deep {
             return;
         }
-        let kv = match KeyValue::decode(e.value) {
+        let kv = match KeyValueRef::decode(e.value) {
             Ok(kv) => kv,
             Err(err) => {
                 self.finding(
@@ -200,7 +301,7 @@ impl<'a> Scan<'a> {
         self.check_kv(node, index, rk, &kv);
     }
 
-    fn check_kv(&mut self, node: &Node<'a>, index: usize, rk: RevKey, kv: &KeyValue) {
+    fn check_kv(&mut self, node: &Node<'a>, index: usize, rk: RevKey, kv: &KeyValueRef<'a>) {
         let main = rk.rev.main;
         let rev = rk.rev;
         if kv.key.is_empty() {
@@ -213,7 +314,7 @@ impl<'a> Scan<'a> {
             );
             return;
         }
-        let shown = show_key(&kv.key);
+        let shown = bolt::KeyDisplay(kv.key);
         if rk.tombstone {
             if kv.create_revision != 0 || kv.mod_revision != 0 || kv.version != 0 || !kv.value.is_empty() {
                 self.finding(
@@ -260,7 +361,12 @@ impl<'a> Scan<'a> {
             }
         }
         let compact = self.compact;
-        let prev = self.states.get(kv.key.as_slice()).copied();
+        let scheduled = self.meta.scheduled_compact_rev.unwrap_or(compact);
+        let slot = self.states.entry(kv.key);
+        let prev = match &slot {
+            Entry::Occupied(o) => Some(*o.get()),
+            Entry::Vacant(_) => None,
+        };
         let mut problem: Option<(&'static str, String)> = None;
         let next = match (prev, rk.tombstone) {
             (None, true) => {
@@ -358,11 +464,19 @@ impl<'a> Scan<'a> {
         let mut next = next;
         if main <= compact {
             next.below_compact += 1;
-            if next.below_compact == 2 && self.meta.scheduled_compact_rev.unwrap_or(compact) <= compact {
+            if next.below_compact == 2 && scheduled <= compact {
                 problem = problem.or(Some((
                     "uncompacted-revision",
                     format!("{shown}: more than one revision at or below the compact revision {compact} survives (a compaction did not finish)"),
                 )));
+            }
+        }
+        match slot {
+            Entry::Occupied(mut o) => {
+                o.insert(next);
+            }
+            Entry::Vacant(v) => {
+                v.insert(next);
             }
         }
         if let Some((code, mut msg)) = problem {
@@ -375,12 +489,6 @@ impl<'a> Scan<'a> {
                 Severity::Error
             };
             self.finding(sev, code, node, index, msg);
-        }
-        match self.states.get_mut(kv.key.as_slice()) {
-            Some(s) => *s = next,
-            None => {
-                self.states.insert(kv.key.clone(), next);
-            }
         }
     }
 
@@ -421,7 +529,7 @@ impl<'a> Visitor<'a> for Scan<'a> {
     fn entry(&mut self, path: &[&'a [u8]], node: &Node<'a>, index: usize, e: &LeafElem<'a>) {
         match path {
             [] => {
-                self.hash = crc32c::crc32c_append(self.hash, e.key);
+                self.hash.update(e.key);
                 self.bucket = Some(e.key);
                 self.buckets.push(BucketCount {
                     name: String::from_utf8_lossy(e.key).into_owned(),
@@ -441,10 +549,10 @@ impl<'a> Visitor<'a> for Scan<'a> {
                 }
             }
             [bucket] => {
-                self.hash = crc32c::crc32c_append(self.hash, e.key);
                 if !e.is_bucket() {
-                    self.hash = crc32c::crc32c_append(self.hash, e.value);
+                    self.hash.update_pair(node.data, e.key, e.value);
                 } else {
+                    self.hash.update(e.key);
                     self.finding(
                         Severity::Warning,
                         "nested-bucket",
@@ -503,9 +611,10 @@ pub fn scan(data: &[u8], opts: ScanOptions) -> DbReport {
         .finished_compact_rev
         .max(pre.scheduled_compact_rev)
         .unwrap_or(-1);
+    let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel(16);
     let mut s = Scan {
         opts,
-        hash: 0,
+        hash: Hasher::new(hash_tx),
         bucket: None,
         total_key: 0,
         buckets: Vec::new(),
@@ -523,22 +632,25 @@ pub fn scan(data: &[u8], opts: ScanOptions) -> DbReport {
         auth: AuthInfo::default(),
         findings: Findings::default(),
         compact,
-        states: HashMap::new(),
+        states: KeyMap::default(),
         key_tree_damaged: false,
     };
-    let (structure, trailer) = if opts.verify_trailer && trailer::has_trailer(file_size) {
-        std::thread::scope(|sc| {
-            let t = sc.spawn(|| trailer::verify(data));
-            let st = bolt::check::check(image, &mut s);
-            (st, t.join().unwrap_or(Trailer::Absent))
-        })
-    } else {
-        (bolt::check::check(image, &mut s), trailer::inspect(data))
-    };
-    finish(file_size, structure, trailer, s)
+    let (structure, trailer, hash) = std::thread::scope(|sc| {
+        let crc = sc.spawn(move || crc_worker(hash_rx));
+        let sha = (opts.verify_trailer && trailer::has_trailer(file_size))
+            .then(|| sc.spawn(|| trailer::verify(data)));
+        let st = bolt::check::check(image, &mut s);
+        s.hash.finish();
+        let trailer = match sha {
+            Some(t) => t.join().expect("sha256 thread"),
+            None => trailer::inspect(data),
+        };
+        (st, trailer, crc.join().expect("crc thread"))
+    });
+    finish(file_size, structure, trailer, hash, s)
 }
 
-fn finish(file_size: u64, st: StructureReport, trailer: Trailer, s: Scan<'_>) -> DbReport {
+fn finish(file_size: u64, st: StructureReport, trailer: Trailer, hash: u32, s: Scan<'_>) -> DbReport {
     let mut findings = st.findings;
     let incomplete = st.walk.problems > 0 || st.meta.is_none();
     let revision = s
@@ -607,7 +719,7 @@ fn finish(file_size: u64, st: StructureReport, trailer: Trailer, s: Scan<'_>) ->
         meta_choice: st.meta,
         pages: st.pages,
         walk: st.walk,
-        hash: s.hash,
+        hash,
         revision,
         total_key: s.total_key,
         total_size,
@@ -632,7 +744,7 @@ fn schema_findings(
     meta: &MetaInfo,
     members: &[Member],
     leases: &[Lease],
-    states: &HashMap<Vec<u8>, KeyState>,
+    states: &KeyMap<&[u8], KeyState>,
     deep: bool,
     out: &mut Findings,
 ) {
