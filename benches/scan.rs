@@ -39,7 +39,7 @@ fn main() {
         );
         return;
     }
-    let f = MappedFile::open(&path, true).expect("open bench file");
+    let f = MappedFile::open(&path).expect("open bench file");
     let data = f.bytes();
     let n = data.len() as u64;
     println!("{} ({} bytes)", path.display(), n);

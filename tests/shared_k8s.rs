@@ -85,7 +85,7 @@ fn keyspace_equals_what_real_etcd_serves_after_restore() {
         std::fs::write(&dump, etcd.ctl(&["get", "", "--prefix", "-w", "json"])).unwrap();
         etcd.stop();
         let (want_rev, want) = etcdctl_get(&dump);
-        let f = MappedFile::open(&s, false).unwrap();
+        let f = MappedFile::open(&s).unwrap();
         let (db, _) = Db::open(trailer::image(f.bytes())).unwrap();
         let snap = read_at(&db, None).unwrap();
         assert_eq!(snap.revision, want_rev, "{}", s.display());

@@ -87,7 +87,7 @@ fn keys_and_revisions_equal_etcdctl_get() {
         for (file, _, get) in cases(&vdir, &tmp) {
             let Some(get) = get else { continue };
             let (want_rev, want) = etcdctl_get(&get);
-            let f = MappedFile::open(&file, false).unwrap();
+            let f = MappedFile::open(&file).unwrap();
             let (db, _) = Db::open(trailer::image(f.bytes())).unwrap();
             let snap = read_at(&db, None).unwrap();
             assert_eq!(snap.revision, want_rev, "{}: head revision", file.display());
@@ -113,7 +113,7 @@ fn keys_and_revisions_equal_etcdctl_get() {
 fn keyspace_at_every_past_revision_equals_etcdctl_get_rev() {
     let mut revs = 0;
     for vdir in version_dirs() {
-        let f = MappedFile::open(&vdir.join("single.snapshot.db"), false).unwrap();
+        let f = MappedFile::open(&vdir.join("single.snapshot.db")).unwrap();
         let (db, _) = Db::open(trailer::image(f.bytes())).unwrap();
         for e in std::fs::read_dir(vdir.join("single.expect")).unwrap() {
             let p = e.unwrap().path();

@@ -88,7 +88,7 @@ struct Summary {
 /// Checks one file fully.
 pub fn check_file(path: &std::path::Path) -> FileCheck {
     let name = show_path(path);
-    let file = match MappedFile::open(path, true) {
+    let file = match MappedFile::open(path) {
         Ok(f) => f,
         Err(e) => {
             return FileCheck {

@@ -148,7 +148,7 @@ pub(super) fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
-    let file = MappedFile::open(&a.file, false).context("cannot open the input")?;
+    let file = MappedFile::open(&a.file).context("cannot open the input")?;
     let name = show_path(&a.file);
     let report = scan(
         file.bytes(),
