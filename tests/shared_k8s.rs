@@ -83,6 +83,60 @@ fn keyspace_equals_what_real_etcd_serves_after_restore() {
         });
         let dump = tmp.path().join("get.json");
         std::fs::write(&dump, etcd.ctl(&["get", "", "--prefix", "-w", "json"])).unwrap();
+        // HashKV and a read at a past revision, from the live member and from us.
+        let status = run(&["status", "-o", "json", s.to_str().unwrap()]).json();
+        let compact = status["compactRevision"].as_i64().unwrap();
+        let head = status["revision"].as_i64().unwrap();
+        for rev in [0, compact + 1, (compact + head) / 2] {
+            let live: serde_json::Value = serde_json::from_str(&etcd.ctl(&[
+                "endpoint",
+                "hashkv",
+                "--rev",
+                &rev.to_string(),
+                "-w",
+                "json",
+            ]))
+            .unwrap();
+            let ours = run(&[
+                "hashkv",
+                "-o",
+                "json",
+                s.to_str().unwrap(),
+                "--rev",
+                &rev.to_string(),
+            ])
+            .json();
+            assert_eq!(
+                ours["hash"],
+                live[0]["HashKV"]["hash"],
+                "{}: hashkv at {rev}",
+                s.display()
+            );
+        }
+        let past = (compact + head) / 2;
+        let live: serde_json::Value = serde_json::from_str(&etcd.ctl(&[
+            "get",
+            "",
+            "--prefix",
+            "--rev",
+            &past.to_string(),
+            "-w",
+            "json",
+        ]))
+        .unwrap();
+        let ours = run(&[
+            "get",
+            "-o",
+            "json",
+            s.to_str().unwrap(),
+            "",
+            "--prefix",
+            "--rev",
+            &past.to_string(),
+        ])
+        .json();
+        assert_eq!(ours["kvs"], live["kvs"], "{}: get at {past}", s.display());
+        assert_eq!(ours["count"], live["count"]);
         etcd.stop();
         let (want_rev, want) = etcdctl_get(&dump);
         let f = MappedFile::open(&s).unwrap();

@@ -161,8 +161,10 @@ pub(super) fn run(
             Verdict::Damaged => summary.damaged += 1,
             Verdict::Unreadable => summary.unreadable += 1,
         }
-        if fmt == Format::Table {
-            write_one(out, &c)?;
+        match fmt {
+            Format::Table => write_one(out, &c)?,
+            Format::Lines => render::json_line(out, &c)?,
+            Format::Json => {}
         }
         results.push(c);
     }

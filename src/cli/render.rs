@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use base64::Engine;
 use comfy_table::{ContentArrangement, Table, presets};
 use serde::Serialize;
 
@@ -48,6 +49,45 @@ pub fn json<T: Serialize>(out: &mut dyn Write, v: &T) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut *out, v)?;
     writeln!(out)?;
     Ok(())
+}
+
+/// Writes `v` as compact JSON on one line.
+pub fn json_line<T: Serialize>(out: &mut dyn Write, v: &T) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Bytes as text when they are UTF-8, else as base64 (marked).
+pub fn bytes_text(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_string(),
+        Err(_) => format!("base64:{}", base64::engine::general_purpose::STANDARD.encode(b)),
+    }
+}
+
+/// Inserts `b` into a JSON object as `name` (UTF-8 text) or `name_base64`.
+pub fn put_bytes(obj: &mut serde_json::Map<String, serde_json::Value>, name: &str, b: &[u8]) {
+    match std::str::from_utf8(b) {
+        Ok(s) => obj.insert(name.to_string(), s.into()),
+        Err(_) => obj.insert(
+            format!("{name}_base64"),
+            base64::engine::general_purpose::STANDARD.encode(b).into(),
+        ),
+    };
+}
+
+/// Shortens text for a table cell.
+pub fn preview(s: &str, max: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '.' } else { c })
+        .collect();
+    if s.chars().count() > max {
+        out.push_str("...");
+    }
+    out
 }
 
 /// A table of findings.

@@ -170,6 +170,7 @@ pub(super) fn run(
     };
     match fmt {
         Format::Json => render::json(out, &json)?,
+        Format::Lines => render::json_line(out, &json)?,
         Format::Table => write_table(out, &json)?,
     }
     if !json.problems.is_empty() {

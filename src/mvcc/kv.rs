@@ -1,12 +1,11 @@
 //! Reading the keyspace: the live key-values at the head or at a past
 //! revision, as `etcdctl get "" --prefix [--rev N]` returns them.
 
-use std::collections::BTreeMap;
-
 use crate::bolt::{self, Db};
 use crate::pb::mvccpb::KeyValue;
 
-use super::revision::{RevKey, RevKeyError, Revision};
+use super::index::{Index, KeyRange};
+use super::revision::{RevKeyError, Revision};
 use super::schema::MetaInfo;
 
 /// A `mvccpb.KeyValue` decoded without copying: key and value borrow from the
@@ -243,63 +242,21 @@ pub fn read_meta(db: &Db<'_>) -> Result<MetaInfo, bolt::Error> {
 }
 
 /// The live key-values at `rev` (the head when `None`), like
-/// `etcdctl get "" --prefix --rev N`.
+/// `etcdctl get "" --prefix --rev N`, copied out of the file. For large
+/// keyspaces prefer [`super::index::Index`], which copies nothing.
 pub fn read_at(db: &Db<'_>, rev: Option<i64>) -> Result<Snapshot, KvError> {
-    let meta = read_meta(db)?;
-    let compact = meta.compact_main_rev();
-    let bucket = db.bucket(b"key")?.ok_or(KvError::NoKeyBucket)?;
-    let head = {
-        let mut c = bucket.cursor();
-        match c.last()? {
-            Some(e) => {
-                RevKey::parse(e.key)
-                    .map_err(|source| KvError::RevKey {
-                        page: c.position().map_or(0, |(n, _)| n.loc.pgid().0),
-                        source,
-                    })?
-                    .rev
-                    .main
-            }
-            None => 0,
-        }
-        .max(compact)
-        .max(1)
-    };
-    let at = rev.filter(|r| *r > 0).unwrap_or(head);
-    if at > head {
-        return Err(KvError::Future { rev: at, head });
-    }
-    if at < compact {
-        return Err(KvError::Compacted { rev: at, compact });
-    }
-    let mut live: BTreeMap<Vec<u8>, KeyValue> = BTreeMap::new();
-    let mut c = bucket.cursor();
-    let mut cur = c.first()?;
-    while let Some(e) = cur {
-        let page = c.position().map_or(0, |(n, _)| n.loc.pgid().0);
-        let rk = RevKey::parse(e.key).map_err(|source| KvError::RevKey { page, source })?;
-        if rk.rev.main > at {
-            break;
-        }
-        let kv = KeyValueRef::decode(e.value).map_err(|source| KvError::Decode {
-            page,
-            rev: rk.rev,
-            source,
-        })?;
-        if rk.tombstone {
-            live.remove(kv.key);
-        } else {
-            live.insert(kv.key.to_vec(), kv.to_owned());
-        }
-        cur = c.next_elem()?;
-    }
+    let index = Index::build(db, &KeyRange::All)?;
+    let at = index.check_rev(rev.unwrap_or(0))?;
+    let kvs = index
+        .live_at(at)
+        .map(|(_, r)| r.kv().map(|kv| kv.to_owned()))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Snapshot {
         revision: at,
-        compact_revision: compact,
-        kvs: live.into_values().collect(),
+        compact_revision: index.compact,
+        kvs,
     })
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

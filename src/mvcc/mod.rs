@@ -2,10 +2,13 @@
 //! `meta`, `members`, `lease`, `auth` and `cluster` buckets, the sha256
 //! trailer of snapshot files, and the scan behind `status` and `check`.
 
+pub mod hashkv;
+pub mod index;
 pub mod kv;
 pub mod revision;
 pub mod scan;
 pub mod schema;
+pub mod stats;
 pub mod trailer;
 
 pub use revision::{RevKey, Revision};

@@ -1,0 +1,54 @@
+//! `etcd-rescue hashkv SOURCE [--rev N]`: etcd's HashKV, offline.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::render;
+use super::{EXIT_OK, Format, SourceDb};
+use crate::mvcc::hashkv::hash_kv;
+use crate::mvcc::index::{Index, KeyRange};
+
+/// Arguments of `hashkv`.
+#[derive(Debug, clap::Args)]
+pub struct HashKvArgs {
+    /// A snapshot file, a db file or a data dir.
+    pub source: PathBuf,
+    /// Hash up to this revision (default: the head).
+    #[arg(long, default_value_t = 0)]
+    pub rev: i64,
+}
+
+pub(super) fn run(
+    a: &HashKvArgs,
+    fmt: Format,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    let src = SourceDb::open(&a.source, err)?;
+    let db = match src.db() {
+        Ok(db) => db,
+        Err(e) => return src.damaged(err, e),
+    };
+    let index = match Index::build(&db, &KeyRange::All) {
+        Ok(i) => i,
+        Err(e) => return src.kv_error(err, &e),
+    };
+    let h = match hash_kv(&db, &index, a.rev) {
+        Ok(h) => h,
+        Err(e) => return src.kv_error(err, &e),
+    };
+    match fmt {
+        Format::Json => render::json(out, &h)?,
+        Format::Lines => render::json_line(out, &h)?,
+        Format::Table => {
+            let mut t = render::table(&["HASH", "HASH REVISION", "COMPACT REVISION"]);
+            t.add_row(vec![
+                h.hash.to_string(),
+                h.hash_revision.to_string(),
+                h.compact_revision.to_string(),
+            ]);
+            writeln!(out, "{t}")?;
+        }
+    }
+    Ok(EXIT_OK)
+}

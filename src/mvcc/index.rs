@@ -1,0 +1,397 @@
+//! A key-to-revisions index of the `key` bucket, like etcd's in-memory tree
+//! index: for each user key, every stored revision in order, each pointing at
+//! its stored `KeyValue` bytes in the mapped file.
+//!
+//! Building it reads each revision's key and only the key field of its value
+//! (no value is copied or fully decoded); queries decode just the values they
+//! return. An index can be limited to a key range, so a single-key lookup
+//! keeps only that key's revisions.
+//!
+//! Semantics follow etcd's `keyIndex`: a key's revisions form generations,
+//! each ended by a tombstone; reading at revision R finds the newest revision
+//! at or below R, and a tombstone there means the key does not exist at R.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use crate::bolt::Db;
+use crate::keyhash::KeyMap;
+
+use super::kv::{KeyValueRef, KvError, read_meta};
+use super::revision::{RevKey, Revision};
+
+/// Which user keys a query covers, as etcdctl's key, `--prefix`, `--from-key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyRange {
+    /// Every key.
+    All,
+    /// One key.
+    Exact(Vec<u8>),
+    /// Keys starting with the bytes.
+    Prefix(Vec<u8>),
+    /// Keys greater than or equal to the bytes.
+    FromKey(Vec<u8>),
+}
+
+impl KeyRange {
+    /// Whether `k` is in the range.
+    pub fn contains(&self, k: &[u8]) -> bool {
+        match self {
+            KeyRange::All => true,
+            KeyRange::Exact(x) => k == x.as_slice(),
+            KeyRange::Prefix(p) => k.starts_with(p),
+            KeyRange::FromKey(f) => k >= f.as_slice(),
+        }
+    }
+}
+
+/// One stored revision of a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RevEntry<'a> {
+    /// Its revision.
+    pub rev: Revision,
+    /// Whether it is a delete.
+    pub tombstone: bool,
+    /// The stored `mvccpb.KeyValue` bytes.
+    pub raw: &'a [u8],
+}
+
+impl<'a> RevEntry<'a> {
+    /// Decodes the stored KeyValue (zero-copy).
+    pub fn kv(&self) -> Result<KeyValueRef<'a>, KvError> {
+        KeyValueRef::decode(self.raw).map_err(|source| KvError::Decode {
+            page: 0,
+            rev: self.rev,
+            source,
+        })
+    }
+}
+
+/// A user key (in the index's key arena) and its revisions.
+#[derive(Clone, Copy, Debug)]
+struct KeyEntry {
+    key: (u32, u32),
+    revs: (u32, u32),
+}
+
+/// The index.
+#[derive(Clone, Debug)]
+pub struct Index<'a> {
+    /// Every distinct user key, back to back. Keys are copied here (a few
+    /// percent of the file) so that sorting them touches one compact buffer
+    /// instead of pages all over the mapped file.
+    arena: Vec<u8>,
+    keys: Vec<KeyEntry>,
+    revs: Vec<RevEntry<'a>>,
+    /// etcd's compactMainRev: the last finished compaction, raised to a
+    /// scheduled one (which etcd resumes at start); -1 when none.
+    pub compact: i64,
+    /// etcd's currentRev: the newest main revision (at least the compact revision, at least 1).
+    pub head: i64,
+    /// Raft term from the meta bucket (3.5+), for response headers.
+    pub term: Option<u64>,
+    /// Revisions read from the `key` bucket (all keys, not only the range).
+    pub scanned: u64,
+}
+
+impl<'a> Index<'a> {
+    /// Builds the index of the keys in `range` from the `key` bucket of `db`.
+    pub fn build(db: &Db<'a>, range: &KeyRange) -> Result<Index<'a>, KvError> {
+        let meta = read_meta(db)?;
+        let compact = meta
+            .finished_compact_rev
+            .max(meta.scheduled_compact_rev)
+            .unwrap_or(-1);
+        let bucket = db.bucket(b"key")?.ok_or(KvError::NoKeyBucket)?;
+        // Pass 1: number the distinct keys in first-seen order and copy them
+        // to the arena; remember each revision with its key number.
+        let mut ids: KeyMap<&'a [u8], u32> = KeyMap::default();
+        if !matches!(range, KeyRange::Exact(_)) {
+            // Size the map for a typical few revisions per leaf page, so it
+            // does not rehash a million keys on the way (bounded by the file).
+            ids.reserve(
+                (db.file_pages().min(db.high_water()) as usize)
+                    .saturating_mul(4)
+                    .min(1 << 24),
+            );
+        }
+        let mut arena: Vec<u8> = Vec::new();
+        let mut spans: Vec<(u32, u32)> = Vec::new();
+        let mut flat: Vec<(u32, RevEntry<'a>)> = Vec::new();
+        let mut last_main = 0;
+        let mut scanned = 0u64;
+        let mut c = bucket.cursor();
+        let mut cur = c.first()?;
+        while let Some(e) = cur {
+            let page = c.position().map_or(0, |(n, _)| n.loc.pgid().0);
+            let rk = RevKey::parse(e.key).map_err(|source| KvError::RevKey { page, source })?;
+            let kv = KeyValueRef::decode(e.value).map_err(|source| KvError::Decode {
+                page,
+                rev: rk.rev,
+                source,
+            })?;
+            scanned += 1;
+            last_main = rk.rev.main;
+            if range.contains(kv.key) {
+                let id = *ids.entry(kv.key).or_insert_with(|| {
+                    let off = arena.len() as u32;
+                    arena.extend_from_slice(kv.key);
+                    spans.push((off, kv.key.len() as u32));
+                    (spans.len() - 1) as u32
+                });
+                flat.push((
+                    id,
+                    RevEntry {
+                        rev: rk.rev,
+                        tombstone: rk.tombstone,
+                        raw: e.value,
+                    },
+                ));
+            }
+            cur = c.next_elem()?;
+        }
+        drop(ids);
+        // Pass 2: group revisions by key (a counting sort keeps each key's
+        // revisions in bucket order, which is revision order).
+        let mut start = vec![0u32; spans.len() + 1];
+        for (id, _) in &flat {
+            start[*id as usize + 1] += 1;
+        }
+        for i in 1..start.len() {
+            start[i] += start[i - 1];
+        }
+        let mut fill = start.clone();
+        let mut slots: Vec<Option<RevEntry<'a>>> = vec![None; flat.len()];
+        for (id, r) in flat {
+            let at = &mut fill[id as usize];
+            slots[*at as usize] = Some(r);
+            *at += 1;
+        }
+        let revs: Vec<RevEntry<'a>> = slots.into_iter().map(|r| r.expect("every slot filled")).collect();
+        // Pass 3: order the keys.
+        // Keys share long prefixes (`/registry/...`); compare first the 16
+        // bytes after the prefix common to all keys, as one integer, and only
+        // ties byte by byte.
+        let key_of = |span: (u32, u32)| &arena[span.0 as usize..(span.0 + span.1) as usize];
+        let common = spans.first().map_or(0, |&f| {
+            let first = key_of(f);
+            spans.iter().fold(first.len(), |n, &sp| {
+                let k = key_of(sp);
+                n.min(first.iter().zip(k).take_while(|(a, b)| a == b).count())
+            })
+        });
+        let word = |span: (u32, u32)| {
+            let k = key_of(span);
+            let mut w = [0u8; 16];
+            let tail = &k[common.min(k.len())..];
+            let n = tail.len().min(16);
+            w[..n].copy_from_slice(&tail[..n]);
+            u128::from_be_bytes(w)
+        };
+        let mut order: Vec<(u128, u32)> = (0..spans.len() as u32)
+            .map(|i| (word(spans[i as usize]), i))
+            .collect();
+        order.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| key_of(spans[a.1 as usize]).cmp(key_of(spans[b.1 as usize])))
+        });
+        let order = order.into_iter().map(|(_, id)| id);
+        let keys: Vec<KeyEntry> = order
+            .map(|id| KeyEntry {
+                key: spans[id as usize],
+                revs: (start[id as usize], start[id as usize + 1]),
+            })
+            .collect();
+        Ok(Index {
+            arena,
+            keys,
+            revs,
+            compact,
+            head: last_main.max(compact).max(1),
+            term: meta.term,
+            scanned,
+        })
+    }
+
+    /// Number of distinct user keys in the index (live or not).
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Number of stored revisions in the index.
+    pub fn revision_count(&self) -> usize {
+        self.revs.len()
+    }
+
+    fn slice(&self, e: &KeyEntry) -> &[RevEntry<'a>] {
+        &self.revs[e.revs.0 as usize..e.revs.1 as usize]
+    }
+
+    fn key(&self, e: &KeyEntry) -> &[u8] {
+        &self.arena[e.key.0 as usize..(e.key.0 + e.key.1) as usize]
+    }
+
+    /// Every key with its stored revisions, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[RevEntry<'a>])> + '_ {
+        self.keys.iter().map(|e| (self.key(e), self.slice(e)))
+    }
+
+    /// The stored revisions of one key, oldest first (empty if unknown).
+    pub fn history(&self, key: &[u8]) -> &[RevEntry<'a>] {
+        match self.keys.binary_search_by(|e| self.key(e).cmp(key)) {
+            Ok(i) => self.slice(&self.keys[i]),
+            Err(_) => &[],
+        }
+    }
+
+    /// Checks that `rev` (0 = head) can be read: not compacted, not in the future.
+    pub fn check_rev(&self, rev: i64) -> Result<i64, KvError> {
+        let at = if rev <= 0 { self.head } else { rev };
+        if at > self.head {
+            return Err(KvError::Future {
+                rev: at,
+                head: self.head,
+            });
+        }
+        if at < self.compact {
+            return Err(KvError::Compacted {
+                rev: at,
+                compact: self.compact,
+            });
+        }
+        Ok(at)
+    }
+
+    /// The keys alive at revision `at` with the revision that holds their
+    /// value, in key order. `at` must have passed [`Index::check_rev`].
+    pub fn live_at(&self, at: i64) -> impl Iterator<Item = (&[u8], RevEntry<'a>)> + '_ {
+        self.iter()
+            .filter_map(move |(k, revs)| live(revs, at).map(|r| (k, r)))
+    }
+
+    /// The revisions etcd keeps if the store were compacted at `at`
+    /// (`treeIndex.Keep`): per key, the newest revision at or below `at` in
+    /// the first generation that reaches `at` (or the last generation),
+    /// except a tombstone that closes its generation.
+    pub fn keep(&self, at: i64) -> HashSet<Revision> {
+        let mut keep = HashSet::new();
+        for (_, revs) in self.iter() {
+            let gens = generations(revs);
+            let Some(last_gen) = gens.len().checked_sub(1) else {
+                continue;
+            };
+            // The first generation whose last revision is >= at, else the last.
+            let mut gi = 0;
+            while gi < last_gen {
+                let g = &revs[gens[gi].clone()];
+                if g.last().is_some_and(|r| r.rev.main >= at) {
+                    break;
+                }
+                gi += 1;
+            }
+            let g = &revs[gens[gi].clone()];
+            let n = g.partition_point(|r| r.rev.main <= at);
+            if n == 0 {
+                continue;
+            }
+            let r = &g[n - 1];
+            let closes_generation = n == g.len() && r.tombstone && gi != last_gen;
+            if !closes_generation {
+                keep.insert(r.rev);
+            }
+        }
+        keep
+    }
+}
+
+/// The newest revision of `revs` at or below `at`, unless it is a delete.
+pub fn live<'a>(revs: &[RevEntry<'a>], at: i64) -> Option<RevEntry<'a>> {
+    let n = revs.partition_point(|r| r.rev.main <= at);
+    let r = revs.get(n.checked_sub(1)?)?;
+    (!r.tombstone).then_some(*r)
+}
+
+/// Splits a key's revisions into etcd's generations: each generation ends
+/// with a tombstone, and a tombstone on an already-ended generation is ignored
+/// (etcd's index refuses it). The last generation may be empty, which is
+/// represented by its absence (a key whose last revision is a delete has as
+/// many generations as tombstones; etcd's trailing empty generation is never
+/// selected by `keep` because it has no revision at or below any `at`).
+fn generations(revs: &[RevEntry<'_>]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, r) in revs.iter().enumerate() {
+        if r.tombstone {
+            if i > start || out.is_empty() {
+                out.push(start..i + 1);
+            }
+            start = i + 1;
+        }
+    }
+    if start < revs.len() {
+        out.push(start..revs.len());
+    } else {
+        // etcd's trailing empty generation: it counts when choosing the
+        // generation (a closed generation is then never the last one).
+        out.push(revs.len()..revs.len());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rev(main: i64, tomb: bool) -> RevEntry<'static> {
+        RevEntry {
+            rev: Revision { main, sub: 0 },
+            tombstone: tomb,
+            raw: &[],
+        }
+    }
+
+    #[test]
+    fn generations_and_keep_follow_etcd() {
+        // put(1) put(2) tomb(3) put(4) tomb(5): etcd's keyIndex example.
+        let revs = [
+            rev(1, false),
+            rev(2, false),
+            rev(3, true),
+            rev(4, false),
+            rev(5, true),
+        ];
+        let g = generations(&revs);
+        assert_eq!(g, vec![0..3, 3..5, 5..5]);
+        let index = Index {
+            arena: b"foo".to_vec(),
+            keys: vec![KeyEntry {
+                key: (0, 3),
+                revs: (0, 5),
+            }],
+            revs: revs.to_vec(),
+            compact: -1,
+            head: 5,
+            term: None,
+            scanned: 5,
+        };
+        let keep_at = |at: i64| -> Vec<i64> { index.keep(at).into_iter().map(|r| r.main).collect() };
+        // compact(2) keeps 2; compact(3) would keep the tombstone 3 but keep() skips it.
+        assert_eq!(keep_at(2), vec![2]);
+        assert_eq!(keep_at(3), Vec::<i64>::new());
+        assert_eq!(keep_at(4), vec![4]);
+        assert_eq!(keep_at(5), Vec::<i64>::new());
+        assert_eq!(keep_at(6), Vec::<i64>::new());
+        // live: deleted at 3, alive again at 4, deleted at 5.
+        assert!(live(&revs, 2).is_some());
+        assert!(live(&revs, 3).is_none());
+        assert_eq!(live(&revs, 4).unwrap().rev.main, 4);
+        assert!(live(&revs, 9).is_none());
+        assert!(live(&revs, 0).is_none());
+    }
+
+    #[test]
+    fn double_tombstone_is_ignored_like_etcd() {
+        let revs = [rev(1, false), rev(2, true), rev(3, true), rev(4, false)];
+        assert_eq!(generations(&revs), vec![0..2, 3..4]);
+    }
+}
