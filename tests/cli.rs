@@ -19,7 +19,17 @@ fn version_and_help_with_examples() {
     assert!(v.out.starts_with("etcd-rescue "), "{}", v.out);
     let h = run_bin(&["--help"]);
     assert_eq!(h.code, 0);
-    for needle in ["status", "check", "get", "history", "diff", "hashkv", "stats", "Examples:", "Exit codes"] {
+    for needle in [
+        "status",
+        "check",
+        "get",
+        "history",
+        "diff",
+        "hashkv",
+        "stats",
+        "Examples:",
+        "Exit codes",
+    ] {
         assert!(h.out.contains(needle), "--help lacks {needle}: {}", h.out);
     }
     for cmd in ["status", "check", "get", "history", "diff", "hashkv", "stats"] {

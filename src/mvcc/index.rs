@@ -125,18 +125,19 @@ impl<'a> Index<'a> {
         while let Some(e) = cur {
             let page = c.position().map_or(0, |(n, _)| n.loc.pgid().0);
             let rk = RevKey::parse(e.key).map_err(|source| KvError::RevKey { page, source })?;
-            let kv = KeyValueRef::decode(e.value).map_err(|source| KvError::Decode {
+            // Only the key field is read; values are decoded when a query needs them.
+            let key = KeyValueRef::key_of(e.value).map_err(|source| KvError::Decode {
                 page,
                 rev: rk.rev,
                 source,
             })?;
             scanned += 1;
             last_main = rk.rev.main;
-            if range.contains(kv.key) {
-                let id = *ids.entry(kv.key).or_insert_with(|| {
+            if range.contains(key) {
+                let id = *ids.entry(key).or_insert_with(|| {
                     let off = arena.len() as u32;
-                    arena.extend_from_slice(kv.key);
-                    spans.push((off, kv.key.len() as u32));
+                    arena.extend_from_slice(key);
+                    spans.push((off, key.len() as u32));
                     (spans.len() - 1) as u32
                 });
                 flat.push((

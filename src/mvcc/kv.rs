@@ -159,6 +159,21 @@ impl<'a> KeyValueRef<'a> {
         Ok(kv)
     }
 
+    /// The user key alone, reading no further than the key field when it
+    /// comes first (as etcd writes it); otherwise a full decode.
+    pub fn key_of(b: &'a [u8]) -> Result<&'a [u8], KvDecodeError> {
+        if b.first() == Some(&0x0a) {
+            let mut pos = 1;
+            if let Ok(len) = varint(b, &mut pos)
+                && let Some(end) = usize::try_from(len).ok().and_then(|l| pos.checked_add(l))
+                && end <= b.len()
+            {
+                return Ok(&b[pos..end]);
+            }
+        }
+        KeyValueRef::decode(b).map(|kv| kv.key)
+    }
+
     /// An owned copy.
     pub fn to_owned(&self) -> KeyValue {
         KeyValue {
@@ -281,5 +296,7 @@ mod tests {
         assert!(KeyValueRef::decode(&[0x0f]).is_err());
         assert!(KeyValueRef::decode(&[0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
         assert_eq!(KeyValueRef::decode(&[]).unwrap(), KeyValueRef::default());
+        assert_eq!(KeyValueRef::key_of(&bytes).unwrap(), kv.key.as_slice());
+        assert!(KeyValueRef::key_of(&[0x0a, 0x05, b'a']).is_err());
     }
 }
