@@ -13,7 +13,8 @@
 //! - [`bucket`]: buckets (regular and inline), cursors and lookups;
 //! - [`freelist`]: the freelist page (absent in etcd files);
 //! - [`walk`]: a tolerant whole-tree walk that reports every problem;
-//! - [`check`]: the structural check built on the walk.
+//! - [`check`]: the structural check built on the walk;
+//! - [`writer`]: the one writer of bbolt files (restore, salvage).
 
 pub mod bucket;
 mod bytes;
@@ -24,6 +25,7 @@ pub mod meta;
 pub mod node;
 pub mod page;
 pub mod walk;
+pub mod writer;
 
 pub use bucket::{Bucket, Cursor};
 pub use error::{Error, KeyDisplay, NodeLoc, show_key};
