@@ -4,6 +4,7 @@
 //! Layers, from the bytes up:
 //! - [`bolt`]: a read-only, corruption-tolerant bbolt reader;
 //! - [`mvcc`]: etcd's backend schema, `status` and `check` scans;
+//! - [`batch`]: verifying whole backup stores with a catalog;
 //! - [`report`]: findings with severity and location;
 //! - [`source`]: read-only mapped input files;
 //! - [`cli`]: the command line (rendering only, no format logic).
@@ -14,6 +15,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod bolt;
 pub mod cli;
 pub mod keyhash;

@@ -157,3 +157,49 @@ impl Findings {
         self.items.sort_by_key(|f| std::cmp::Reverse(f.severity));
     }
 }
+
+/// The verdict on one file or data dir.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// No warnings or errors.
+    Ok,
+    /// Warnings only: usable, but look at them.
+    Warnings,
+    /// Errors: damaged or inconsistent.
+    Damaged,
+    /// Could not be read at all (missing, permission denied, bad archive).
+    Unreadable,
+    /// Not etcd data (batch verification lists such files and goes on).
+    Skipped,
+}
+
+impl Verdict {
+    /// The verdict a set of findings earns.
+    pub fn of(f: &Findings) -> Verdict {
+        let (errors, warnings) = (f.count(Severity::Error), f.count(Severity::Warning));
+        if errors > 0 || (f.has_problems() && warnings == 0) {
+            Verdict::Damaged
+        } else if warnings > 0 {
+            Verdict::Warnings
+        } else {
+            Verdict::Ok
+        }
+    }
+
+    /// Lowercase word.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Warnings => "warnings",
+            Verdict::Damaged => "damaged",
+            Verdict::Unreadable => "unreadable",
+            Verdict::Skipped => "skipped",
+        }
+    }
+
+    /// Whether a backup with this verdict can be relied on (ok or warnings).
+    pub fn passes(self) -> bool {
+        matches!(self, Verdict::Ok | Verdict::Warnings)
+    }
+}

@@ -353,16 +353,25 @@ fn random_damage_never_panics() {
             let cut = (rng(&mut seed) % b.len() as u64) as usize;
             b.truncate(cut);
         }
-        // Both the shallow and deep scans must return, never panic or hang.
+        // Both the shallow and deep scans must return, never panic or hang,
+        // and one thread must find exactly what three threads find.
         for deep in [false, true] {
-            let r = etcd_rescue::mvcc::scan(
-                &b,
-                etcd_rescue::mvcc::ScanOptions {
-                    deep,
-                    verify_trailer: true,
-                },
-            );
-            let _ = r.findings.has_problems();
+            let scan = |single_thread| {
+                etcd_rescue::mvcc::scan(
+                    &b,
+                    etcd_rescue::mvcc::ScanOptions {
+                        deep,
+                        verify_trailer: true,
+                        file_digest: true,
+                        single_thread,
+                    },
+                )
+            };
+            let (a, one) = (scan(false), scan(true));
+            assert_eq!(a.hash, one.hash);
+            assert_eq!(a.trailer, one.trailer);
+            assert_eq!(a.file_sha256, one.file_sha256);
+            assert_eq!(a.findings.items(), one.findings.items());
         }
     }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::render;
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, Format, show_path};
 use crate::mvcc::{DbReport, ScanOptions, Trailer, scan};
-use crate::report::{Finding, Severity};
+use crate::report::{Finding, Severity, Verdict};
 use crate::source::MappedFile;
 
 /// Arguments of `check`.
@@ -16,20 +16,6 @@ pub struct CheckArgs {
     /// Snapshot files (`etcdctl snapshot save`) or db files (`member/snap/db`).
     #[arg(required = true)]
     pub files: Vec<std::path::PathBuf>,
-}
-
-/// The verdict on one file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// No warnings or errors.
-    Ok,
-    /// Warnings only: usable, but look at them.
-    Warnings,
-    /// Errors: the file is damaged or inconsistent.
-    Damaged,
-    /// The file could not be read at all (missing, permission denied).
-    Unreadable,
 }
 
 /// The JSON form of one file's check.
@@ -112,6 +98,8 @@ pub fn check_file(path: &std::path::Path) -> FileCheck {
         ScanOptions {
             deep: true,
             verify_trailer: true,
+            file_digest: false,
+            single_thread: false,
         },
     );
     from_report(name, &r)
@@ -120,13 +108,7 @@ pub fn check_file(path: &std::path::Path) -> FileCheck {
 fn from_report(file: String, r: &DbReport) -> FileCheck {
     let errors = r.findings.count(Severity::Error);
     let warnings = r.findings.count(Severity::Warning);
-    let verdict = if errors > 0 || (r.findings.has_problems() && warnings == 0) {
-        Verdict::Damaged
-    } else if warnings > 0 {
-        Verdict::Warnings
-    } else {
-        Verdict::Ok
-    };
+    let verdict = Verdict::of(&r.findings);
     let opened = r.meta_choice.is_some();
     FileCheck {
         file,
@@ -159,7 +141,7 @@ pub(super) fn run(
             Verdict::Ok => summary.ok += 1,
             Verdict::Warnings => summary.warnings += 1,
             Verdict::Damaged => summary.damaged += 1,
-            Verdict::Unreadable => summary.unreadable += 1,
+            Verdict::Unreadable | Verdict::Skipped => summary.unreadable += 1,
         }
         match fmt {
             Format::Table => write_one(out, &c)?,
@@ -205,7 +187,7 @@ fn write_one(out: &mut dyn Write, c: &FileCheck) -> anyhow::Result<()> {
         _ => "",
     };
     match c.verdict {
-        Verdict::Unreadable => {
+        Verdict::Unreadable | Verdict::Skipped => {
             writeln!(
                 out,
                 "{}: UNREADABLE: {}",

@@ -24,6 +24,7 @@ mod history;
 pub mod render;
 mod stats;
 mod status;
+mod verify;
 
 /// Exit code: no problems.
 pub const EXIT_OK: i32 = 0;
@@ -123,6 +124,13 @@ pub enum Command {
         after_help = "Example:\n  etcd-rescue stats snapshot.db\n  etcd-rescue stats --depth 3 --top 20 -o json /var/lib/etcd\n\nExit codes: 0 done, 1 the db is damaged, 2 could not run."
     )]
     Stats(stats::StatsArgs),
+    /// Verify whole backup stores: every snapshot, db and data dir under the
+    /// paths (also inside gzip, zstd, zip and tar files), fully checked in
+    /// parallel, remembered in a catalog, with policies for cron.
+    #[command(
+        after_help = "Example:\n  etcd-rescue verify /backups/etcd/\n  etcd-rescue verify --max-age 26h --expect-growth --require-hash '/backups/*/etcd-snapshot-*.zip'\n  etcd-rescue verify --history\n\nExit codes: 0 every backup passes, 1 a backup is damaged or unreadable or a policy fails, 2 could not run (missing path, bad catalog)."
+    )]
+    Verify(verify::VerifyArgs),
 }
 
 /// Parses `args` and runs the command, writing to `out` and `err`.
@@ -153,6 +161,7 @@ where
         Command::Diff(a) => diff::run(a, cli.output, out, err),
         Command::Hashkv(a) => hashkv::run(a, cli.output, out, err),
         Command::Stats(a) => stats::run(a, cli.output, out, err),
+        Command::Verify(a) => verify::run(a, cli.output, out, err),
     };
     match result {
         Ok(code) => code,

@@ -155,6 +155,8 @@ pub(super) fn run(
         ScanOptions {
             deep: false,
             verify_trailer: a.verify_hash,
+            file_digest: false,
+            single_thread: false,
         },
     );
     let Some(json) = StatusJson::new(&name, &report) else {

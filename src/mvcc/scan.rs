@@ -30,6 +30,12 @@ pub struct ScanOptions {
     pub deep: bool,
     /// Verify the sha256 trailer (on a second thread).
     pub verify_trailer: bool,
+    /// Also compute the SHA-256 of the whole file (on the same second thread;
+    /// a content fingerprint for catalogs).
+    pub file_digest: bool,
+    /// Run on one thread: no CRC or SHA-256 threads (for callers that
+    /// already keep every core busy with other files).
+    pub single_thread: bool,
 }
 
 /// Key counts per top-level bucket.
@@ -103,6 +109,8 @@ pub struct DbReport {
     pub findings: Findings,
     /// Whether the walk ran into structural problems (counts are then partial).
     pub incomplete: bool,
+    /// SHA-256 of the whole file, when asked for.
+    pub file_sha256: Option<String>,
 }
 
 impl DbReport {
@@ -127,6 +135,8 @@ struct Hasher<'a> {
     end: usize,
     batch: Vec<&'a [u8]>,
     out: Option<std::sync::mpsc::SyncSender<Vec<&'a [u8]>>>,
+    /// Set when hashing on the calling thread instead of a CRC thread.
+    inline: Option<u32>,
 }
 
 /// Runs per batch sent to the CRC thread (a leaf is usually one run).
@@ -140,10 +150,27 @@ impl<'a> Hasher<'a> {
             end: 0,
             batch: Vec::with_capacity(HASH_BATCH),
             out: Some(out),
+            inline: None,
+        }
+    }
+
+    /// A hasher that computes the CRC on the calling thread.
+    fn inline() -> Hasher<'a> {
+        Hasher {
+            base: &[],
+            start: 0,
+            end: 0,
+            batch: Vec::new(),
+            out: None,
+            inline: Some(0),
         }
     }
 
     fn push(&mut self, b: &'a [u8]) {
+        if let Some(crc) = &mut self.inline {
+            *crc = crc32c::crc32c_append(*crc, b);
+            return;
+        }
         self.batch.push(b);
         if self.batch.len() == HASH_BATCH {
             let full = std::mem::replace(&mut self.batch, Vec::with_capacity(HASH_BATCH));
@@ -612,9 +639,14 @@ pub fn scan(data: &[u8], opts: ScanOptions) -> DbReport {
         .max(pre.scheduled_compact_rev)
         .unwrap_or(-1);
     let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel(16);
+    let hasher = if opts.single_thread {
+        Hasher::inline()
+    } else {
+        Hasher::new(hash_tx)
+    };
     let mut s = Scan {
         opts,
-        hash: Hasher::new(hash_tx),
+        hash: hasher,
         bucket: None,
         total_key: 0,
         buckets: Vec::new(),
@@ -635,19 +667,34 @@ pub fn scan(data: &[u8], opts: ScanOptions) -> DbReport {
         states: KeyMap::default(),
         key_tree_damaged: false,
     };
-    let (structure, trailer, hash) = std::thread::scope(|sc| {
-        let crc = sc.spawn(move || crc_worker(hash_rx));
-        let sha = (opts.verify_trailer && trailer::has_trailer(file_size))
-            .then(|| sc.spawn(|| trailer::verify(data)));
+    let want_sha = opts.file_digest || (opts.verify_trailer && trailer::has_trailer(file_size));
+    let sha_result = |(t, d): (Trailer, [u8; 32])| (t, opts.file_digest.then_some(d));
+    let (structure, trailer, digest, hash) = if opts.single_thread {
         let st = bolt::check::check(image, &mut s);
-        s.hash.finish();
-        let trailer = match sha {
-            Some(t) => t.join().expect("sha256 thread"),
-            None => trailer::inspect(data),
+        s.hash.flush_run();
+        let crc = s.hash.inline.unwrap_or(0);
+        let (t, d) = if want_sha {
+            sha_result(trailer::verify_with_digest(data))
+        } else {
+            (trailer::inspect(data), None)
         };
-        (st, trailer, crc.join().expect("crc thread"))
-    });
-    finish(file_size, structure, trailer, hash, s)
+        (st, t, d, crc)
+    } else {
+        std::thread::scope(|sc| {
+            let crc = sc.spawn(move || crc_worker(hash_rx));
+            let sha = want_sha.then(|| sc.spawn(|| trailer::verify_with_digest(data)));
+            let st = bolt::check::check(image, &mut s);
+            s.hash.finish();
+            let (trailer, digest) = match sha {
+                Some(t) => sha_result(t.join().expect("sha256 thread")),
+                None => (trailer::inspect(data), None),
+            };
+            (st, trailer, digest, crc.join().expect("crc thread"))
+        })
+    };
+    let mut report = finish(file_size, structure, trailer, hash, s);
+    report.file_sha256 = digest.map(|d| trailer::hex(&d));
+    report
 }
 
 fn finish(file_size: u64, st: StructureReport, trailer: Trailer, hash: u32, s: Scan<'_>) -> DbReport {
@@ -735,6 +782,7 @@ fn finish(file_size: u64, st: StructureReport, trailer: Trailer, hash: u32, s: S
         trailer,
         findings,
         incomplete,
+        file_sha256: None,
     }
 }
 

@@ -76,6 +76,37 @@ pub fn verify(data: &[u8]) -> Trailer {
     }
 }
 
+/// Verifies the trailer and returns the SHA-256 of the whole file too, in one
+/// pass: the image is hashed, the state is copied to finish the image's
+/// digest, and the original goes on over the trailer.
+pub fn verify_with_digest(data: &[u8]) -> (Trailer, [u8; 32]) {
+    let split = if has_trailer(data.len() as u64) {
+        data.len() - TRAILER_LEN
+    } else {
+        data.len()
+    };
+    let (body, stored) = data.split_at(split);
+    let mut h = Sha256::new();
+    for chunk in body.chunks(1 << 20) {
+        h.update(chunk);
+    }
+    let trailer = if stored.is_empty() {
+        Trailer::Absent
+    } else {
+        let image: [u8; 32] = h.clone().finalize().into();
+        if image.as_slice() == stored {
+            Trailer::Valid { sha256: hex(stored) }
+        } else {
+            Trailer::Mismatch {
+                stored: hex(stored),
+                computed: hex(&image),
+            }
+        }
+    };
+    h.update(stored);
+    (trailer, h.finalize().into())
+}
+
 /// SHA-256 of `data`, hashed in 1 MiB steps so the pages of a large mmap are
 /// touched in order.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
@@ -110,6 +141,20 @@ mod tests {
         f[n - 1] ^= 1;
         assert!(matches!(verify(&f), Trailer::Mismatch { .. }));
         assert_eq!(image(&f).len(), 1024);
+    }
+
+    #[test]
+    fn digest_and_trailer_in_one_pass() {
+        let mut f = vec![3u8; 2048];
+        let (t, d) = verify_with_digest(&f);
+        assert_eq!(t, Trailer::Absent);
+        assert_eq!(d, sha256(&f));
+        let inner = sha256(&f);
+        f.extend_from_slice(&inner);
+        let (t, d) = verify_with_digest(&f);
+        assert!(matches!(t, Trailer::Valid { .. }));
+        assert_eq!(d, sha256(&f));
+        assert_eq!(verify(&f), t);
     }
 
     #[test]

@@ -1,0 +1,296 @@
+//! `etcd-rescue verify PATH...`: verify whole backup stores in one run.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::render::{self, human_bytes, preview};
+use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, Format};
+use crate::batch::catalog::{self, Catalog};
+use crate::batch::input::{self, Unit};
+use crate::batch::policy::{self, Policy};
+use crate::batch::series::{parse_duration, rfc3339};
+use crate::batch::{self, Options, Record};
+use crate::report::Verdict;
+
+/// Arguments of `verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Files, directories (walked) and glob patterns: snapshots, db files,
+    /// data dirs, and gzip/zstd/zip/tar files holding them.
+    #[arg(required_unless_present = "history")]
+    pub paths: Vec<PathBuf>,
+    /// The catalog of past results (default: ~/.cache/etcd-rescue/catalog.redb).
+    #[arg(long, conflicts_with = "no_catalog")]
+    pub catalog: Option<PathBuf>,
+    /// Do not read or write a catalog.
+    #[arg(long)]
+    pub no_catalog: bool,
+    /// Verify again even files the catalog knows unchanged.
+    #[arg(long)]
+    pub recheck: bool,
+    /// Show, per backup series, when each backup was verified and how its
+    /// revision moved (from the catalog).
+    #[arg(long)]
+    pub history: bool,
+    /// Fail when the newest good backup of a series is older than this (e.g. 36h, 7d).
+    #[arg(long, value_parser = parse_duration)]
+    pub max_age: Option<u64>,
+    /// Fail when a series' revision stops moving or goes backwards.
+    #[arg(long)]
+    pub expect_growth: bool,
+    /// Fail for snapshot files without a sha256 trailer.
+    #[arg(long)]
+    pub require_hash: bool,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Largest size a compressed file or archive member may have once
+    /// decompressed, in MiB.
+    #[arg(long, default_value_t = 16384)]
+    pub max_decompressed: u64,
+}
+
+fn open_catalog(a: &VerifyArgs) -> anyhow::Result<Option<Catalog>> {
+    if a.no_catalog {
+        return Ok(None);
+    }
+    let path = match &a.catalog {
+        Some(p) => p.clone(),
+        None => match catalog::default_path() {
+            Some(p) => p,
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(Catalog::open(&path).context("cannot open the catalog")?))
+}
+
+pub(super) fn run(
+    a: &VerifyArgs,
+    fmt: Format,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    let catalog = open_catalog(a)?;
+    if a.history {
+        let Some(c) = &catalog else {
+            writeln!(err, "etcd-rescue: --history needs a catalog")?;
+            return Ok(EXIT_ERROR);
+        };
+        return history(c, fmt, out);
+    }
+    let (units, errors) = input::discover(&a.paths);
+    for e in &errors {
+        writeln!(err, "etcd-rescue: {e}")?;
+    }
+    if units.is_empty() {
+        writeln!(err, "etcd-rescue: nothing to verify")?;
+        return Ok(EXIT_ERROR);
+    }
+    let opts = Options {
+        max_decompressed: a.max_decompressed.saturating_mul(1 << 20),
+        recheck: a.recheck,
+        single_thread: units.len() > 1,
+    };
+    let total: u64 = units
+        .iter()
+        .map(|u| match u {
+            Unit::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
+            Unit::DataDir(p) => input::data_dir_db(p)
+                .and_then(|d| std::fs::metadata(d).ok())
+                .map_or(0, |m| m.len()),
+        })
+        .sum();
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{bar:30}] {msg} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let files_done = std::sync::atomic::AtomicUsize::new(0);
+    let n = units.len();
+    bar.set_message(format!("0/{n} files"));
+    let progress = |bytes: u64| {
+        let d = files_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        bar.set_message(format!("{d}/{n} files"));
+        bar.inc(bytes);
+    };
+    let outcomes = match a.jobs {
+        Some(j) => rayon::ThreadPoolBuilder::new()
+            .num_threads(j.max(1))
+            .build()
+            .context("cannot start worker threads")?
+            .install(|| batch::run(&units, &opts, catalog.as_ref(), &progress)),
+        None => batch::run(&units, &opts, catalog.as_ref(), &progress),
+    };
+    bar.finish_and_clear();
+    if let Some(c) = &catalog {
+        batch::remember(c, &outcomes).context("cannot update the catalog")?;
+    }
+    let afresh = outcomes.iter().filter(|o| o.fresh).count();
+    let mut records: Vec<Record> = outcomes.into_iter().flat_map(|o| o.records).collect();
+    let policy = Policy {
+        max_age: a.max_age,
+        expect_growth: a.expect_growth,
+        require_hash: a.require_hash,
+    };
+    let series_failures = policy::apply(&mut records, policy, batch::now());
+    let count = |v: Verdict| records.iter().filter(|r| r.verdict == v).count();
+    let failed = records.iter().filter(|r| r.fails()).count();
+    let policy_failed = records.iter().filter(|r| !r.policy.is_empty()).count() + series_failures.len();
+    let summary = json!({
+        "units": n,
+        "backups": records.iter().filter(|r| r.verdict != Verdict::Skipped).count(),
+        "afresh": afresh,
+        "fromCatalog": n - afresh,
+        "ok": count(Verdict::Ok),
+        "warnings": count(Verdict::Warnings),
+        "damaged": count(Verdict::Damaged),
+        "unreadable": count(Verdict::Unreadable),
+        "skipped": count(Verdict::Skipped),
+        "policyFailures": policy_failed,
+        "failed": failed + series_failures.len(),
+    });
+    match fmt {
+        Format::Json => render::json(
+            out,
+            &json!({"results": records, "seriesFailures": series_failures, "summary": summary}),
+        )?,
+        Format::Lines => {
+            for r in &records {
+                render::json_line(out, r)?;
+            }
+        }
+        Format::Table => {
+            let mut t = render::table(&[
+                "FILE",
+                "KIND",
+                "SIZE",
+                "REVISION",
+                "KEYS",
+                "TAKEN",
+                "VERDICT",
+                "FIRST PROBLEM",
+            ]);
+            for r in &records {
+                let verdict = if r.policy.is_empty() {
+                    r.verdict.word().to_uppercase()
+                } else {
+                    format!("{} (POLICY)", r.verdict.word().to_uppercase())
+                };
+                let problem = r
+                    .policy
+                    .first()
+                    .or(r.first_problem.as_ref())
+                    .map(|p| preview(p, 90))
+                    .unwrap_or_default();
+                t.add_row(vec![
+                    r.file.clone(),
+                    if r.container == "plain" {
+                        r.kind.clone()
+                    } else {
+                        format!("{} ({})", r.kind, r.container)
+                    },
+                    if r.size > 0 {
+                        human_bytes(r.size)
+                    } else {
+                        human_bytes(r.stored_size)
+                    },
+                    r.revision.map(|v| v.to_string()).unwrap_or_default(),
+                    r.keys.map(|v| v.to_string()).unwrap_or_default(),
+                    r.taken
+                        .map(|t| {
+                            format!(
+                                "{}{}",
+                                rfc3339(t),
+                                if r.taken_from.as_deref() == Some("mtime") {
+                                    " (mtime)"
+                                } else {
+                                    ""
+                                }
+                            )
+                        })
+                        .unwrap_or_default(),
+                    verdict,
+                    problem,
+                ]);
+            }
+            writeln!(out, "{t}")?;
+            for f in &series_failures {
+                writeln!(out, "POLICY: {}: {}", f.series, f.problem)?;
+            }
+            writeln!(
+                out,
+                "{} backups in {n} paths ({afresh} verified now, {} from the catalog): {} ok, {} with warnings, {} damaged, {} unreadable, {} skipped; {} policy failure(s)",
+                summary["backups"],
+                n - afresh,
+                summary["ok"],
+                summary["warnings"],
+                summary["damaged"],
+                summary["unreadable"],
+                summary["skipped"],
+                policy_failed
+            )?;
+        }
+    }
+    Ok(if !errors.is_empty() {
+        EXIT_ERROR
+    } else if failed + series_failures.len() > 0 {
+        EXIT_PROBLEMS
+    } else {
+        EXIT_OK
+    })
+}
+
+fn history(c: &Catalog, fmt: Format, out: &mut dyn Write) -> anyhow::Result<i32> {
+    let events = c.history().context("cannot read the catalog")?;
+    match fmt {
+        Format::Json => render::json(out, &events)?,
+        Format::Lines => {
+            for e in &events {
+                render::json_line(out, e)?;
+            }
+        }
+        Format::Table => {
+            if events.is_empty() {
+                writeln!(out, "the catalog holds no verifications yet")?;
+            }
+            let mut start = 0;
+            while start < events.len() {
+                let series = &events[start].series;
+                let end = events[start..]
+                    .iter()
+                    .position(|e| &e.series != series)
+                    .map_or(events.len(), |p| start + p);
+                let mut t = render::table(&["TAKEN", "BACKUP", "REVISION", "CHANGE", "VERDICT", "VERIFIED"]);
+                let mut prev: Option<i64> = None;
+                for e in &events[start..end] {
+                    let change = match (prev, e.revision) {
+                        (Some(p), Some(r)) if r > p => format!("+{}", r - p),
+                        (Some(p), Some(r)) if r == p => "no change".into(),
+                        (Some(p), Some(r)) => format!("BACKWARDS {}", r - p),
+                        _ => String::new(),
+                    };
+                    if e.revision.is_some() {
+                        prev = e.revision;
+                    }
+                    t.add_row(vec![
+                        e.taken.map(rfc3339).unwrap_or_default(),
+                        e.file.clone(),
+                        e.revision.map(|r| r.to_string()).unwrap_or_default(),
+                        change,
+                        e.verdict.clone(),
+                        rfc3339(e.verified_at),
+                    ]);
+                }
+                writeln!(out, "series {series}:\n{t}")?;
+                start = end;
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,369 @@
+//! `verify` on a backup store made of real-etcd snapshots, dbs and data dirs,
+//! good and damaged, plain and in gzip, zstd, zip and tar.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde_json::Value;
+
+struct Store {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    catalog: PathBuf,
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn zstd(data: &[u8]) -> Vec<u8> {
+    ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+}
+
+fn zip_of(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let o = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    w.start_file(name, o).unwrap();
+    w.write_all(data).unwrap();
+    w.finish().unwrap().into_inner()
+}
+
+/// A tar of the files under `dir`, with names relative to its parent.
+fn tar_of(dir: &Path) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_dir_all(dir.file_name().unwrap(), dir).unwrap();
+    b.into_inner().unwrap()
+}
+
+fn ts(ago: i64) -> i64 {
+    etcd_rescue::batch::now() - ago
+}
+
+/// The store: (relative path, expected verdict).
+fn make_store() -> (Store, Vec<(&'static str, &'static str)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("backups");
+    let fx = repo().join("testdata/fixtures");
+    let snap35 = std::fs::read(fx.join("v3.5.1/single.snapshot.db")).unwrap();
+    let snap34 = std::fs::read(fx.join("v3.4.23/single.snapshot.db")).unwrap();
+    let cluster = std::fs::read(fx.join("v3.5.1/cluster.snapshot.db")).unwrap();
+    let dbs = extracted_dbs(&fx.join("v3.5.1"));
+    let raw_db = std::fs::read(dbs.join("single/member/snap/db")).unwrap();
+    let w = |rel: &str, data: &[u8]| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    };
+    // An hourly series of one cluster: growing revisions.
+    w(&format!("hourly/etcd-snapshot-m1-{}.db", ts(7200)), &snap34);
+    w(&format!("hourly/etcd-snapshot-m1-{}.db", ts(3600)), &snap35);
+    w(
+        &format!("hourly/etcd-snapshot-m1-{}.db.gz", ts(600)),
+        &gzip(&cluster),
+    );
+    w("compressed/single.db.zst", &zstd(&snap35));
+    w(
+        "compressed/k3s-snapshot.zip",
+        &zip_of("etcd-snapshot-k3s", &cluster),
+    );
+    w("raw/db", &raw_db);
+    // A data dir, and the same member dir in a tar.gz.
+    let data = extract(&fx.join("v3.5.1/killed.datadir.tar.gz"));
+    let member_dir = data.path().join("killed");
+    let tarball = gzip(&tar_of(&member_dir));
+    w("dirs/killed.tar.gz", &tarball);
+    copy_dir(&member_dir, &root.join("dirs/killed"));
+    // Damage.
+    w("damaged/cut.db", &snap35[..snap35.len() / 2 + 100]);
+    let mut bad_trailer = snap35.clone();
+    let n = bad_trailer.len();
+    bad_trailer[n - 1] ^= 1;
+    w("damaged/bad-trailer.db", &bad_trailer);
+    let mut flipped = snap34.clone();
+    flipped[4096 + 16] ^= 0xff; // meta page 1 magic
+    flipped[16] ^= 0xff; // meta page 0 magic
+    w("damaged/no-meta.db.gz", &gzip(&flipped));
+    let gz = gzip(&snap35);
+    w("damaged/truncated.db.gz", &gz[..gz.len() / 2]);
+    w("damaged/empty.db", b"");
+    // Not etcd data.
+    w("notes/README.txt", b"hourly etcd backups\n");
+    let expect = vec![
+        ("compressed/k3s-snapshot.zip!etcd-snapshot-k3s", "ok"),
+        ("compressed/single.db.zst", "ok"),
+        ("damaged/bad-trailer.db", "damaged"),
+        ("damaged/cut.db", "damaged"),
+        ("damaged/empty.db", "damaged"),
+        ("damaged/no-meta.db.gz", "damaged"),
+        ("damaged/truncated.db.gz", "unreadable"),
+        ("dirs/killed", "ok"),
+        ("dirs/killed.tar.gz!killed/member/snap/db", "ok"),
+        ("hourly/", "ok"),
+        ("hourly/", "ok"),
+        ("hourly/", "ok"),
+        ("notes/README.txt", "skipped"),
+        ("raw/db", "ok"),
+    ];
+    let catalog = dir.path().join("catalog.redb");
+    (
+        Store {
+            _dir: dir,
+            root,
+            catalog,
+        },
+        expect,
+    )
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), &t).unwrap();
+        }
+    }
+}
+
+fn verify(store: &Store, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec![
+        "verify",
+        "-o",
+        "json",
+        "--catalog",
+        store.catalog.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args.push(store.root.to_str().unwrap());
+    let r = run(&args);
+    (r.code, r.json())
+}
+
+fn rel(store: &Store, r: &Value) -> String {
+    r["file"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&format!("{}/", store.root.display()))
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn verdicts_catalog_reuse_and_changed_files() {
+    let (store, expect) = make_store();
+    let files_before: Vec<PathBuf> = walk_files(&store.root);
+    let (code, j) = unchanged(
+        &files_before.iter().map(|p| p.as_path()).collect::<Vec<_>>(),
+        || verify(&store, &[]),
+    );
+    assert_eq!(code, 1, "damaged backups fail the run");
+    let results = j["results"].as_array().unwrap();
+    let got: Vec<(String, String)> = results
+        .iter()
+        .map(|r| (rel(&store, r), r["verdict"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(got.len(), expect.len(), "{got:#?}");
+    for ((file, verdict), (want_file, want_verdict)) in got.iter().zip(&expect) {
+        assert!(file.starts_with(want_file), "{file} vs {want_file}");
+        assert_eq!(verdict, want_verdict, "{file}");
+    }
+    // What the checks found is in the record.
+    let find = |name: &str| results.iter().find(|r| rel(&store, r) == name).unwrap().clone();
+    assert!(
+        find("damaged/bad-trailer.db")["first_problem"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256-mismatch")
+    );
+    assert!(
+        find("damaged/cut.db")["first_problem"]
+            .as_str()
+            .unwrap()
+            .contains("file-truncated")
+    );
+    assert!(
+        find("damaged/no-meta.db.gz")["first_problem"]
+            .as_str()
+            .unwrap()
+            .starts_with("no-valid-meta")
+    );
+    assert!(
+        find("damaged/empty.db")["first_problem"]
+            .as_str()
+            .unwrap()
+            .contains("0 bytes")
+    );
+    assert!(
+        find("damaged/truncated.db.gz")["first_problem"]
+            .as_str()
+            .unwrap()
+            .contains("gzip")
+    );
+    assert_eq!(find("compressed/single.db.zst")["container"], "zstd");
+    assert_eq!(find("compressed/single.db.zst")["revision"], 193);
+    assert_eq!(find("dirs/killed")["kind"], "data-dir");
+    assert_eq!(j["summary"]["units"], 14);
+    assert_eq!(j["summary"]["afresh"], 14);
+    assert_eq!(j["summary"]["fromCatalog"], 0);
+
+    // Second run: everything from the catalog, nothing verified afresh, same verdicts.
+    let (code2, j2) = verify(&store, &[]);
+    assert_eq!(code2, 1);
+    assert_eq!(j2["summary"]["afresh"], 0);
+    assert_eq!(j2["summary"]["fromCatalog"], j["summary"]["units"]);
+    let v1: Vec<&Value> = results.iter().map(|r| &r["verdict"]).collect();
+    let v2: Vec<&Value> = j2["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["verdict"])
+        .collect();
+    assert_eq!(v1, v2);
+    assert!(
+        j2["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["from_catalog"] == true)
+    );
+
+    // A file changed after the first run is verified again (and only it).
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let good = std::fs::read(repo().join("testdata/fixtures/v3.5.1/single.snapshot.db")).unwrap();
+    std::fs::write(store.root.join("damaged/cut.db"), &good).unwrap();
+    let (_, j3) = verify(&store, &[]);
+    assert_eq!(j3["summary"]["afresh"], 1);
+    let cut = j3["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| rel(&store, r) == "damaged/cut.db")
+        .unwrap()
+        .clone();
+    assert_eq!(cut["verdict"], "ok");
+    assert_eq!(cut["from_catalog"], false);
+    // --recheck verifies everything again.
+    let (_, j4) = verify(&store, &["--recheck"]);
+    assert_eq!(j4["summary"]["afresh"], j["summary"]["units"]);
+}
+
+#[test]
+fn order_is_the_same_whatever_the_threads() {
+    let (store, _) = make_store();
+    let strip = |j: &Value| -> Vec<Value> {
+        j["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.as_object_mut().unwrap().remove("verified_at");
+                r
+            })
+            .collect()
+    };
+    let root = store.root.to_str().unwrap();
+    let with = |jobs: &str| run(&["verify", "-o", "json", "--no-catalog", "--jobs", jobs, root]).json();
+    let (one, two, four) = (with("1"), with("2"), with("4"));
+    assert_eq!(strip(&one), strip(&two));
+    assert_eq!(strip(&one), strip(&four));
+}
+
+#[test]
+fn policies_for_cron() {
+    let (store, _) = make_store();
+    // Only the hourly series (growing, all with trailers, recent).
+    let hourly = store.root.join("hourly");
+    let args = |extra: &[&str]| {
+        let mut a = vec!["verify", "-o", "json", "--no-catalog"];
+        a.extend_from_slice(extra);
+        a.push(hourly.to_str().unwrap());
+        run(&a)
+    };
+    let r = args(&["--max-age", "2h", "--expect-growth", "--require-hash"]);
+    assert_eq!(
+        r.code, 1,
+        "the gzip snapshot holds an older cluster (revision 57 after 193)"
+    );
+    let j = r.json();
+    let last = j["results"].as_array().unwrap().last().unwrap().clone();
+    assert!(
+        last["policy"][0].as_str().unwrap().contains("went backwards"),
+        "{last}"
+    );
+    // Without growth expectations the series passes.
+    assert_eq!(args(&["--max-age", "2h", "--require-hash"]).code, 0);
+    // Too old.
+    let r = args(&["--max-age", "5m"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.json()["seriesFailures"][0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("older than --max-age")
+    );
+    // A raw db has no trailer.
+    let r = run(&[
+        "verify",
+        "-o",
+        "json",
+        "--no-catalog",
+        "--require-hash",
+        store.root.join("raw").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.json()["results"][0]["policy"][0]
+            .as_str()
+            .unwrap()
+            .contains("no sha256 trailer")
+    );
+}
+
+#[test]
+fn history_shows_series_and_revisions() {
+    let (store, _) = make_store();
+    verify(&store, &[]);
+    let r = run(&[
+        "verify",
+        "--history",
+        "--catalog",
+        store.catalog.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains("etcd-snapshot-m1-*.db:"), "{}", r.out);
+    assert!(
+        r.out.contains("BACKWARDS"),
+        "the gzip snapshot's revision went down:\n{}",
+        r.out
+    );
+    let j = run(&[
+        "verify",
+        "--history",
+        "-o",
+        "json",
+        "--catalog",
+        store.catalog.to_str().unwrap(),
+    ])
+    .json();
+    assert!(j.as_array().unwrap().len() >= 10);
+}
+
+#[test]
+fn missing_paths_and_globs() {
+    let (store, _) = make_store();
+    let r = run(&["verify", "--no-catalog", "/nonexistent/backups"]);
+    assert_eq!(r.code, 2);
+    assert!(r.err.contains("no such file"), "{}", r.err);
+    let pattern = format!("{}/hourly/*.db", store.root.display());
+    let j = run(&["verify", "-o", "json", "--no-catalog", &pattern]).json();
+    assert_eq!(j["results"].as_array().unwrap().len(), 2);
+}
