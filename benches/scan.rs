@@ -56,6 +56,8 @@ fn main() {
             ScanOptions {
                 deep: false,
                 verify_trailer: false,
+                file_digest: false,
+                single_thread: false,
             },
         )
         .hash
@@ -66,6 +68,8 @@ fn main() {
             ScanOptions {
                 deep: false,
                 verify_trailer: true,
+                file_digest: false,
+                single_thread: false,
             },
         )
         .hash
@@ -76,6 +80,8 @@ fn main() {
             ScanOptions {
                 deep: true,
                 verify_trailer: true,
+                file_digest: false,
+                single_thread: false,
             },
         )
         .findings
@@ -87,6 +93,8 @@ fn main() {
             ScanOptions {
                 deep: true,
                 verify_trailer: false,
+                file_digest: false,
+                single_thread: false,
             },
         )
         .findings
