@@ -15,6 +15,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod atomic;
 pub mod batch;
 pub mod bolt;
 pub mod cli;
@@ -22,4 +23,5 @@ pub mod keyhash;
 pub mod mvcc;
 pub mod pb;
 pub mod report;
+pub mod salvage;
 pub mod source;
