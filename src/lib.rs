@@ -23,5 +23,6 @@ pub mod keyhash;
 pub mod mvcc;
 pub mod pb;
 pub mod report;
+pub mod restore;
 pub mod salvage;
 pub mod source;

@@ -1,0 +1,181 @@
+//! The restored db: every bucket of the source copied through the bbolt
+//! writer, with the membership replaced and the raft position reset, as
+//! `etcdutl snapshot restore` leaves it.
+//!
+//! - `members` holds the new members; `members_removed` is emptied;
+//! - `meta/consistent_index` = N (the number of members: the conf-change
+//!   entries of the new WAL), `meta/term` = 1, `meta/confState` lists the new
+//!   voters (etcdutl 3.5 leaves the old one in place; etcd rewrites it at its
+//!   first conf change; writing the right one keeps `check` quiet);
+//! - with a revision bump, the key bucket gets an empty record at the newest
+//!   revision plus N and a compaction is scheduled there, so etcd's first
+//!   start compacts all history below it and revisions never go backwards.
+
+use std::collections::BTreeMap;
+use std::io::{Seek, Write};
+
+use crate::bolt::Db;
+use crate::bolt::writer::{WriteError, WriteSummary, Writer};
+use crate::mvcc::revision::{RevKey, Revision};
+use crate::mvcc::schema::meta_keys;
+
+use super::members::ClusterSpec;
+
+/// Errors writing the restored db.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreDbError {
+    /// Reading the source failed.
+    #[error("reading the source db: {0}")]
+    Read(#[from] crate::bolt::Error),
+    /// Writing failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// The source has no `key` bucket.
+    #[error("the source has no `key` bucket: it is not an etcd v3 db")]
+    NotEtcd,
+}
+
+/// What the restored db is to say.
+#[derive(Clone, Debug)]
+pub struct DbPlan<'c> {
+    /// The new membership.
+    pub cluster: &'c ClusterSpec,
+    /// `meta/consistent_index`.
+    pub consistent_index: u64,
+    /// `meta/term`.
+    pub term: u64,
+    /// `--bump-revision N` (with `--mark-compacted`).
+    pub bump_revision: Option<i64>,
+    /// Extra key-bucket records to add (revision key -> KeyValue), e.g. from
+    /// WAL replay; they must be newer than every stored revision.
+    pub extra_revisions: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Meta records to set besides the raft position (e.g. compaction state
+    /// changed by WAL replay).
+    pub extra_meta: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Leases to add (key -> value) and to delete (keys), from WAL replay.
+    pub lease_puts: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Lease keys to delete.
+    pub lease_deletes: Vec<Vec<u8>>,
+}
+
+/// What was written.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DbOutcome {
+    /// The writer's summary.
+    pub written: WriteSummary,
+    /// The newest main revision in the key bucket after the restore.
+    pub revision: i64,
+    /// The revision bumped to, if any (also scheduled for compaction).
+    pub bumped_to: Option<i64>,
+}
+
+/// Writes the restored db of `src` to `out`.
+pub fn write_restored_db<W: Write + Seek>(src: &Db<'_>, plan: &DbPlan<'_>, out: W, page_size: u32) -> Result<DbOutcome, RestoreDbError> {
+    let names: Vec<Vec<u8>> = src
+        .root()
+        .iter()
+        .map(|e| e.map(|e| e.key.to_vec()))
+        .collect::<Result<_, _>>()?;
+    let mut all: Vec<Vec<u8>> = names.clone();
+    for must in [b"key".as_slice(), b"lease", b"members", b"members_removed", b"meta"] {
+        if !all.iter().any(|n| n == must) {
+            all.push(must.to_vec());
+        }
+    }
+    all.sort();
+    if !names.iter().any(|n| n == b"key") {
+        return Err(RestoreDbError::NotEtcd);
+    }
+    // The newest stored main revision (and what replay adds).
+    let key_bucket = src.bucket(b"key")?.ok_or(RestoreDbError::NotEtcd)?;
+    let last_stored = match key_bucket.cursor().last()? {
+        Some(e) => RevKey::parse(e.key).map(|k| k.rev.main).unwrap_or(0),
+        None => 0,
+    };
+    let last_extra = plan
+        .extra_revisions
+        .keys()
+        .next_back()
+        .and_then(|k| RevKey::parse(k).ok())
+        .map_or(0, |k| k.rev.main);
+    let newest = last_stored.max(last_extra);
+    let bumped_to = plan.bump_revision.map(|n| newest + n);
+    let mut w = Writer::new(out, page_size, 0.9, 2)?;
+    for name in &all {
+        let bucket = src.bucket(name)?;
+        let stored = |b: &Option<crate::bolt::Bucket<'_>>| -> Result<Vec<(Vec<u8>, Vec<u8>)>, crate::bolt::Error> {
+            match b {
+                Some(b) => b.iter().map(|e| e.map(|e| (e.key.to_vec(), e.value.to_vec()))).collect(),
+                None => Ok(Vec::new()),
+            }
+        };
+        let seq = bucket.as_ref().map_or(0, |b| b.sequence());
+        match name.as_slice() {
+            b"members" => {
+                let mut m: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+                for s in &plan.cluster.members {
+                    m.insert(format!("{:x}", s.id).into_bytes(), s.json().into_bytes());
+                }
+                w.bucket(name, seq, m)?;
+            }
+            b"members_removed" => w.bucket(name, seq, std::iter::empty::<(&[u8], &[u8])>())?,
+            b"meta" => {
+                let mut m: BTreeMap<Vec<u8>, Vec<u8>> = stored(&bucket)?.into_iter().collect();
+                m.extend(plan.extra_meta.clone());
+                m.insert(meta_keys::CONSISTENT_INDEX.to_vec(), plan.consistent_index.to_be_bytes().to_vec());
+                m.insert(meta_keys::TERM.to_vec(), plan.term.to_be_bytes().to_vec());
+                let conf = serde_json::json!({"voters": plan.cluster.ids(), "auto_leave": false});
+                m.insert(meta_keys::CONF_STATE.to_vec(), conf.to_string().into_bytes());
+                if let Some(b) = bumped_to {
+                    m.insert(
+                        meta_keys::SCHEDULED_COMPACT_REV.to_vec(),
+                        Revision { main: b, sub: 0 }.to_key().to_vec(),
+                    );
+                }
+                w.bucket(name, seq, m)?;
+            }
+            b"key" => {
+                // Stored revisions stream through; replayed ones and the bump
+                // marker are all newer, so they follow in order.
+                let b = bucket.expect("checked above");
+                let tail = plan
+                    .extra_revisions
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .chain(bumped_to.map(|m| (Revision { main: m, sub: 0 }.to_key().to_vec(), Vec::new())));
+                let mut err = None;
+                let items = b
+                    .iter()
+                    .map_while(|e| match e {
+                        Ok(e) => Some((e.key.to_vec(), e.value.to_vec())),
+                        Err(x) => {
+                            err = Some(x);
+                            None
+                        }
+                    })
+                    .chain(tail);
+                w.bucket(name, seq, items)?;
+                if let Some(e) = err {
+                    return Err(e.into());
+                }
+            }
+            b"lease" => {
+                let mut m: BTreeMap<Vec<u8>, Vec<u8>> = stored(&bucket)?.into_iter().collect();
+                for k in &plan.lease_deletes {
+                    m.remove(k);
+                }
+                m.extend(plan.lease_puts.clone());
+                w.bucket(name, seq, m)?;
+            }
+            _ => w.bucket(name, seq, stored(&bucket)?)?,
+        }
+    }
+    let (written, mut out) = w.finish()?;
+    out.flush().map_err(WriteError::Io)?;
+    Ok(DbOutcome {
+        written,
+        revision: bumped_to.unwrap_or(newest),
+        bumped_to,
+    })
+}
