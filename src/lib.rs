@@ -6,6 +6,8 @@
 //! - [`mvcc`]: etcd's backend schema, `status` and `check` scans;
 //! - [`report`]: findings with severity and location;
 //! - [`source`]: read-only mapped input files;
+//! - [`wal`]: WAL segments, records, raft entries and their payloads;
+//! - [`snap`]: `.snap` files and the rest of `member/snap/`;
 //! - [`cli`]: the command line (rendering only, no format logic).
 //!
 //! Every input is untrusted: parsers check bounds and never allocate by a
@@ -20,4 +22,6 @@ pub mod keyhash;
 pub mod mvcc;
 pub mod pb;
 pub mod report;
+pub mod snap;
 pub mod source;
+pub mod wal;
