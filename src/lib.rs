@@ -4,6 +4,7 @@
 //! Layers, from the bytes up:
 //! - [`bolt`]: a read-only, corruption-tolerant bbolt reader;
 //! - [`mvcc`]: etcd's backend schema, `status` and `check` scans;
+//! - [`datadir`]: a member dir judged as a whole (db + WAL + snap) and the verdict;
 //! - [`report`]: findings with severity and location;
 //! - [`source`]: read-only mapped input files;
 //! - [`wal`]: WAL segments, records, raft entries and their payloads;
@@ -18,6 +19,7 @@
 
 pub mod bolt;
 pub mod cli;
+pub mod datadir;
 pub mod keyhash;
 pub mod mvcc;
 pub mod pb;

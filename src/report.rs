@@ -175,6 +175,13 @@ impl Findings {
         }
     }
 
+    /// Rewrites the file of every kept finding (given its current one).
+    pub fn map_files(&mut self, f: impl Fn(Option<&str>) -> String) {
+        for x in &mut self.items {
+            x.file = Some(f(x.file.as_deref()));
+        }
+    }
+
     /// Sorts by severity (errors first), keeping the original order otherwise.
     pub fn sort(&mut self) {
         self.items.sort_by_key(|f| std::cmp::Reverse(f.severity));

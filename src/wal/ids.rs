@@ -1,5 +1,5 @@
 //! Typed raft and etcd identifiers. Indexes and terms print in decimal; member
-//! and cluster IDs in lowercase unpadded hex, as etcd logs and etcdctl tables
+//! and cluster IDs in lowercase unpadded hex (format widths apply), as etcd logs and etcdctl tables
 //! show them (and as JSON strings, since they can exceed 2^53).
 
 use std::fmt;
@@ -24,25 +24,25 @@ pub struct ClusterId(pub u64);
 
 impl fmt::Display for Index {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        f.pad(&self.0.to_string())
     }
 }
 
 impl fmt::Display for Term {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        f.pad(&self.0.to_string())
     }
 }
 
 impl fmt::Display for MemberId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:x}", self.0)
+        f.pad(&format!("{:x}", self.0))
     }
 }
 
 impl fmt::Display for ClusterId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:x}", self.0)
+        f.pad(&format!("{:x}", self.0))
     }
 }
 

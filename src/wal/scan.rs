@@ -102,6 +102,22 @@ pub struct Salvage {
     pub skipped_bytes: u64,
 }
 
+/// A snapshot record, and where it is.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotRecord {
+    /// Index, term and configuration.
+    #[serde(flatten)]
+    pub mark: SnapshotMark,
+    /// Segment file.
+    pub file: String,
+    /// Position of that segment in the list.
+    #[serde(skip)]
+    pub segment: usize,
+    /// Offset of the record.
+    pub offset: u64,
+}
+
 /// A membership change in the log.
 #[derive(Clone, Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -154,8 +170,8 @@ pub struct WalReport {
     pub metadata: Option<Metadata>,
     /// The last HardState etcd reads.
     pub hard_state: Option<HardState>,
-    /// Snapshot markers etcd reads, in order.
-    pub snapshots: Vec<SnapshotMark>,
+    /// Snapshot records etcd reads, in order.
+    pub snapshots: Vec<SnapshotRecord>,
     /// Entry counts and range.
     pub entries: EntryCounts,
     /// Membership changes in the log.
@@ -324,7 +340,12 @@ pub fn scan<'a>(dir: &'a WalDir, opts: ScanOptions, mut on_entry: impl FnMut(&En
                     Err(e) => items.push(at(undecodable_data("state", &e.to_string()))),
                 },
                 RecordType::Snapshot => match SnapshotMark::decode(rec.record.data) {
-                    Ok(s) => r.snapshots.push(s),
+                    Ok(mark) => r.snapshots.push(SnapshotRecord {
+                        mark,
+                        file: file(si),
+                        segment: si,
+                        offset: rec.at.offset,
+                    }),
                     Err(e) => items.push(at(undecodable_data("snapshot", &e.to_string()))),
                 },
                 RecordType::Entry => match Entry::parse(rec.record.data) {
