@@ -19,10 +19,10 @@ fn version_and_help_with_examples() {
     assert!(v.out.starts_with("etcd-rescue "), "{}", v.out);
     let h = run_bin(&["--help"]);
     assert_eq!(h.code, 0);
-    for needle in ["status", "check", "Examples:", "Exit codes"] {
+    for needle in ["status", "check", "inspect", "wal", "Examples:", "Exit codes"] {
         assert!(h.out.contains(needle), "--help lacks {needle}: {}", h.out);
     }
-    for cmd in ["status", "check"] {
+    for cmd in ["status", "check", "inspect", "wal"] {
         let h = run_bin(&[cmd, "--help"]);
         assert_eq!(h.code, 0);
         assert!(

@@ -200,9 +200,17 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
             } else {
                 format!("there is no WAL directory ({})", i.wal_rel)
             };
-            j.blockers.push(format!(
-                "{why}: etcd would not see this as an existing member; it would bootstrap a new cluster or join one as a new member"
-            ));
+            match ci.filter(|_| db.readable) {
+                Some(c) if c > 0 => j.unsafe_.push(format!(
+                    "{why}, so etcd would not see this as an existing member: it would start a new raft log on top of this db (or join a cluster as a new member); it serves the old data, but it skips every new entry up to index {c} as already applied, so writes time out and are never applied"
+                )),
+                _ if !db.exists => j.blockers.push(format!(
+                    "{why} and there is no db: there is nothing here to start from"
+                )),
+                _ => j.unsafe_.push(format!(
+                    "{why}, so etcd would not see this as an existing member: it would start a new raft log on top of this db, or join a cluster as a new member"
+                )),
+            }
             for name in [
                 "db-vs-wal",
                 "member-ids",
@@ -322,6 +330,11 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
             if newer > Index(0) {
                 j.evidence.push(format!(
                     "no .snap file loads and matches the WAL's snapshot records (newest at index {newer}): etcd replays the WAL from index 0"
+                ));
+            } else if let Some(s) = i.snap.snaps.iter().find_map(|f| f.snapshot.as_ref()) {
+                j.evidence.push(format!(
+                    "the .snap files (newest at index {}) match no snapshot record left in the WAL: etcd ignores them and replays the WAL from index 0",
+                    s.index
                 ));
             } else {
                 j.evidence
@@ -498,7 +511,7 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
             );
             j.finding(Severity::Error, "db-ahead-of-wal", &i.db.file, msg.clone());
             j.unsafe_.push(format!(
-                "{msg}; etcd would start, but it skips every new entry up to index {d} as already applied, so the next {} writes would be acknowledged and lost",
+                "{msg}; etcd would start, but it skips every new entry up to index {d} as already applied, so the next {} writes would time out and never be applied",
                 d.0 - l.0
             ));
         }
