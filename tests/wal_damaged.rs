@@ -234,6 +234,19 @@ fn flipped_byte_in_a_middle_record_is_corruption() {
             advice.contains(&format!("restore from its db (revision {rev})")),
             "{advice}"
         );
+        // What the restore loses: the db holds everything the WAL has, salvage included.
+        let ci = m["db"]["consistentIndex"].as_u64().unwrap();
+        assert!(
+            verdict_text(&m).contains(&format!(
+                "the db holds every entry the WAL has (up to index {ci}): restoring it loses nothing the WAL could give"
+            )),
+            "{}",
+            verdict_text(&m)
+        );
+        assert!(
+            !codes(&m).contains(&"db-ahead-of-wal".to_string()),
+            "a corrupt WAL is not 'behind' the db"
+        );
         // Salvage reads every entry past the damage; etcd stops before it.
         assert_eq!(
             m["wal"]["salvage"]["entries"],

@@ -116,6 +116,8 @@ pub struct Inputs<'a> {
 
 struct Judge {
     blockers: Vec<String>,
+    /// What a restore from the db would lose (told when etcd cannot start).
+    loss: Vec<String>,
     unsafe_: Vec<String>,
     statements: Vec<String>,
     evidence: Vec<String>,
@@ -142,6 +144,7 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
     let mut j = Judge {
         blockers: Vec::new(),
+        loss: Vec::new(),
         unsafe_: Vec::new(),
         statements: Vec::new(),
         evidence: Vec::new(),
@@ -226,13 +229,6 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
     let hs = wal.hard_state.unwrap_or_default();
     let commit = hs.commit;
     let last = wal.entries.last_index;
-    if !wal.tmp_files.is_empty() {
-        j.evidence.push(format!(
-            "{} holds a preallocated {}: etcd was killed or crashed rather than stopped (a clean stop removes it)",
-            i.wal_rel,
-            wal.tmp_files.join(", ")
-        ));
-    }
     j.evidence.push(format!(
         "{}: {}, {}, HardState term {} commit {}{}",
         i.wal_rel,
@@ -252,6 +248,13 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
             Tail::Corrupt { offset, file, .. } => format!(", CORRUPT at offset {offset} of {file}"),
         }
     ));
+    if !wal.tmp_files.is_empty() {
+        j.evidence.push(format!(
+            "{} holds a preallocated {}: etcd was killed or crashed rather than stopped (a clean stop removes it)",
+            i.wal_rel,
+            wal.tmp_files.join(", ")
+        ));
+    }
 
     // 2. Corruption, and the other things etcd cannot read past.
     if wal.metadata.is_none() {
@@ -416,12 +419,17 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
                 .snapshots
                 .iter()
                 .any(|s| s.segment >= p && s.mark.index == si && s.mark.term == st);
+            let n = wal.segments.len() - p;
             let detail = format!(
-                "etcd reads from {} (named at index {} <= snapshot index {si}) to {}: {}",
+                "etcd reads {} {} (named at index {}, at or below the snapshot index {si}){}",
+                if n == 1 { "the segment" } else { "from" },
                 wal.segments[p].file,
                 wal.segments[p].name_index,
-                wal.segments[wal.segments.len() - 1].file,
-                plural((wal.segments.len() - p) as u64, "segment", "segments"),
+                if n == 1 {
+                    String::new()
+                } else {
+                    format!(" to {}: {n} segments", wal.segments[wal.segments.len() - 1].file)
+                },
             );
             if !consecutive {
                 j.check(
@@ -498,9 +506,11 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
         }
     }
 
-    // 7. The db's index against the WAL's commit and last entry.
+    // 7. The db's index against the WAL's commit and last entry. (Against a
+    // corrupt WAL, what etcd reads ends early anyway: the loss is told below.)
+    let corrupt = matches!(wal.tail, Tail::Corrupt { .. });
     match (db_index, last) {
-        (Some(d), Some(l)) if d > l && d.0 > 0 => {
+        (Some(d), Some(l)) if d > l && d.0 > 0 && !corrupt => {
             let msg = format!(
                 "the db has applied entries up to index {d}, but the WAL ends at index {l}: the db is ahead of its WAL"
             );
@@ -605,6 +615,23 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
 
     // 8. Member and cluster IDs.
     member_checks(&mut j, i, wal, db_index);
+
+    // What a restore from the db would lose, when etcd cannot start.
+    if !j.blockers.is_empty() {
+        if let Some(d) = db_index.filter(|_| db.readable && db.errors == 0) {
+            let wal_max = last.max(wal.salvage.last_index);
+            match wal_max {
+                Some(w) if w > d => j.loss.push(format!(
+                    "the WAL holds entries up to index {w} (some readable only by salvage) and the db up to {d}: restoring the db loses entries {}..{w}; `etcd-rescue wal --salvage --start-index {}` lists them",
+                    d.0 + 1,
+                    d.0 + 1
+                )),
+                _ => j.loss.push(format!(
+                    "the db holds every entry the WAL has (up to index {d}): restoring it loses nothing the WAL could give"
+                )),
+            }
+        }
+    }
 
     let recoverable = if j.blockers.is_empty() {
         let idx = commit.max(db_index.unwrap_or(Index(0)));
@@ -738,6 +765,7 @@ fn finish(
 ) -> (Verdict, Vec<Check>, Vec<Finding>) {
     let Judge {
         blockers,
+        loss,
         unsafe_,
         statements,
         evidence,
@@ -747,6 +775,7 @@ fn finish(
     let (outcome, headline, mut statements, advice) = if !blockers.is_empty() {
         let mut st = blockers.clone();
         st.extend(unsafe_);
+        st.extend(loss);
         (
             Outcome::WontStart,
             format!("this member cannot start: {}", blockers[0]),

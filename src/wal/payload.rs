@@ -935,16 +935,16 @@ impl Request {
                         .collect::<Vec<_>>()
                         .join("; ")
                 };
-                format!(
-                    "if [{}] then [{}] else [{}]",
-                    compares
-                        .iter()
-                        .map(|c| c.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    ops(success),
-                    ops(failure)
-                )
+                let mut s = String::new();
+                if !compares.is_empty() {
+                    let c: Vec<String> = compares.iter().map(|c| c.to_string()).collect();
+                    s.push_str(&format!("if [{}] ", c.join(", ")));
+                }
+                s.push_str(&format!("then [{}]", ops(success)));
+                if !failure.is_empty() || !compares.is_empty() {
+                    s.push_str(&format!(" else [{}]", ops(failure)));
+                }
+                s
             }
             Request::Compaction { revision, physical } => {
                 format!("revision={revision}{}", if *physical { " physical" } else { "" })

@@ -217,7 +217,11 @@ impl Etcd {
             if let Ok(Some(st)) = e.child.try_wait() {
                 return Err(format!("etcd exited ({st}); log:\n{}", e.log_tail()));
             }
-            if e.ctl_output(probe).status.success() {
+            // Short timeouts: against a dead endpoint etcdctl would wait out
+            // the whole command timeout.
+            let mut args = vec!["--command-timeout=2s", "--dial-timeout=1s"];
+            args.extend_from_slice(probe);
+            if e.ctl_output(&args).status.success() {
                 return Ok(e);
             }
             std::thread::sleep(Duration::from_millis(200));
