@@ -352,8 +352,8 @@ fn missing_middle_segment() {
 #[test]
 fn missing_first_segment_and_broken_snap() {
     for vdir in version_dirs() {
-        // Without the first segment, the newest snapshot (index 306) needs a
-        // segment named at or below 306; the second starts at 348/349.
+        // Without the first segment, which also held every snapshot record,
+        // no .snap file matches a record: etcd would start from index 0.
         let c = copy(&vdir, "snapcount", "snapcount");
         std::fs::remove_file(&wal_segments(&c.member())[0]).unwrap();
         c.seal();
@@ -383,8 +383,9 @@ fn missing_first_segment_and_broken_snap() {
 
         // A .snap with a bad CRC: etcd sets it aside and falls back to the previous one.
         let c = copy(&vdir, "snapcount", "snapcount");
-        let newest = c.member().join("snap/0000000000000002-0000000000000132.snap");
-        edit(&newest, |b| {
+        let snaps = etcd_rescue::snap::scan(&c.member().join("snap"));
+        let (newest, older) = (&snaps.snaps[0], snaps.snaps[1].snapshot.as_ref().unwrap());
+        edit(&c.member().join("snap").join(&newest.file), |b| {
             let n = b.len();
             b[n / 2] ^= 0xff;
         });
@@ -392,27 +393,32 @@ fn missing_first_segment_and_broken_snap() {
         let (code, m) = inspect(&c);
         assert_eq!(code, 1);
         let f = finding(&m, "snap-crc-mismatch");
-        assert_eq!(f["file"], "member/snap/0000000000000002-0000000000000132.snap");
+        assert_eq!(f["file"], format!("member/snap/{}", newest.file));
         assert_eq!(m["verdict"]["outcome"], "starts");
         let text = verdict_text(&m);
         assert!(
-            text.contains("etcd will rename member/snap/0000000000000002-0000000000000132.snap to 0000000000000002-0000000000000132.snap.broken"),
+            text.contains(&format!(
+                "etcd will rename member/snap/{0} to {0}.broken",
+                newest.file
+            )),
             "{text}"
         );
+        let fallback = format!("(index {}, term {})", older.index, older.term);
         assert!(
             m["verdict"]["evidence"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|e| e.as_str().unwrap().contains("(index 255, term 2)")),
-            "falls back to the snapshot at 255: {:#}",
+                .any(|e| e.as_str().unwrap().contains(&fallback)),
+            "falls back to the snapshot at {fallback}: {:#}",
             m["verdict"]["evidence"]
         );
         if let Some((_t, dir, e)) = real_etcd(&vdir, &c) {
             e.unwrap_or_else(|log| panic!("etcd refused a dir with an older good snapshot: {log}"))
                 .stop();
             assert!(
-                dir.join("member/snap/0000000000000002-0000000000000132.snap.broken")
+                dir.join("member/snap")
+                    .join(format!("{}.broken", newest.file))
                     .is_file()
             );
         }
