@@ -240,8 +240,9 @@ fn rows(r: &MemberReport) -> Vec<(String, String)> {
                     .map(|h| format!("term {}, vote {}, commit {}", h.term, h.vote, h.commit))
                     .unwrap_or_else(|| "-".into()),
             ));
-            let snaps: Vec<String> = w
-                .snapshots
+            const SHOWN: usize = 10;
+            let n = w.snapshots.len();
+            let snaps: Vec<String> = w.snapshots[n.saturating_sub(SHOWN)..]
                 .iter()
                 .map(|s| format!("{}@{}", s.mark.index, s.mark.term))
                 .collect();
@@ -249,6 +250,11 @@ fn rows(r: &MemberReport) -> Vec<(String, String)> {
                 "WAL SNAPSHOTS".into(),
                 if snaps.is_empty() {
                     "none".into()
+                } else if n > SHOWN {
+                    format!(
+                        "index@term: ..., {} ({n} in all, the last {SHOWN} shown)",
+                        snaps.join(", ")
+                    )
                 } else {
                     format!("index@term: {}", snaps.join(", "))
                 },

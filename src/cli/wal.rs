@@ -396,7 +396,15 @@ fn write_header(out: &mut dyn Write, r: &WalReport) -> anyhow::Result<()> {
             format!("term {}, vote {}, commit {}", h.term, h.vote, h.commit),
         ));
     }
-    for s in &r.snapshots {
+    const SHOWN: usize = 10;
+    let n = r.snapshots.len();
+    if n > SHOWN {
+        rows.push((
+            "SNAPSHOTS".into(),
+            format!("{n} snapshot records; the last {SHOWN} follow (-o json lists all)"),
+        ));
+    }
+    for s in &r.snapshots[n.saturating_sub(SHOWN)..] {
         let cs = s
             .mark
             .conf_state
