@@ -56,7 +56,7 @@ pub fn write_segments(dst: &Path, recs: &[(i64, Vec<u8>)], cut_before: &[u64]) -
     for (t, data) in recs {
         if *t == 2 {
             let e = Entry::parse(data).unwrap();
-            if cut_before.contains(&e.index.0) && seq < 1 << 40 {
+            if cut_before.contains(&e.index.0) {
                 let name = format!("{seq:016x}-{name_index:016x}.wal");
                 std::fs::write(dst.join(&name), &buf).unwrap();
                 names.push(name);
