@@ -132,17 +132,27 @@ fn real_etcd_probe(
         p.set_readonly(false);
         std::fs::set_permissions(&f, p).unwrap();
     }
-    let e = Etcd::try_start_probe(
-        Member {
-            bin: &bin,
-            data_dir: &dir,
-            name: &c.name,
-            peer_port: free_port(),
-            initial_cluster: None,
-            extra: vec![],
-        },
-        probe,
-    );
+    // Ports come from free_port(), which another process can take before
+    // etcd binds them: retry on that, and only on that.
+    let mut tries = 0;
+    let e = loop {
+        tries += 1;
+        let e = Etcd::try_start_probe(
+            Member {
+                bin: &bin,
+                data_dir: &dir,
+                name: &c.name,
+                peer_port: free_port(),
+                initial_cluster: None,
+                extra: vec![],
+            },
+            probe,
+        );
+        match e {
+            Err(log) if log.contains("address already in use") && tries < 3 => continue,
+            e => break e,
+        }
+    };
     Some((tmp, dir, e))
 }
 
