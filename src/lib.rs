@@ -5,8 +5,11 @@
 //! - [`bolt`]: a read-only, corruption-tolerant bbolt reader;
 //! - [`mvcc`]: etcd's backend schema, `status` and `check` scans;
 //! - [`batch`]: verifying whole backup stores with a catalog;
+//! - [`datadir`]: a member dir judged as a whole (db + WAL + snap) and the verdict;
 //! - [`report`]: findings with severity and location;
 //! - [`source`]: read-only mapped input files;
+//! - [`wal`]: WAL segments, records, raft entries and their payloads;
+//! - [`snap`]: `.snap` files and the rest of `member/snap/`;
 //! - [`cli`]: the command line (rendering only, no format logic).
 //!
 //! Every input is untrusted: parsers check bounds and never allocate by a
@@ -19,10 +22,13 @@ pub mod atomic;
 pub mod batch;
 pub mod bolt;
 pub mod cli;
+pub mod datadir;
 pub mod keyhash;
 pub mod mvcc;
 pub mod pb;
 pub mod report;
 pub mod restore;
 pub mod salvage;
+pub mod snap;
 pub mod source;
+pub mod wal;

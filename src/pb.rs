@@ -18,7 +18,28 @@ pub mod authpb {
     include!(concat!(env!("OUT_DIR"), "/authpb.rs"));
 }
 
-/// `etcdserverpb`: etcd server messages (alarms; WAL payloads come later).
+/// `etcdserverpb`: etcd server messages: alarms, the WAL metadata, and the
+/// payloads of raft entries (`InternalRaftRequest`, the legacy v2 `Request`).
 pub mod etcdserverpb {
     include!(concat!(env!("OUT_DIR"), "/etcdserverpb.rs"));
+}
+
+/// `membershippb`: membership requests carried in raft entries (3.5+).
+pub mod membershippb {
+    include!(concat!(env!("OUT_DIR"), "/membershippb.rs"));
+}
+
+/// `raftpb`: raft entries, hard state, configuration and snapshots.
+pub mod raftpb {
+    include!(concat!(env!("OUT_DIR"), "/raftpb.rs"));
+}
+
+/// `walpb`: the WAL record and the WAL's snapshot marker.
+pub mod walpb {
+    include!(concat!(env!("OUT_DIR"), "/walpb.rs"));
+}
+
+/// `snappb`: the envelope of a `.snap` file.
+pub mod snappb {
+    include!(concat!(env!("OUT_DIR"), "/snappb.rs"));
 }

@@ -36,6 +36,9 @@ pub struct Finding {
     pub severity: Severity,
     /// Stable kebab-case identifier of the kind of problem.
     pub code: &'static str,
+    /// The file it is in, when a check covers several files (a data dir).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     /// Page id, where the problem is on a page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page: Option<u64>,
@@ -52,10 +55,17 @@ impl Finding {
         Finding {
             severity,
             code,
+            file: None,
             page: None,
             offset: None,
             message: message.into(),
         }
+    }
+
+    /// Sets the file.
+    pub fn in_file(mut self, file: impl Into<String>) -> Finding {
+        self.file = Some(file.into());
+        self
     }
 
     /// Sets the page.
@@ -75,6 +85,7 @@ impl Finding {
         Finding {
             severity,
             code: e.code(),
+            file: None,
             page: e.pgid().map(|p| p.0),
             offset: e.offset(),
             message: e.to_string(),
@@ -90,6 +101,9 @@ impl Finding {
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} [{}]", self.severity, self.code)?;
+        if let Some(file) = &self.file {
+            write!(f, " {file}")?;
+        }
         if let Some(p) = self.page {
             write!(f, " page {p}")?;
         }
@@ -149,6 +163,22 @@ impl Findings {
         self.suppressed_counting += other.suppressed_counting;
         for f in other.items {
             self.push(f);
+        }
+    }
+
+    /// Sets the file of every kept finding that has none.
+    pub fn set_file(&mut self, file: &str) {
+        for f in &mut self.items {
+            if f.file.is_none() {
+                f.file = Some(file.to_string());
+            }
+        }
+    }
+
+    /// Rewrites the file of every kept finding (given its current one).
+    pub fn map_files(&mut self, f: impl Fn(Option<&str>) -> String) {
+        for x in &mut self.items {
+            x.file = Some(f(x.file.as_deref()));
         }
     }
 

@@ -27,12 +27,18 @@ fn version_and_help_with_examples() {
         "diff",
         "hashkv",
         "stats",
+        "verify",
+        "salvage",
+        "inspect",
+        "wal",
         "Examples:",
         "Exit codes",
     ] {
         assert!(h.out.contains(needle), "--help lacks {needle}: {}", h.out);
     }
-    for cmd in ["status", "check", "get", "history", "diff", "hashkv", "stats"] {
+    for cmd in [
+        "status", "check", "get", "history", "diff", "hashkv", "stats", "verify", "salvage", "inspect", "wal",
+    ] {
         let h = run_bin(&[cmd, "--help"]);
         assert_eq!(h.code, 0);
         assert!(

@@ -21,11 +21,13 @@ mod diff;
 mod get;
 mod hashkv;
 mod history;
+mod inspect;
 pub mod render;
 mod salvage;
 mod stats;
 mod status;
 mod verify;
+mod wal;
 
 /// Exit code: no problems.
 pub const EXIT_OK: i32 = 0;
@@ -51,6 +53,9 @@ Examples:
   etcd-rescue status backup.db                 what a snapshot or db holds (like etcdutl snapshot status)
   etcd-rescue check backup.db                  is this backup good? every problem, with page and offset
   etcd-rescue check -o json /backups/*.db      the same for scripts
+  etcd-rescue inspect /var/lib/etcd            will etcd start on this data dir, and what will it lose?
+  etcd-rescue inspect m1 m2 m3                 copied member dirs side by side: which one to trust
+  etcd-rescue wal /var/lib/etcd --type put     the WAL decoded, entry by entry
 
 Exit codes: 0 clean, 1 problems found, 2 could not run.";
 
@@ -88,9 +93,11 @@ pub enum Command {
     /// Check db and snapshot files thoroughly and report every problem: meta
     /// pages, every page of the tree, key order, the freelist, etcd's schema
     /// (revision keys, KeyValue records, key histories, members, leases) and
-    /// the sha256 trailer.
+    /// the sha256 trailer. A data dir gets all of that for its db, plus every
+    /// WAL record and payload, the snap files and the cross-checks of
+    /// `inspect`.
     #[command(
-        after_help = "Example:\n  etcd-rescue check snapshot.db\n  etcd-rescue check -o json backups/*.db\n\nExit codes: 0 no problems, 1 problems found (warnings or errors), 2 a file could not be read."
+        after_help = "Example:\n  etcd-rescue check snapshot.db\n  etcd-rescue check -o json backups/*.db\n  etcd-rescue check /var/lib/etcd\n\nExit codes: 0 no problems, 1 problems found (warnings or errors, or etcd would not start on a data dir), 2 a file could not be read."
     )]
     Check(check::CheckArgs),
     /// Read keys as `etcdctl get` does, offline: at the head or at any
@@ -139,6 +146,22 @@ pub enum Command {
         after_help = "Example:\n  etcd-rescue salvage member/snap/db --out rescued.db\n  etcd-rescue check rescued.db && etcd-rescue restore rescued.db --skip-hash-check --data-dir /var/lib/etcd-new ...\n\nExit codes: 0 written from an undamaged db, 1 written, but the input was damaged and data may be lost (see the report), 2 could not run."
     )]
     Salvage(salvage::SalvageArgs),
+    /// Judge a member's data dir as a whole: the db, the WAL and the snap
+    /// files, checked against each other, and a verdict in plain words:
+    /// will etcd start on this, and what will it lose? Several dirs are
+    /// shown side by side, with the one holding the most recent committed data.
+    #[command(
+        after_help = "Example:\n  etcd-rescue inspect /var/lib/etcd\n  etcd-rescue inspect host1/member host2/member host3/member\n  etcd-rescue inspect --wal-dir /ssd/etcd-wal /var/lib/etcd\n  etcd-rescue inspect -o json /var/lib/etcd | jq .members[0].verdict\n\nExit codes: 0 etcd starts on every dir and no problems were found, 1 problems found or etcd would not (safely) start, 2 a path is not a readable data dir."
+    )]
+    Inspect(inspect::InspectArgs),
+    /// Decode a WAL: member and cluster IDs, HardState, snapshot records,
+    /// then every entry with its term, index, type and request (keys,
+    /// values, leases, txn compares and branches, member changes). Keys and
+    /// values are text when UTF-8, base64 otherwise.
+    #[command(
+        after_help = "Example:\n  etcd-rescue wal /var/lib/etcd\n  etcd-rescue wal /var/lib/etcd --type put,txn --prefix /registry/pods/\n  etcd-rescue wal member/wal --start-index 1000 --end-index 1100\n  etcd-rescue wal -o json /var/lib/etcd > entries.jsonl\n  etcd-rescue wal --salvage broken-copy/member\n\nExit codes: 0 the WAL reads cleanly, 1 problems found (a torn tail, corruption), 2 could not read it."
+    )]
+    Wal(wal::WalArgs),
 }
 
 /// Parses `args` and runs the command, writing to `out` and `err`.
@@ -171,6 +194,8 @@ where
         Command::Stats(a) => stats::run(a, cli.output, out, err),
         Command::Verify(a) => verify::run(a, cli.output, out, err),
         Command::Salvage(a) => salvage::run(a, cli.output, out, err),
+        Command::Inspect(a) => inspect::run(a, cli.output, out, err),
+        Command::Wal(a) => wal::run(a, cli.output, out, err),
     };
     match result {
         Ok(code) => code,

@@ -91,16 +91,26 @@ pub fn preview(s: &str, max: usize) -> String {
 }
 
 /// A table of findings.
+/// A FILE column appears when any finding names a file (a data dir check).
 pub fn findings_table(items: &[Finding]) -> Table {
-    let mut t = table(&["SEVERITY", "CODE", "PAGE", "OFFSET", "WHAT IS WRONG"]);
+    let with_file = items.iter().any(|f| f.file.is_some());
+    let mut header = vec!["SEVERITY", "CODE"];
+    if with_file {
+        header.push("FILE");
+    }
+    header.extend(["PAGE", "OFFSET", "WHAT IS WRONG"]);
+    let mut t = table(&header);
     for f in items {
-        t.add_row(vec![
-            f.severity.to_string(),
-            f.code.to_string(),
+        let mut row = vec![f.severity.to_string(), f.code.to_string()];
+        if with_file {
+            row.push(f.file.clone().unwrap_or_default());
+        }
+        row.extend([
             f.page.map(|p| p.to_string()).unwrap_or_default(),
             f.offset.map(|o| o.to_string()).unwrap_or_default(),
             f.message.clone(),
         ]);
+        t.add_row(row);
     }
     t
 }

@@ -70,15 +70,40 @@ pub struct DbOutcome {
     pub bumped_to: Option<i64>,
 }
 
+/// Key/value pairs of a bucket.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Every pair of a bucket, copied (small buckets only: the key bucket streams).
+fn stored(b: &Option<crate::bolt::Bucket<'_>>) -> Result<Pairs, crate::bolt::Error> {
+    match b {
+        Some(b) => b
+            .iter()
+            .map(|e| e.map(|e| (e.key.to_vec(), e.value.to_vec())))
+            .collect(),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// Writes the restored db of `src` to `out`.
-pub fn write_restored_db<W: Write + Seek>(src: &Db<'_>, plan: &DbPlan<'_>, out: W, page_size: u32) -> Result<DbOutcome, RestoreDbError> {
+pub fn write_restored_db<W: Write + Seek>(
+    src: &Db<'_>,
+    plan: &DbPlan<'_>,
+    out: W,
+    page_size: u32,
+) -> Result<DbOutcome, RestoreDbError> {
     let names: Vec<Vec<u8>> = src
         .root()
         .iter()
         .map(|e| e.map(|e| e.key.to_vec()))
         .collect::<Result<_, _>>()?;
     let mut all: Vec<Vec<u8>> = names.clone();
-    for must in [b"key".as_slice(), b"lease", b"members", b"members_removed", b"meta"] {
+    for must in [
+        b"key".as_slice(),
+        b"lease",
+        b"members",
+        b"members_removed",
+        b"meta",
+    ] {
         if !all.iter().any(|n| n == must) {
             all.push(must.to_vec());
         }
@@ -104,12 +129,6 @@ pub fn write_restored_db<W: Write + Seek>(src: &Db<'_>, plan: &DbPlan<'_>, out: 
     let mut w = Writer::new(out, page_size, 0.9, 2)?;
     for name in &all {
         let bucket = src.bucket(name)?;
-        let stored = |b: &Option<crate::bolt::Bucket<'_>>| -> Result<Vec<(Vec<u8>, Vec<u8>)>, crate::bolt::Error> {
-            match b {
-                Some(b) => b.iter().map(|e| e.map(|e| (e.key.to_vec(), e.value.to_vec()))).collect(),
-                None => Ok(Vec::new()),
-            }
-        };
         let seq = bucket.as_ref().map_or(0, |b| b.sequence());
         match name.as_slice() {
             b"members" => {
@@ -123,7 +142,10 @@ pub fn write_restored_db<W: Write + Seek>(src: &Db<'_>, plan: &DbPlan<'_>, out: 
             b"meta" => {
                 let mut m: BTreeMap<Vec<u8>, Vec<u8>> = stored(&bucket)?.into_iter().collect();
                 m.extend(plan.extra_meta.clone());
-                m.insert(meta_keys::CONSISTENT_INDEX.to_vec(), plan.consistent_index.to_be_bytes().to_vec());
+                m.insert(
+                    meta_keys::CONSISTENT_INDEX.to_vec(),
+                    plan.consistent_index.to_be_bytes().to_vec(),
+                );
                 m.insert(meta_keys::TERM.to_vec(), plan.term.to_be_bytes().to_vec());
                 let conf = serde_json::json!({"voters": plan.cluster.ids(), "auto_leave": false});
                 m.insert(meta_keys::CONF_STATE.to_vec(), conf.to_string().into_bytes());

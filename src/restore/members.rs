@@ -60,7 +60,9 @@ pub enum MembershipError {
     #[error("--name {0:?} is not a member of --initial-cluster")]
     NotMember(String),
     /// `--initial-advertise-peer-urls` differ from the member's URLs in `--initial-cluster`.
-    #[error("--initial-advertise-peer-urls {given} do not match {name}'s URLs in --initial-cluster ({listed})")]
+    #[error(
+        "--initial-advertise-peer-urls {given} do not match {name}'s URLs in --initial-cluster ({listed})"
+    )]
     UrlMismatch {
         /// The member.
         name: String,
@@ -120,7 +122,9 @@ pub fn parse_initial_cluster(spec: &str, token: &str) -> Result<ClusterSpec, Mem
     let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut seen = std::collections::HashSet::new();
     for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let (name, url) = entry.split_once('=').ok_or_else(|| MembershipError::Entry(entry.to_string()))?;
+        let (name, url) = entry
+            .split_once('=')
+            .ok_or_else(|| MembershipError::Entry(entry.to_string()))?;
         if name.is_empty() {
             return Err(MembershipError::Entry(entry.to_string()));
         }
@@ -162,7 +166,11 @@ impl ClusterSpec {
             .find(|m| m.name == name)
             .ok_or_else(|| MembershipError::NotMember(name.to_string()))?;
         if let Some(adv) = advertise {
-            let mut given: Vec<String> = adv.split(',').map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect();
+            let mut given: Vec<String> = adv
+                .split(',')
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
+                .collect();
             given.sort();
             if given != m.peer_urls {
                 return Err(MembershipError::UrlMismatch {
@@ -190,13 +198,23 @@ mod tests {
         // etcdutl 3.5.1 snapshot restore --initial-cluster
         // m1=http://127.0.0.1:2380,m2=http://127.0.0.1:2381,m3=http://127.0.0.1:2382
         // --initial-cluster-token tok printed these.
-        let c = parse_initial_cluster("m1=http://127.0.0.1:2380,m2=http://127.0.0.1:2381,m3=http://127.0.0.1:2382", "tok").unwrap();
+        let c = parse_initial_cluster(
+            "m1=http://127.0.0.1:2380,m2=http://127.0.0.1:2381,m3=http://127.0.0.1:2382",
+            "tok",
+        )
+        .unwrap();
         assert_eq!(c.cluster_id, 0x62e5_1227_d18c_f864);
         let ids: Vec<String> = c.members.iter().map(|m| format!("{:x}", m.id)).collect();
         assert_eq!(ids, ["321b4ccd5c32edea", "71405583d3e2d5ce", "bf923f8405cbb3bc"]);
-        assert_eq!(c.members[1].json(), r#"{"id":8160616549479273934,"peerURLs":["http://127.0.0.1:2380"],"name":"m1"}"#);
+        assert_eq!(
+            c.members[1].json(),
+            r#"{"id":8160616549479273934,"peerURLs":["http://127.0.0.1:2380"],"name":"m1"}"#
+        );
         assert!(c.local("m1", Some("http://127.0.0.1:2380")).is_ok());
-        assert!(matches!(c.local("m1", Some("http://127.0.0.1:9999")), Err(MembershipError::UrlMismatch { .. })));
+        assert!(matches!(
+            c.local("m1", Some("http://127.0.0.1:9999")),
+            Err(MembershipError::UrlMismatch { .. })
+        ));
         assert!(matches!(c.local("m9", None), Err(MembershipError::NotMember(_))));
     }
 

@@ -162,3 +162,85 @@ pub fn etcdutl_restore(bin: &Path, snapshot: &Path, data_dir: &Path, name: &str,
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+impl Etcd {
+    /// Starts the member like [`Etcd::start`], but returns its log instead
+    /// of panicking when etcd exits or does not become healthy in 60 s.
+    pub fn try_start(m: Member<'_>) -> Result<Etcd, String> {
+        Etcd::try_start_probe(m, &["endpoint", "health"])
+    }
+
+    /// Like [`Etcd::try_start`], with another etcdctl command as the sign
+    /// that etcd is up (a read, for a member that serves reads but cannot
+    /// commit writes).
+    pub fn try_start_probe(m: Member<'_>, probe: &[&str]) -> Result<Etcd, String> {
+        let client_port = free_port();
+        let client_url = format!("http://127.0.0.1:{client_port}");
+        let peer_url = format!("http://127.0.0.1:{}", m.peer_port);
+        let log = m.data_dir.with_extension("log");
+        let logf = std::fs::File::create(&log).expect("log file");
+        let cluster = m
+            .initial_cluster
+            .unwrap_or_else(|| format!("{}={peer_url}", m.name));
+        let child = Command::new(m.bin.join("etcd"))
+            .arg("--name")
+            .arg(m.name)
+            .arg("--data-dir")
+            .arg(m.data_dir)
+            .args([
+                "--listen-client-urls",
+                &client_url,
+                "--advertise-client-urls",
+                &client_url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .args(["--initial-cluster", &cluster])
+            .args(["--logger", "zap", "--log-outputs", "stderr"])
+            .args(&m.extra)
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("start etcd");
+        let mut e = Etcd {
+            child,
+            bin: m.bin.to_path_buf(),
+            client_url,
+            log,
+        };
+        let start = Instant::now();
+        // Generous: a loaded CI machine replays a 128 MB WAL slowly. A start
+        // that fails makes etcd exit at once, so this costs nothing then.
+        while start.elapsed() < Duration::from_secs(60) {
+            if let Ok(Some(st)) = e.child.try_wait() {
+                return Err(format!("etcd exited ({st}); log:\n{}", e.log_tail()));
+            }
+            // Short timeouts: against a dead endpoint etcdctl would wait out
+            // the whole command timeout.
+            let mut args = vec!["--command-timeout=2s", "--dial-timeout=1s"];
+            args.extend_from_slice(probe);
+            if e.ctl_output(&args).status.success() {
+                return Ok(e);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(format!(
+            "etcd did not answer {probe:?} in 20 s; log:\n{}",
+            e.log_tail()
+        ))
+    }
+
+    /// Runs etcdctl and returns (success, stdout, stderr).
+    pub fn ctl_raw(&self, args: &[&str]) -> (bool, String, String) {
+        let o = self.ctl_output(args);
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+}

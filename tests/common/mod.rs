@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod etcd;
+pub mod walwrite;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -273,4 +274,129 @@ pub fn etcdutl_status(bin: &Path, file: &Path) -> Value {
     // etcdutl may log before the JSON line.
     let line = text.lines().rfind(|l| l.starts_with('{')).expect("json line");
     serde_json::from_str(line).expect("etcdutl json")
+}
+
+/// The data dir(s) of one scenario's tarball (`single`, `cluster`, `killed`,
+/// `snapcount`), extracted once per test process under Cargo's target tmp
+/// dir. Returns the folder that holds `single/` (or `m1/ m2/ m3/`, ...).
+/// The folder is per test binary and replaced at its first use, so runs do
+/// not pile up copies of the 64 MB WAL segments.
+pub fn extracted_dir(vdir: &Path, scenario: &str) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static DONE: OnceLock<Mutex<HashMap<(PathBuf, String), PathBuf>>> = OnceLock::new();
+    let mut done = DONE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let key = (vdir.to_path_buf(), scenario.to_string());
+    if let Some(p) = done.get(&key) {
+        return p.clone();
+    }
+    let name: String = vdir
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let dest = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("fixture-dirs")
+        .join(env!("CARGO_CRATE_NAME"))
+        .join(name)
+        .join(scenario);
+    let _ = std::fs::remove_dir_all(&dest);
+    std::fs::create_dir_all(&dest).expect("create extraction dir");
+    let st = Command::new("tar")
+        .arg("-xzf")
+        .arg(vdir.join(format!("{scenario}.datadir.tar.gz")))
+        .arg("-C")
+        .arg(&dest)
+        .status()
+        .expect("run tar");
+    assert!(
+        st.success(),
+        "extracting {scenario} from {} failed",
+        vdir.display()
+    );
+    // The WAL segments are mostly zeros (preallocated); punch holes in them
+    // where the system can, so the extracted copies take little disk. The
+    // bytes read back are the same.
+    for f in walk_files(&dest) {
+        let n = f.to_string_lossy();
+        if n.ends_with(".wal") || n.ends_with(".tmp") {
+            let _ = Command::new("fallocate").arg("--dig-holes").arg(&f).status();
+        }
+    }
+    done.insert(key, dest.clone());
+    dest
+}
+
+/// Copies a directory tree.
+pub fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap_or_else(|e| panic!("{}: {e}", dst.display()));
+    for e in std::fs::read_dir(src).unwrap_or_else(|e| panic!("{}: {e}", src.display())) {
+        let e = e.unwrap();
+        let to = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), &to).unwrap_or_else(|err| panic!("{}: {err}", e.path().display()));
+        }
+    }
+}
+
+/// Makes every file under `p` read-only, so that any write attempt fails.
+pub fn make_readonly(p: &Path) {
+    for f in walk_files(p) {
+        let mut perm = std::fs::metadata(&f).unwrap().permissions();
+        perm.set_readonly(true);
+        std::fs::set_permissions(&f, perm).unwrap();
+    }
+}
+
+/// The WAL segment files of a member dir, in order.
+pub fn wal_segments(member: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(member.join("wal"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Where etcd 3.4.23's binaries are, if installed (`ETCD34_BIN` or /usr/bin).
+pub fn etcd34_bin() -> Option<PathBuf> {
+    let p = std::env::var_os("ETCD34_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin"));
+    let ok = Command::new(p.join("etcd"))
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("3.4.23"));
+    ok.then_some(p)
+}
+
+/// The etcd binaries for a fixture version folder (`.../v3.4.23` or
+/// `.../v3.5.1`), or None (a failure when `etcd_required()`).
+pub fn etcd_bin_for(vdir: &Path) -> Option<PathBuf> {
+    let v = vdir.file_name().unwrap().to_string_lossy().into_owned();
+    let b = if v == "v3.4.23" {
+        etcd34_bin()
+    } else {
+        etcd35_bin()
+    };
+    if b.is_none() {
+        assert!(
+            !etcd_required(),
+            "etcd for {v} is not installed (run testdata/etcd.sh install)"
+        );
+        eprintln!("skipping the real-etcd part for {v}: etcd is not installed");
+    }
+    b
 }

@@ -1,0 +1,467 @@
+//! `etcd-rescue wal DIR`: the WAL decoded, entry by entry.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::render::{self, human_bytes};
+use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, Format};
+use crate::datadir::resolve_wal;
+use crate::wal::payload::{self, Payload, Request};
+use crate::wal::scan::{EntryAt, Tail, WalReport};
+use crate::wal::{self, EntryType, Index, Term, WalDir};
+
+/// Arguments of `wal`.
+#[derive(Debug, clap::Args)]
+pub struct WalArgs {
+    /// A data dir, its `member/` dir, or a WAL dir.
+    pub dir: PathBuf,
+    /// Only these entry types, comma-separated: put, delete-range, txn,
+    /// compaction, lease-grant, lease-revoke, lease-checkpoint, range, alarm,
+    /// user-add (and the other auth kinds), auth (all of them), lease (all
+    /// lease kinds), cluster-version, member-attr, downgrade, v2, noop,
+    /// conf-change, normal (every normal entry). etcd-dump-logs names work
+    /// too (IRRPut, IRRTxn, ConfigChange, Normal, Request, InternalRaftRequest...).
+    #[arg(long = "type", value_name = "TYPES", value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Only entries at or above this index.
+    #[arg(long, value_name = "INDEX")]
+    pub start_index: Option<u64>,
+    /// Only entries at or below this index.
+    #[arg(long, value_name = "INDEX")]
+    pub end_index: Option<u64>,
+    /// Only entries that touch a key with this prefix (puts, deletes, txns, ranges, v2 paths).
+    #[arg(long, value_name = "KEY")]
+    pub prefix: Option<String>,
+    /// Also show what etcd cannot read: entries past damage, and damaged
+    /// entries whose record fails its CRC (marked).
+    #[arg(long)]
+    pub salvage: bool,
+    /// Also show entries a later entry replaced (a new leader overwrote them).
+    #[arg(long)]
+    pub replaced: bool,
+    /// Characters of each key and value shown in the table (0: all).
+    #[arg(long, value_name = "N", default_value_t = 80)]
+    pub max_value: usize,
+}
+
+/// Which kinds to show.
+struct TypeFilter {
+    kinds: BTreeSet<&'static str>,
+    normal: bool,
+    v3: bool,
+}
+
+fn expand(name: &str) -> Option<Vec<&'static str>> {
+    let n = name.trim();
+    let lower = n.to_ascii_lowercase();
+    let one = |k: &'static str| Some(vec![k]);
+    match lower.as_str() {
+        "irrput" => one("put"),
+        "irrdeleterange" => one("delete-range"),
+        "irrtxn" => one("txn"),
+        "irrrange" => one("range"),
+        "irrcompaction" => one("compaction"),
+        "irrleasegrant" => one("lease-grant"),
+        "irrleaserevoke" => one("lease-revoke"),
+        "irrleasecheckpoint" => one("lease-checkpoint"),
+        "configchange" | "conf-change" | "confchange" => Some(vec!["conf-change", "conf-change-v2"]),
+        "request" => one("v2"),
+        "lease" => Some(vec!["lease-grant", "lease-revoke", "lease-checkpoint"]),
+        "auth" => Some(
+            Request::KINDS
+                .iter()
+                .copied()
+                .filter(|k| k.starts_with("auth") || k.starts_with("user-") || k.starts_with("role-"))
+                .collect(),
+        ),
+        _ => Request::KINDS
+            .iter()
+            .copied()
+            .find(|k| *k == lower)
+            .map(|k| vec![k]),
+    }
+}
+
+impl TypeFilter {
+    fn new(names: &[String]) -> Result<Option<TypeFilter>, String> {
+        if names.is_empty() {
+            return Ok(None);
+        }
+        let mut f = TypeFilter {
+            kinds: BTreeSet::new(),
+            normal: false,
+            v3: false,
+        };
+        for n in names {
+            match n.trim().to_ascii_lowercase().as_str() {
+                "normal" => f.normal = true,
+                "internalraftrequest" => f.v3 = true,
+                _ => match expand(n) {
+                    Some(k) => f.kinds.extend(k),
+                    None => {
+                        return Err(format!(
+                            "unknown entry type {n:?}; known: normal, {}",
+                            Request::KINDS.join(", ")
+                        ));
+                    }
+                },
+            }
+        }
+        Ok(Some(f))
+    }
+
+    fn wants(&self, kind: EntryType, r: &Request) -> bool {
+        let k = r.kind();
+        self.kinds.contains(k)
+            || (self.normal && kind == EntryType::Normal)
+            || (self.v3 && kind == EntryType::Normal && !matches!(r, Request::V2 { .. } | Request::Noop))
+    }
+}
+
+/// Which entry records etcd keeps in its log: false for records a later
+/// entry with the same or a lower index replaced.
+fn live_flags(entries: &[EntryAt<'_>]) -> Vec<bool> {
+    let mut live = vec![false; entries.len()];
+    let mut stack: Vec<(Index, usize)> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if !e.seen_by_etcd {
+            continue;
+        }
+        while stack.last().is_some_and(|(idx, _)| *idx >= e.entry.index) {
+            stack.pop();
+        }
+        stack.push((e.entry.index, i));
+    }
+    for (_, i) in stack {
+        live[i] = true;
+    }
+    live
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryLine<'a> {
+    record: &'static str,
+    term: Term,
+    index: Index,
+    #[serde(rename = "type")]
+    kind: EntryType,
+    file: &'a str,
+    offset: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    replaced: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    salvaged: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    crc_mismatch: bool,
+    #[serde(flatten)]
+    payload: &'a Payload,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Tagged<'a, T: Serialize> {
+    record: &'static str,
+    #[serde(flatten)]
+    value: &'a T,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SummaryLine<'a> {
+    record: &'static str,
+    dir: &'a str,
+    bytes: u64,
+    segments: &'a [wal::scan::SegmentInfo],
+    entries: &'a wal::scan::EntryCounts,
+    tail: &'a Tail,
+    salvage: &'a wal::scan::Salvage,
+    shown: u64,
+    errors: usize,
+    warnings: usize,
+}
+
+fn jsonl<T: Serialize>(out: &mut dyn Write, v: &T) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+pub(super) fn run(a: &WalArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+    let filter = match TypeFilter::new(&a.types) {
+        Ok(f) => f,
+        Err(e) => {
+            writeln!(err, "etcd-rescue: {e}")?;
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let wal_path = match resolve_wal(&a.dir) {
+        Ok(p) => p,
+        Err(e) => {
+            writeln!(err, "etcd-rescue: {e}")?;
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let dir = WalDir::open(&wal_path).context("cannot read the WAL directory")?;
+    let mut entries: Vec<EntryAt<'_>> = Vec::new();
+    let report = wal::scan(&dir, wal::ScanOptions::default(), |e| entries.push(*e));
+    let live = live_flags(&entries);
+    let prefix = a.prefix.as_deref().map(str::as_bytes);
+
+    if fmt == Format::Table {
+        write_header(out, &report)?;
+        writeln!(out, "{:>6} {:>10}  {:<22} REQUEST", "TERM", "INDEX", "TYPE")?;
+    } else {
+        if let Some(m) = &report.metadata {
+            jsonl(
+                out,
+                &Tagged {
+                    record: "metadata",
+                    value: m,
+                },
+            )?;
+        }
+        if let Some(h) = &report.hard_state {
+            jsonl(
+                out,
+                &Tagged {
+                    record: "hardState",
+                    value: h,
+                },
+            )?;
+        }
+        for s in &report.snapshots {
+            jsonl(
+                out,
+                &Tagged {
+                    record: "snapshot",
+                    value: s,
+                },
+            )?;
+        }
+    }
+    let mut shown = 0u64;
+    for (i, e) in entries.iter().enumerate() {
+        let salvaged = !e.seen_by_etcd;
+        if salvaged && !a.salvage {
+            continue;
+        }
+        let replaced = e.seen_by_etcd && !live[i];
+        if replaced && !a.replaced {
+            continue;
+        }
+        let idx = e.entry.index.0;
+        if a.start_index.is_some_and(|s| idx < s) || a.end_index.is_some_and(|x| idx > x) {
+            continue;
+        }
+        let p = payload::decode(&e.entry);
+        if filter
+            .as_ref()
+            .is_some_and(|f| !f.wants(e.entry.kind, &p.request))
+        {
+            continue;
+        }
+        if prefix.is_some_and(|px| !p.request.touches_prefix(px)) {
+            continue;
+        }
+        shown += 1;
+        let file = dir
+            .segments
+            .get(e.at.segment)
+            .map(|s| s.file_name.as_str())
+            .unwrap_or("");
+        match fmt {
+            Format::Json | Format::Lines => jsonl(
+                out,
+                &EntryLine {
+                    record: "entry",
+                    term: e.entry.term,
+                    index: e.entry.index,
+                    kind: e.entry.kind,
+                    file,
+                    offset: e.at.offset,
+                    replaced,
+                    salvaged: salvaged && !e.damaged,
+                    crc_mismatch: e.damaged,
+                    payload: &p,
+                },
+            )?,
+            Format::Table => {
+                let mut kind = p.request.kind().to_string();
+                if e.damaged {
+                    kind.push_str(" [CRC MISMATCH]");
+                } else if salvaged {
+                    kind.push_str(" [salvaged]");
+                } else if replaced {
+                    kind.push_str(" [replaced]");
+                }
+                writeln!(
+                    out,
+                    "{:>6} {:>10}  {:<22} {}",
+                    e.entry.term,
+                    e.entry.index,
+                    kind,
+                    p.request.summary(a.max_value)
+                )?;
+            }
+        }
+    }
+    let items = report.findings.items();
+    match fmt {
+        Format::Json | Format::Lines => {
+            for f in items {
+                jsonl(
+                    out,
+                    &Tagged {
+                        record: "finding",
+                        value: f,
+                    },
+                )?;
+            }
+            jsonl(
+                out,
+                &SummaryLine {
+                    record: "summary",
+                    dir: &report.dir,
+                    bytes: report.bytes,
+                    segments: &report.segments,
+                    entries: &report.entries,
+                    tail: &report.tail,
+                    salvage: &report.salvage,
+                    shown,
+                    errors: report.findings.count(crate::report::Severity::Error),
+                    warnings: report.findings.count(crate::report::Severity::Warning),
+                },
+            )?;
+        }
+        Format::Table => {
+            writeln!(out, "{shown} entries shown")?;
+            if !items.is_empty() {
+                writeln!(out, "{}", render::findings_table(items))?;
+            }
+            if report.salvage.entries > 0 && !a.salvage {
+                writeln!(
+                    err,
+                    "etcd-rescue: {} more entries (index {}..{}) lie past damage etcd cannot read; --salvage shows them",
+                    report.salvage.entries,
+                    report.salvage.first_index.map_or(0, |i| i.0),
+                    report.salvage.last_index.map_or(0, |i| i.0)
+                )?;
+            }
+        }
+    }
+    Ok(if report.findings.has_problems() {
+        EXIT_PROBLEMS
+    } else {
+        EXIT_OK
+    })
+}
+
+fn write_header(out: &mut dyn Write, r: &WalReport) -> anyhow::Result<()> {
+    let mut rows = vec![(
+        "WAL".to_string(),
+        format!(
+            "{}: {} segment(s), {}",
+            r.dir,
+            r.segments.len(),
+            human_bytes(r.bytes)
+        ),
+    )];
+    for s in &r.segments {
+        rows.push((
+            "SEGMENT".into(),
+            format!(
+                "{} ({} bytes, {} records, {})",
+                s.file,
+                s.size,
+                s.records,
+                match (s.first_entry, s.last_entry) {
+                    (Some(a), Some(b)) => format!("entries {a}..{b}"),
+                    _ => "no entries".into(),
+                }
+            ),
+        ));
+    }
+    if let Some(m) = &r.metadata {
+        rows.push(("MEMBER ID".into(), m.node_id.to_string()));
+        rows.push(("CLUSTER ID".into(), m.cluster_id.to_string()));
+    }
+    if let Some(h) = &r.hard_state {
+        rows.push((
+            "HARDSTATE".into(),
+            format!("term {}, vote {}, commit {}", h.term, h.vote, h.commit),
+        ));
+    }
+    const SHOWN: usize = 10;
+    let n = r.snapshots.len();
+    if n > SHOWN {
+        rows.push((
+            "SNAPSHOTS".into(),
+            format!("{n} snapshot records; the last {SHOWN} follow (-o json lists all)"),
+        ));
+    }
+    for s in &r.snapshots[n.saturating_sub(SHOWN)..] {
+        let cs = s
+            .mark
+            .conf_state
+            .as_ref()
+            .map(|c| {
+                format!(
+                    ", voters {}",
+                    c.voters
+                        .iter()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            })
+            .unwrap_or_default();
+        rows.push((
+            "SNAPSHOT".into(),
+            format!("index {}, term {}{cs}", s.mark.index, s.mark.term),
+        ));
+    }
+    rows.push((
+        "ENTRIES".into(),
+        match (r.entries.first_index, r.entries.last_index) {
+            (Some(a), Some(b)) => format!(
+                "{a}..{b} ({} entries, last term {}{})",
+                r.entries.entries,
+                r.entries.last_term.map_or(0, |t| t.0),
+                if r.entries.replaced > 0 {
+                    format!(", {} replaced", r.entries.replaced)
+                } else {
+                    String::new()
+                }
+            ),
+            _ => "none".into(),
+        },
+    ));
+    rows.push((
+        "TAIL".into(),
+        match &r.tail {
+            Tail::Clean => "clean: etcd reads every record".into(),
+            Tail::Torn { file, offset, .. } => {
+                format!("torn record at offset {offset} of {file}: etcd cuts it off at start")
+            }
+            Tail::Corrupt {
+                file,
+                offset,
+                code,
+                after_index,
+                ..
+            } => format!(
+                "CORRUPT ({code}) at offset {offset} of {file}{}: etcd stops there",
+                after_index
+                    .map(|i| format!(", after entry {i}"))
+                    .unwrap_or_default()
+            ),
+        },
+    ));
+    writeln!(out, "{}", render::fields(&rows))?;
+    Ok(())
+}
