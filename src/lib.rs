@@ -16,6 +16,7 @@
 
 pub mod bolt;
 pub mod cli;
+pub mod k8s;
 pub mod keyhash;
 pub mod mvcc;
 pub mod pb;
