@@ -11,6 +11,7 @@ use std::io::{self, Write};
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod check;
+mod k8s;
 pub mod render;
 mod status;
 
@@ -29,6 +30,8 @@ pub enum Format {
     Table,
     /// JSON for scripts (stable field names; etcdutl's where the concept is the same).
     Json,
+    /// YAML, as kubectl prints it (only `k8s get`).
+    Yaml,
 }
 
 const EXAMPLES: &str = "\
@@ -36,6 +39,9 @@ Examples:
   etcd-rescue status backup.db                 what a snapshot or db holds (like etcdutl snapshot status)
   etcd-rescue check backup.db                  is this backup good? every problem, with page and offset
   etcd-rescue check -o json /backups/*.db      the same for scripts
+  etcd-rescue k8s ls backup.db                 the Kubernetes objects in a dead cluster's snapshot
+  etcd-rescue k8s get backup.db deploy web -n prod -o yaml
+  etcd-rescue k8s dump backup.db --out manifests/ --for-apply
 
 Exit codes: 0 clean, 1 problems found, 2 could not run.";
 
@@ -78,6 +84,11 @@ pub enum Command {
         after_help = "Example:\n  etcd-rescue check snapshot.db\n  etcd-rescue check -o json backups/*.db\n\nExit codes: 0 no problems, 1 problems found (warnings or errors), 2 a file could not be read."
     )]
     Check(check::CheckArgs),
+    /// Kubernetes objects from a dead cluster's files: list them, print them
+    /// as kubectl would, or dump the whole cluster as manifests (decrypting
+    /// values encrypted at rest with the apiserver's EncryptionConfiguration).
+    #[command(subcommand)]
+    K8s(k8s::K8sCommand),
 }
 
 /// Parses `args` and runs the command, writing to `out` and `err`.
@@ -101,8 +112,12 @@ where
         }
     };
     let result = match &cli.command {
+        Command::Status(_) | Command::Check(_) if cli.output == Format::Yaml => Err(anyhow::anyhow!(
+            "-o yaml is only for `k8s get`; use -o table or -o json"
+        )),
         Command::Status(a) => status::run(a, cli.output, out, err),
         Command::Check(a) => check::run(a, cli.output, out, err),
+        Command::K8s(c) => k8s::run(c, cli.output, out, err),
     };
     match result {
         Ok(code) => code,

@@ -169,7 +169,7 @@ pub(super) fn run(
         return Ok(EXIT_PROBLEMS);
     };
     match fmt {
-        Format::Json => render::json(out, &json)?,
+        Format::Json | Format::Yaml => render::json(out, &json)?,
         Format::Table => write_table(out, &json)?,
     }
     if !json.problems.is_empty() {

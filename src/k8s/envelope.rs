@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn parses_the_envelope() {
-        let b = b"\n\x0b\n\x02v1\x12\x05Secret\x12\x02\x0a\x00\x1a\x00\x22\x00";
+        let b = b"\n\x0c\n\x02v1\x12\x06Secret\x12\x02\x0a\x00\x1a\x00\x22\x00";
         let u = parse_unknown(b).unwrap();
         assert_eq!((u.api_version.as_str(), u.kind.as_str()), ("v1", "Secret"));
         assert_eq!(u.raw, b"\x0a\x00");
