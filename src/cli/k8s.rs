@@ -129,6 +129,9 @@ pub struct DumpArgs {
     /// Only these resources (repeat or comma-separate).
     #[arg(long, value_delimiter = ',', value_name = "R")]
     resource: Vec<String>,
+    /// Worker threads (default: one per core, at most 8).
+    #[arg(short = 'j', long, default_value_t = 0, value_name = "N")]
+    jobs: usize,
 }
 
 /// An opened source: the mapping, and the keyring.
@@ -178,7 +181,8 @@ impl Source {
 
 /// Objects of the source at the revision, filtered, in (resource,
 /// namespace, name) order; deleted ones only when asked. `resource` filters
-/// on the key before decoding; `keep` decides on the decoded object.
+/// on the key before decoding; `keep` decides on the decoded object;
+/// `bodies: false` drops the decoded objects (listings).
 fn objects(
     db: &Db<'_>,
     c: &Common,
@@ -186,6 +190,7 @@ fn objects(
     include_deleted: bool,
     resource: Option<&str>,
     keep: &dyn Fn(&Object) -> bool,
+    bodies: bool,
 ) -> anyhow::Result<(i64, Vec<Object>)> {
     let prefix = format!("{}/", cx.prefix);
     let idx = store::index(db, c.rev, prefix.as_bytes())?;
@@ -204,8 +209,12 @@ fn objects(
             }
         }
         if let Some(kv) = store::value_at(db, e.last_put)? {
-            let o = object::decode(&kv, e.deleted_at.map(|r| r.main), cx);
+            let mut o = object::decode(&kv, e.deleted_at.map(|r| r.main), cx);
             if keep(&o) {
+                if !bodies {
+                    // Listings keep one row per object, not the objects.
+                    o.body = None;
+                }
                 out.push(o);
             }
         }
@@ -270,10 +279,8 @@ fn state(o: &Object) -> String {
         None => "live".into(),
         Some(r) => {
             let when = o
-                .body
-                .as_ref()
-                .and_then(|b| b.pointer("/metadata/deletionTimestamp"))
-                .and_then(Value::as_str)
+                .deletion_timestamp
+                .as_deref()
                 .map(|t| format!(", deletion requested {t}"))
                 .unwrap_or_default();
             format!("deleted at rev {r}{when}")
@@ -281,15 +288,37 @@ fn state(o: &Object) -> String {
     }
 }
 
+/// Reports objects that did not decode on stderr: each one while there are
+/// few, then counts by reason. Returns whether there were any.
 fn problems_footer(objs: &[Object], err: &mut dyn Write) -> anyhow::Result<bool> {
+    const SHOWN: usize = 10;
     let bad: Vec<&Object> = objs.iter().filter(|o| o.problem.is_some()).collect();
-    for o in &bad {
+    for o in bad.iter().take(SHOWN) {
         writeln!(
             err,
             "etcd-rescue: {}: {}",
             o.key,
             o.problem.as_deref().unwrap_or("")
         )?;
+    }
+    if bad.len() > SHOWN {
+        let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+        for o in &bad {
+            *by.entry(o.problem.as_deref().unwrap_or("")).or_default() += 1;
+        }
+        writeln!(
+            err,
+            "etcd-rescue: {} objects did not decode (-o json lists each one):",
+            bad.len()
+        )?;
+        let mut by: Vec<(&str, usize)> = by.into_iter().collect();
+        by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        for (why, n) in by.iter().take(SHOWN) {
+            writeln!(err, "  {n:>8}  {why}")?;
+        }
+        if by.len() > SHOWN {
+            writeln!(err, "  ... and {} other reasons", by.len() - SHOWN)?;
+        }
     }
     Ok(!bad.is_empty())
 }
@@ -324,6 +353,7 @@ fn ls(a: &LsArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyh
         a.include_deleted,
         a.resource.as_deref(),
         &keep,
+        false,
     )?;
     if fmt == Format::Json {
         let rows: Vec<Row<'_>> = objs.iter().map(row).collect();
@@ -406,7 +436,15 @@ fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> an
             // Cluster-scoped objects have no namespace and match any -n.
             && (o.location.namespace.is_empty() || ns.as_deref().is_none_or(|n| o.location.namespace == n))
     };
-    let (rev, objs) = objects(&db, &a.common, cx, a.include_deleted, Some(&a.resource), &keep)?;
+    let (rev, objs) = objects(
+        &db,
+        &a.common,
+        cx,
+        a.include_deleted,
+        Some(&a.resource),
+        &keep,
+        true,
+    )?;
     if objs.is_empty() {
         let what = match &a.name {
             Some(n) => format!("{} \"{n}\"", a.resource),
@@ -525,6 +563,7 @@ fn dump_cmd(a: &DumpArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write)
         resources: a.resource.clone(),
         rev: a.common.rev,
         cx: src.cx(&a.common),
+        jobs: a.jobs,
     };
     let start = Instant::now();
     let tty = std::io::stderr().is_terminal() && fmt == Format::Table;

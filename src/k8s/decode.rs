@@ -35,11 +35,19 @@ pub struct DecodeError {
 
 const MAX_DEPTH: usize = 64;
 
+/// One step of the path to where the decoder is (kept cheap: it is only
+/// turned into text for an error).
+enum Seg {
+    Key(&'static str),
+    Index(usize),
+    MapKey(String),
+}
+
 /// A decode in progress: the schema, where we are (for errors) and what was
 /// skipped.
 pub struct Decoder<'s> {
     schema: &'s Schema,
-    path: Vec<String>,
+    path: Vec<Seg>,
     /// Field numbers found on the wire that the schema does not know.
     pub unknown_fields: usize,
 }
@@ -83,10 +91,16 @@ impl<'s> Decoder<'s> {
     fn err(&self, what: impl Into<String>) -> DecodeError {
         let mut path = String::new();
         for p in &self.path {
-            if !p.starts_with('[') && !path.is_empty() {
-                path.push('.');
+            match p {
+                Seg::Key(k) => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(k);
+                }
+                Seg::Index(i) => path.push_str(&format!("[{i}]")),
+                Seg::MapKey(k) => path.push_str(&format!("[{k:?}]")),
             }
-            path.push_str(p);
         }
         if path.is_empty() {
             path.push('.');
@@ -120,31 +134,44 @@ impl<'s> Decoder<'s> {
             Def::Special(s) => return self.special(*s, idx, chunks),
             Def::Alias(_) => return Err(self.err(format!("{} is not a struct", t.name))),
         };
-        let mut occ: Vec<Vec<Payload<'_>>> = vec![Vec::new(); fields.len()];
+        // Every field occurrence with its field index, in field order (one
+        // allocation per struct; repeated fields keep their wire order).
+        let mut occ: Vec<(usize, Payload<'_>)> = Vec::new();
         for chunk in chunks {
             for f in wire::fields(chunk) {
                 let f = f.map_err(|e| self.wire_err(e))?;
                 match t.by_num.binary_search_by_key(&f.num, |&(n, _)| n) {
-                    Ok(i) => occ[t.by_num[i].1].push(f.payload),
+                    Ok(i) => occ.push((t.by_num[i].1, f.payload)),
                     Err(_) => self.unknown_fields += 1,
                 }
             }
         }
+        occ.sort_by_key(|&(i, _)| i);
+        let mut payloads: Vec<Payload<'_>> = Vec::with_capacity(occ.len());
         let mut out = Map::new();
         let mut inline: Vec<Map<String, Value>> = Vec::new();
         let mut zero = true;
-        for (f, occ) in fields.iter().zip(&occ) {
+        let mut at = 0;
+        for (fi, f) in fields.iter().enumerate() {
+            let start = at;
+            while at < occ.len() && occ[at].0 == fi {
+                at += 1;
+            }
             if f.json == JsonName::Skip {
                 continue;
             }
-            if !occ.is_empty() || f.json != JsonName::Inline {
-                self.path.push(match f.json {
-                    JsonName::Key(k) => k.to_string(),
-                    _ => f.go_name.to_string(),
-                });
-            }
+            payloads.clear();
+            payloads.extend(occ[start..at].iter().map(|&(_, p)| p));
+            let occ = payloads.as_slice();
+            // Inline fields add no step: their fields are the parent's.
+            let named = if let JsonName::Key(k) = f.json {
+                self.path.push(Seg::Key(k));
+                true
+            } else {
+                false
+            };
             let r = self.render(&f.ty, occ, f.repeated);
-            if !occ.is_empty() || f.json != JsonName::Inline {
+            if named {
                 self.path.pop();
             }
             let r = r?;
@@ -259,7 +286,7 @@ impl<'s> Decoder<'s> {
                 }
                 let mut items = Vec::new();
                 for p in occ {
-                    self.path.push(format!("[{}]", items.len()));
+                    self.path.push(Seg::Index(items.len()));
                     let r = self.slice_items(elem, p, &mut items);
                     self.path.pop();
                     r?;
@@ -287,7 +314,7 @@ impl<'s> Decoder<'s> {
                         Value::String(s) => s,
                         other => other.to_string(),
                     };
-                    self.path.push(format!("[{key:?}]"));
+                    self.path.push(Seg::MapKey(key.clone()));
                     let r = self.render(v, &vo, false);
                     self.path.pop();
                     m.insert(key, r?.json);

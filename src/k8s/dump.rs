@@ -36,6 +36,8 @@ pub struct DumpOptions<'a> {
     pub rev: Option<i64>,
     /// Decoding context.
     pub cx: Context<'a>,
+    /// Worker threads (0: one per core, at most 8).
+    pub jobs: usize,
 }
 
 /// Counts for one resource.
@@ -160,8 +162,75 @@ fn write_file(path: &Path, text: &str, secret: bool) -> std::io::Result<()> {
     f.write_all(text.as_bytes())
 }
 
-/// Dumps the objects of `db`. `progress(done, total)` is called as objects
-/// are processed.
+/// What one worker did, merged into the summary at the end.
+#[derive(Default)]
+struct Partial {
+    objects: usize,
+    written: usize,
+    with_unknown_fields: usize,
+    resources: BTreeMap<String, ResourceCount>,
+    skipped: BTreeMap<String, usize>,
+    failures: Vec<Failure>,
+    uids: Vec<String>,
+}
+
+/// Runs `work` on every entry, spread over the machine's cores in chunks;
+/// `progress` is called from this thread meanwhile.
+fn parallel<'e, 'a: 'e, F>(
+    jobs: usize,
+    entries: &'e [&'e store::KeyEntry<'a>],
+    progress: &mut dyn FnMut(usize, usize),
+    work: F,
+) -> Result<Vec<Partial>, DumpError>
+where
+    F: Fn(&store::KeyEntry<'a>, &mut Partial) -> Result<(), DumpError> + Sync,
+{
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Large chunks of key-sorted entries: workers write to different
+    // directories (creating files in one directory serializes in the kernel).
+    const CHUNK: usize = 4096;
+    let threads = match jobs {
+        0 => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8),
+        n => n,
+    };
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let total = entries.len();
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                sc.spawn(|| {
+                    let mut p = Partial::default();
+                    loop {
+                        let start = next.fetch_add(CHUNK, Ordering::Relaxed);
+                        if start >= total {
+                            return Ok(p);
+                        }
+                        for e in &entries[start..(start + CHUNK).min(total)] {
+                            work(e, &mut p)?;
+                        }
+                        done.fetch_add((start + CHUNK).min(total) - start, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        while handles.iter().any(|h| !h.is_finished()) {
+            progress(done.load(Ordering::Relaxed), total);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        progress(total, total);
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// Dumps the objects of `db`, on all cores. `progress(done, total)` is
+/// called as objects are processed. The files written do not depend on the
+/// order the workers run in, and the summary is sorted.
 pub fn dump(
     db: &Db<'_>,
     o: &DumpOptions<'_>,
@@ -169,76 +238,106 @@ pub fn dump(
 ) -> Result<DumpSummary, DumpError> {
     let prefix = format!("{}/", o.cx.prefix.trim_end_matches('/'));
     let idx = store::index(db, o.rev, prefix.as_bytes())?;
-    let live: Vec<_> = idx.entries.iter().filter(|e| e.deleted_at.is_none()).collect();
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| DumpError::Io { path, source }
+    // Cheap filter on the key before decoding (custom resources' keys can be
+    // read two ways: they are decided after decoding).
+    let key_selected = |e: &&store::KeyEntry<'_>| {
+        if o.namespace.is_none() && o.resources.is_empty() {
+            return true;
+        }
+        match keys::locate(&String::from_utf8_lossy(e.key), o.cx.prefix, None, None) {
+            Some(loc) if !loc.resource.contains('.') => {
+                selected(&loc, "", o.namespace.as_deref(), &o.resources)
+            }
+            _ => true,
+        }
     };
-    let mut s = DumpSummary {
-        revision: idx.revision,
-        ..DumpSummary::default()
-    };
+    let live: Vec<_> = idx
+        .entries
+        .iter()
+        .filter(|e| e.deleted_at.is_none())
+        .filter(key_selected)
+        .collect();
     let read = |e: &store::KeyEntry<'_>| -> Result<Option<Object>, DumpError> {
-        Ok(store::value_at(db, e.last_put)?.map(|kv| object::decode(&kv, None, o.cx)))
+        let obj = store::value_at(db, e.last_put)?.map(|kv| object::decode(&kv, None, o.cx));
+        Ok(obj.filter(|obj| selected(&obj.location, &obj.kind, o.namespace.as_deref(), &o.resources)))
     };
     // --for-apply needs every selected object's uid first (owners).
     let mut uids = HashSet::new();
     if o.for_apply {
-        for e in &live {
+        let parts = parallel(o.jobs, &live, &mut |_, _| {}, |e, p| {
             if let Some(obj) = read(e)? {
-                if selected(&obj.location, &obj.kind, o.namespace.as_deref(), &o.resources) {
-                    if let Some(u) = obj
-                        .body
-                        .as_ref()
-                        .and_then(|b| b.pointer("/metadata/uid"))
-                        .and_then(Value::as_str)
-                    {
-                        uids.insert(u.to_string());
-                    }
+                if let Some(u) = obj
+                    .body
+                    .as_ref()
+                    .and_then(|b| b.pointer("/metadata/uid"))
+                    .and_then(Value::as_str)
+                {
+                    p.uids.push(u.to_string());
                 }
             }
-        }
+            Ok(())
+        })?;
+        uids.extend(parts.into_iter().flat_map(|p| p.uids));
     }
-    std::fs::create_dir_all(&o.out).map_err(io(&o.out))?;
-    let mut made_dirs: HashSet<PathBuf> = HashSet::new();
-    for (i, e) in live.iter().enumerate() {
-        progress(i, live.len());
-        let Some(obj) = read(e)? else { continue };
-        if !selected(&obj.location, &obj.kind, o.namespace.as_deref(), &o.resources) {
-            continue;
-        }
-        s.objects += 1;
+    std::fs::create_dir_all(&o.out).map_err(|source| DumpError::Io {
+        path: o.out.clone(),
+        source,
+    })?;
+    let parts = parallel(o.jobs, &live, progress, |e, p| {
+        let Some(mut obj) = read(e)? else { return Ok(()) };
+        p.objects += 1;
         if obj.unknown_fields > 0 {
-            s.with_unknown_fields += 1;
+            p.with_unknown_fields += 1;
         }
-        let count = s.resources.entry(obj.location.resource.clone()).or_default();
-        let (Some(mut body), None) = (obj.body.clone(), obj.problem.as_ref()) else {
+        let count = p.resources.entry(obj.location.resource.clone()).or_default();
+        let (Some(mut body), None) = (obj.body.take(), obj.problem.as_ref()) else {
             count.failed += 1;
-            s.failures.push(Failure {
+            p.failures.push(Failure {
                 key: obj.key.clone(),
                 problem: obj.problem.clone().unwrap_or_default(),
             });
-            continue;
+            return Ok(());
         };
         if o.for_apply {
             if let Some(why) = apply::skip_reason(&obj.location.resource, &body, &uids) {
                 count.skipped += 1;
-                *s.skipped.entry(why.to_string()).or_default() += 1;
-                continue;
+                *p.skipped.entry(why.to_string()).or_default() += 1;
+                return Ok(());
             }
             apply::strip(&mut body);
         }
-        let rel = relative_path(&obj.location);
-        let path = o.out.join(&rel);
+        let path = o.out.join(relative_path(&obj.location));
+        let io = |source| DumpError::Io {
+            path: path.clone(),
+            source,
+        };
         if let Some(dir) = path.parent() {
-            if made_dirs.insert(dir.to_path_buf()) {
-                std::fs::create_dir_all(dir).map_err(io(dir))?;
-            }
+            std::fs::create_dir_all(dir).map_err(io)?;
         }
-        write_file(&path, &yaml::to_string(&body), obj.is_secret()).map_err(io(&path))?;
+        write_file(&path, &yaml::to_string(&body), obj.is_secret()).map_err(io)?;
         count.written += 1;
-        s.written += 1;
+        p.written += 1;
+        Ok(())
+    })?;
+    let mut s = DumpSummary {
+        revision: idx.revision,
+        ..DumpSummary::default()
+    };
+    for p in parts {
+        s.objects += p.objects;
+        s.written += p.written;
+        s.with_unknown_fields += p.with_unknown_fields;
+        for (r, c) in p.resources {
+            let t = s.resources.entry(r).or_default();
+            t.written += c.written;
+            t.failed += c.failed;
+            t.skipped += c.skipped;
+        }
+        for (why, n) in p.skipped {
+            *s.skipped.entry(why).or_default() += n;
+        }
+        s.failures.extend(p.failures);
     }
-    progress(live.len(), live.len());
+    s.failures.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(s)
 }

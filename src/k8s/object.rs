@@ -47,6 +47,8 @@ pub struct Object {
     pub problem: Option<String>,
     /// Protobuf fields the schema does not know (skipped, as Go does).
     pub unknown_fields: usize,
+    /// `metadata.deletionTimestamp`, when set (a graceful delete began).
+    pub deletion_timestamp: Option<String>,
 }
 
 impl Object {
@@ -108,6 +110,7 @@ pub fn decode(kv: &KeyValueRef<'_>, deleted_at: Option<i64>, cx: Context<'_>) ->
         body: None,
         problem: None,
         unknown_fields: 0,
+        deletion_timestamp: None,
     };
     let plain;
     let (enc, bytes) = match &encoding {
@@ -151,6 +154,11 @@ pub fn decode(kv: &KeyValueRef<'_>, deleted_at: Option<i64>, cx: Context<'_>) ->
             o.kind = b.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
         }
     }
+    o.deletion_timestamp = o
+        .body
+        .as_ref()
+        .and_then(|b| meta_str(b, "deletionTimestamp"))
+        .map(str::to_string);
     let (ns, name) = match &o.body {
         Some(b) => (meta_str(b, "namespace"), meta_str(b, "name")),
         None => (None, None),

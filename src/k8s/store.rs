@@ -6,8 +6,6 @@
 //! This is the one place the Kubernetes commands read the keyspace; a faster
 //! keyspace index can replace [`index`] without touching them.
 
-use std::collections::HashMap;
-
 use crate::bolt::{Bucket, Db};
 use crate::mvcc::kv::{KeyValueRef, KvError, read_meta};
 use crate::mvcc::revision::{RevKey, Revision};
@@ -67,7 +65,8 @@ pub fn index<'a>(db: &Db<'a>, rev: Option<i64>, prefix: &[u8]) -> Result<KeyInde
     if at < compact {
         return Err(KvError::Compacted { rev: at, compact });
     }
-    let mut map: HashMap<&'a [u8], KeyEntry<'a>> = HashMap::new();
+    // Every change under the prefix, in revision order: (key, revision, delete).
+    let mut changes: Vec<(&'a [u8], Revision, bool)> = Vec::new();
     let mut c = bucket.cursor();
     let mut cur = c.first()?;
     while let Some(e) = cur {
@@ -82,25 +81,25 @@ pub fn index<'a>(db: &Db<'a>, rev: Option<i64>, prefix: &[u8]) -> Result<KeyInde
             source,
         })?;
         if kv.key.starts_with(prefix) {
-            if rk.tombstone {
-                if let Some(en) = map.get_mut(kv.key) {
-                    en.deleted_at = Some(rk.rev);
-                }
-            } else {
-                map.insert(
-                    kv.key,
-                    KeyEntry {
-                        key: kv.key,
-                        last_put: rk.rev,
-                        deleted_at: None,
-                    },
-                );
-            }
+            changes.push((kv.key, rk.rev, rk.tombstone));
         }
         cur = c.next_elem()?;
     }
-    let mut entries: Vec<KeyEntry<'a>> = map.into_values().collect();
-    entries.sort_unstable_by_key(|e| e.key);
+    // Stable: each key's changes stay in revision order.
+    changes.sort_by_key(|&(k, _, _)| k);
+    let mut entries: Vec<KeyEntry<'a>> = Vec::new();
+    for group in changes.chunk_by(|a, b| a.0 == b.0) {
+        // The newest put, and the delete after it if the newest change is one.
+        let Some(put) = group.iter().rposition(|c| !c.2) else {
+            continue; // only deletes survive compaction: nothing to show
+        };
+        let last = group[group.len() - 1];
+        entries.push(KeyEntry {
+            key: group[put].0,
+            last_put: group[put].1,
+            deleted_at: last.2.then_some(last.1),
+        });
+    }
     Ok(KeyIndex {
         revision: at,
         compact_revision: compact,
