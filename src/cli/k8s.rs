@@ -254,6 +254,13 @@ struct Row<'a> {
     key: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     problem: Option<&'a str>,
+    /// Protobuf fields newer than the schema (skipped, as an older apiserver would).
+    #[serde(skip_serializing_if = "is_zero")]
+    unknown_fields: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn row(o: &Object) -> Row<'_> {
@@ -271,6 +278,7 @@ fn row(o: &Object) -> Row<'_> {
         deleted_at: o.deleted_at,
         key: &o.key,
         problem: o.problem.as_deref(),
+        unknown_fields: o.unknown_fields,
     }
 }
 
