@@ -23,6 +23,7 @@ pub mod batch;
 pub mod bolt;
 pub mod cli;
 pub mod datadir;
+pub mod k8s;
 pub mod keyhash;
 pub mod mvcc;
 pub mod pb;

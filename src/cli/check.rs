@@ -243,7 +243,7 @@ pub(super) fn run(
         match fmt {
             Format::Table => write_one(out, &c)?,
             Format::Lines => render::json_line(out, &c)?,
-            Format::Json => {}
+            Format::Json | Format::Yaml => {}
         }
         results.push(c);
     }

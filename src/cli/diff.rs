@@ -156,7 +156,7 @@ pub(super) fn run(
         "{added} added, {removed} removed, {changed} changed, {unchanged} unchanged (A at revision {at_a}, B at revision {at_b})"
     );
     match fmt {
-        Format::Json | Format::Lines => {
+        Format::Json | Format::Lines | Format::Yaml => {
             let mut items = Vec::new();
             for (c, k, ra, rb) in &changes {
                 let mut o = Map::new();

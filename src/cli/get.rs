@@ -70,7 +70,7 @@ pub(super) fn run(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn W
     let more = shown < count;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     match fmt {
-        Format::Json => {
+        Format::Json | Format::Yaml => {
             // The shape of `etcdctl get -w json`, written as a stream.
             let mut header = Map::new();
             header.insert("revision".into(), index.head.into());

@@ -38,7 +38,7 @@ pub(super) fn run(
         Err(e) => return src.kv_error(err, &e),
     };
     match fmt {
-        Format::Json => render::json(out, &h)?,
+        Format::Json | Format::Yaml => render::json(out, &h)?,
         Format::Lines => render::json_line(out, &h)?,
         Format::Table => {
             let mut t = render::table(&["HASH", "HASH REVISION", "COMPACT REVISION"]);

@@ -58,7 +58,7 @@ pub(super) fn run(
         rows.push(o);
     }
     match fmt {
-        Format::Json => {
+        Format::Json | Format::Yaml => {
             let mut top = Map::new();
             render::put_bytes(&mut top, "key", key);
             top.insert("compact_revision".into(), index.compact.into());

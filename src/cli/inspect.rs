@@ -72,7 +72,7 @@ pub(super) fn run(
         comparison: comparison.as_ref(),
     };
     match fmt {
-        Format::Json => render::json(out, &json)?,
+        Format::Json | Format::Yaml => render::json(out, &json)?,
         Format::Lines => render::json_line(out, &json)?,
         Format::Table => {
             if reports.len() == 1 {

@@ -48,7 +48,7 @@ pub(super) fn run(
         )
     };
     match fmt {
-        Format::Json | Format::Lines => {
+        Format::Json | Format::Lines | Format::Yaml => {
             let v = serde_json::json!({"report": r, "written": written, "out": if a.dry_run { None } else { Some(a.out.display().to_string()) }});
             if fmt == Format::Json {
                 render::json(out, &v)?

@@ -51,7 +51,7 @@ pub(super) fn run(
         Err(e) => return src.kv_error(err, &e),
     };
     match fmt {
-        Format::Json => render::json(out, &s)?,
+        Format::Json | Format::Yaml => render::json(out, &s)?,
         Format::Lines => render::json_line(out, &s)?,
         Format::Table => {
             writeln!(

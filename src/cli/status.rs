@@ -171,7 +171,7 @@ pub(super) fn run(
         return Ok(EXIT_PROBLEMS);
     };
     match fmt {
-        Format::Json => render::json(out, &json)?,
+        Format::Json | Format::Yaml => render::json(out, &json)?,
         Format::Lines => render::json_line(out, &json)?,
         Format::Table => write_table(out, &json)?,
     }

@@ -156,7 +156,7 @@ pub(super) fn run(
         "failed": failed + series_failures.len(),
     });
     match fmt {
-        Format::Json => render::json(
+        Format::Json | Format::Yaml => render::json(
             out,
             &json!({"results": records, "seriesFailures": series_failures, "summary": summary}),
         )?,
@@ -249,7 +249,7 @@ pub(super) fn run(
 fn history(c: &Catalog, fmt: Format, out: &mut dyn Write) -> anyhow::Result<i32> {
     let events = c.history().context("cannot read the catalog")?;
     match fmt {
-        Format::Json => render::json(out, &events)?,
+        Format::Json | Format::Yaml => render::json(out, &events)?,
         Format::Lines => {
             for e in &events {
                 render::json_line(out, e)?;

@@ -275,7 +275,7 @@ pub(super) fn run(a: &WalArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn W
             .map(|s| s.file_name.as_str())
             .unwrap_or("");
         match fmt {
-            Format::Json | Format::Lines => jsonl(
+            Format::Json | Format::Lines | Format::Yaml => jsonl(
                 out,
                 &EntryLine {
                     record: "entry",
@@ -312,7 +312,7 @@ pub(super) fn run(a: &WalArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn W
     }
     let items = report.findings.items();
     match fmt {
-        Format::Json | Format::Lines => {
+        Format::Json | Format::Lines | Format::Yaml => {
             for f in items {
                 jsonl(
                     out,

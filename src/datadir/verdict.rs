@@ -17,10 +17,10 @@
 //! 7. entries after the consistent index are applied again; entries at or
 //!    below it are skipped, so a db ahead of its WAL silently ignores writes.
 
-use crate::restore::members::cluster_id;
 use super::{DbSummary, Layout};
 use crate::mvcc::DbReport;
 use crate::report::{Finding, Severity};
+use crate::restore::members::cluster_id;
 use crate::snap::SnapDir;
 use crate::snap::name::snap_db_name;
 use crate::wal::scan::Tail;

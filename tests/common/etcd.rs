@@ -129,6 +129,38 @@ impl Etcd {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// `etcdctl put KEY` with the value read from stdin (byte-exact).
+    pub fn put_bytes(&self, key: &str, value: &[u8]) {
+        use std::io::Write;
+        let mut child = Command::new(self.bin.join("etcdctl"))
+            .env("ETCDCTL_API", "3")
+            .args([
+                "--endpoints",
+                &self.client_url,
+                "--command-timeout",
+                "20s",
+                "put",
+                key,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run etcdctl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(value)
+            .expect("write value");
+        let o = child.wait_with_output().expect("wait etcdctl");
+        assert!(
+            o.status.success(),
+            "etcdctl put {key} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
     /// Stops the member (SIGKILL) and waits for it.
     pub fn stop(mut self) {
         let _ = self.child.kill();

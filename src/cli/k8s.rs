@@ -1,0 +1,641 @@
+//! `etcd-rescue k8s ls|get|dump`: Kubernetes objects from a snapshot or db
+//! file, with no etcd and no apiserver.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use base64::Engine;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::render::{self, human_bytes};
+use super::{EXIT_OK, EXIT_PROBLEMS, Format, show_path};
+use crate::bolt::Db;
+use crate::k8s::dump::{self, DumpOptions};
+use crate::k8s::encryption::Keyring;
+use crate::k8s::keys::{self, DEFAULT_PREFIX};
+use crate::k8s::object::{self, Context, Object};
+use crate::k8s::{store, yaml};
+use crate::mvcc::trailer;
+use crate::source::MappedFile;
+
+/// The `k8s` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum K8sCommand {
+    /// List objects like `kubectl get`: resource, namespace, name,
+    /// apiVersion, kind, revision, size and encoding (protobuf, json, cbor,
+    /// or the encryption provider and key). Lists every namespace unless
+    /// -n is given.
+    #[command(
+        after_help = "Examples:\n  etcd-rescue k8s ls backup.db\n  etcd-rescue k8s ls backup.db secrets -n prod\n  etcd-rescue k8s ls backup.db deploy --rev 1200 --include-deleted\n  etcd-rescue k8s ls backup.db -o json | jq '.[] | select(.kind==\"Secret\")'\n\nExit codes: 0 every object decoded, 1 some did not (listed with the reason), 2 could not run."
+    )]
+    Ls(LsArgs),
+    /// Print objects as `kubectl get -o yaml|json` shows them (default: a
+    /// table). Namespaced objects come from the `default` namespace unless
+    /// -n or -A is given.
+    #[command(
+        after_help = "Examples:\n  etcd-rescue k8s get backup.db deployment web -n prod -o yaml\n  etcd-rescue k8s get backup.db secrets -n prod -o json --encryption-config enc.yaml\n  etcd-rescue k8s get backup.db cm -A --rev 5000\n\nExit codes: 0 found and decoded, 1 nothing found or an object did not decode, 2 could not run."
+    )]
+    Get(GetArgs),
+    /// Write every object as YAML under DIR/<namespace>/<resource>/<name>.yaml
+    /// (cluster-scoped objects under DIR/_cluster/), with a progress bar and
+    /// a summary. --for-apply makes the tree ready for `kubectl apply -R -f`
+    /// on a new cluster.
+    #[command(
+        after_help = "Examples:\n  etcd-rescue k8s dump backup.db --out restored/\n  etcd-rescue k8s dump backup.db --out apply/ --for-apply -n prod\n  kubectl apply -R -f apply/\n\nExit codes: 0 every object written, 1 some objects could not be decoded (listed), 2 could not run."
+    )]
+    Dump(DumpArgs),
+}
+
+/// Options every k8s command takes.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// A snapshot file, a db file (member/snap/db), or an etcd data directory.
+    pub source: PathBuf,
+    /// Read the keyspace at this revision instead of the newest.
+    #[arg(long, value_name = "N")]
+    pub rev: Option<i64>,
+    /// The apiserver's EncryptionConfiguration file, to decrypt aescbc,
+    /// aesgcm and secretbox values (keys are never printed).
+    #[arg(long, value_name = "FILE")]
+    pub encryption_config: Option<PathBuf>,
+    /// The apiserver's --etcd-prefix.
+    #[arg(long, default_value = DEFAULT_PREFIX, value_name = "PREFIX")]
+    pub prefix: String,
+}
+
+/// Arguments of `k8s ls`.
+#[derive(Debug, clap::Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Only this resource (plural, singular, kind or short name: deploy, cm, svc...).
+    resource: Option<String>,
+    /// Only this namespace.
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// All namespaces (the default for ls).
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    all_namespaces: bool,
+    /// Also list objects whose newest change is a deletion, with their last
+    /// live version and the revision of the delete.
+    #[arg(long)]
+    include_deleted: bool,
+}
+
+/// Arguments of `k8s get`.
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Resource (plural, singular, kind or short name).
+    resource: String,
+    /// Object name.
+    name: Option<String>,
+    /// Namespace (default: default).
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// All namespaces.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    all_namespaces: bool,
+    /// Also show deleted objects (their last live version).
+    #[arg(long)]
+    include_deleted: bool,
+    /// Show Secret data in tables (YAML and JSON always carry it).
+    #[arg(long)]
+    show_secrets: bool,
+}
+
+/// Arguments of `k8s dump`.
+#[derive(Debug, clap::Args)]
+pub struct DumpArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Output directory (created if missing; existing files are overwritten).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Strip status, uid, resourceVersion, generation, creationTimestamp,
+    /// managedFields and ownerReferences, and leave out objects a new
+    /// cluster makes itself (events, endpoints, leases, nodes, pods owned
+    /// by a dumped ReplicaSet, ...).
+    #[arg(long)]
+    for_apply: bool,
+    /// Only this namespace.
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// Only these resources (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',', value_name = "R")]
+    resource: Vec<String>,
+    /// Worker threads (default: one per core, at most 8).
+    #[arg(short = 'j', long, default_value_t = 0, value_name = "N")]
+    jobs: usize,
+}
+
+/// An opened source: the mapping, and the keyring.
+struct Source {
+    file: MappedFile,
+    keyring: Option<Keyring>,
+}
+
+fn find_db(p: &Path) -> PathBuf {
+    if p.is_dir() {
+        for c in ["member/snap/db", "snap/db", "db"] {
+            if p.join(c).is_file() {
+                return p.join(c);
+            }
+        }
+    }
+    p.to_path_buf()
+}
+
+impl Source {
+    fn open(c: &Common) -> anyhow::Result<Source> {
+        let path = find_db(&c.source);
+        let file = MappedFile::open(&path).with_context(|| format!("opening {}", show_path(&c.source)))?;
+        let keyring = match &c.encryption_config {
+            None => None,
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", show_path(p)))?;
+                Some(Keyring::parse(&text).with_context(|| show_path(p))?)
+            }
+        };
+        Ok(Source { file, keyring })
+    }
+
+    fn db(&self) -> anyhow::Result<Db<'_>> {
+        let (db, _) = Db::open(trailer::image(self.file.bytes()))
+            .with_context(|| format!("{}: not a readable etcd db", show_path(self.file.path())))?;
+        Ok(db)
+    }
+
+    fn cx<'a>(&'a self, c: &'a Common) -> Context<'a> {
+        Context {
+            keyring: self.keyring.as_ref(),
+            prefix: c.prefix.trim_end_matches('/'),
+        }
+    }
+}
+
+/// Objects of the source at the revision, filtered, in (resource,
+/// namespace, name) order; deleted ones only when asked. `resource` filters
+/// on the key before decoding; `keep` decides on the decoded object;
+/// `bodies: false` drops the decoded objects (listings).
+fn objects(
+    db: &Db<'_>,
+    c: &Common,
+    cx: Context<'_>,
+    include_deleted: bool,
+    resource: Option<&str>,
+    keep: &dyn Fn(&Object) -> bool,
+    bodies: bool,
+) -> anyhow::Result<(i64, Vec<Object>)> {
+    let prefix = format!("{}/", cx.prefix);
+    let idx = store::index(db, c.rev, prefix.as_bytes())?;
+    let mut out = Vec::new();
+    for e in &idx.entries {
+        if e.deleted_at.is_some() && !include_deleted {
+            continue;
+        }
+        if let (Some(r), Some(loc)) = (
+            resource,
+            keys::locate(&String::from_utf8_lossy(e.key), cx.prefix, None, None),
+        ) {
+            // Custom resources' keys can be read two ways: decide after decoding.
+            if !keys::matches(r, &loc.resource, "") && !loc.resource.contains('.') {
+                continue;
+            }
+        }
+        if let Some(kv) = store::value_at(db, e.last_put)? {
+            let mut o = object::decode(&kv, e.deleted_at.map(|r| r.main), cx);
+            if keep(&o) {
+                if !bodies {
+                    // Listings keep one row per object, not the objects.
+                    o.body = None;
+                }
+                out.push(o);
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        (
+            &a.location.resource,
+            &a.location.namespace,
+            &a.location.name,
+            a.deleted_at,
+        )
+            .cmp(&(
+                &b.location.resource,
+                &b.location.namespace,
+                &b.location.name,
+                b.deleted_at,
+            ))
+    });
+    Ok((idx.revision, out))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row<'a> {
+    resource: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+    api_version: &'a str,
+    kind: &'a str,
+    revision: i64,
+    create_revision: i64,
+    version: i64,
+    size: usize,
+    encoding: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted_at: Option<i64>,
+    key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<&'a str>,
+    /// Protobuf fields newer than the schema (skipped, as an older apiserver would).
+    #[serde(skip_serializing_if = "is_zero")]
+    unknown_fields: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+fn row(o: &Object) -> Row<'_> {
+    Row {
+        resource: &o.location.resource,
+        namespace: &o.location.namespace,
+        name: &o.location.name,
+        api_version: &o.api_version,
+        kind: &o.kind,
+        revision: o.mod_revision,
+        create_revision: o.create_revision,
+        version: o.version,
+        size: o.size,
+        encoding: o.encoding_label(),
+        deleted_at: o.deleted_at,
+        key: &o.key,
+        problem: o.problem.as_deref(),
+        unknown_fields: o.unknown_fields,
+    }
+}
+
+fn state(o: &Object) -> String {
+    match o.deleted_at {
+        None => "live".into(),
+        Some(r) => {
+            let when = o
+                .deletion_timestamp
+                .as_deref()
+                .map(|t| format!(", deletion requested {t}"))
+                .unwrap_or_default();
+            format!("deleted at rev {r}{when}")
+        }
+    }
+}
+
+/// Reports objects that did not decode on stderr: each one while there are
+/// few, then counts by reason. Returns whether there were any.
+fn problems_footer(objs: &[Object], err: &mut dyn Write) -> anyhow::Result<bool> {
+    const SHOWN: usize = 10;
+    let bad: Vec<&Object> = objs.iter().filter(|o| o.problem.is_some()).collect();
+    for o in bad.iter().take(SHOWN) {
+        writeln!(
+            err,
+            "etcd-rescue: {}: {}",
+            o.key,
+            o.problem.as_deref().unwrap_or("")
+        )?;
+    }
+    if bad.len() > SHOWN {
+        let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+        for o in &bad {
+            *by.entry(o.problem.as_deref().unwrap_or("")).or_default() += 1;
+        }
+        writeln!(
+            err,
+            "etcd-rescue: {} objects did not decode (-o json lists each one):",
+            bad.len()
+        )?;
+        let mut by: Vec<(&str, usize)> = by.into_iter().collect();
+        by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        for (why, n) in by.iter().take(SHOWN) {
+            writeln!(err, "  {n:>8}  {why}")?;
+        }
+        if by.len() > SHOWN {
+            writeln!(err, "  ... and {} other reasons", by.len() - SHOWN)?;
+        }
+    }
+    Ok(!bad.is_empty())
+}
+
+/// Runs a `k8s` subcommand.
+pub fn run(cmd: &K8sCommand, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+    match cmd {
+        K8sCommand::Ls(a) => ls(a, fmt, out, err),
+        K8sCommand::Get(a) => get(a, fmt, out, err),
+        K8sCommand::Dump(a) => dump_cmd(a, fmt, out, err),
+    }
+}
+
+fn ls(a: &LsArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+    if fmt == Format::Yaml {
+        bail!("ls prints a table or JSON (-o table|json); use `k8s get -o yaml` for manifests");
+    }
+    let src = Source::open(&a.common)?;
+    let db = src.db()?;
+    let cx = src.cx(&a.common);
+    let ns = a.namespace.as_deref();
+    let keep = |o: &Object| {
+        ns.is_none_or(|n| o.location.namespace == n)
+            && a.resource
+                .as_deref()
+                .is_none_or(|r| keys::matches(r, &o.location.resource, &o.kind))
+    };
+    let (rev, objs) = objects(
+        &db,
+        &a.common,
+        cx,
+        a.include_deleted,
+        a.resource.as_deref(),
+        &keep,
+        false,
+    )?;
+    if fmt == Format::Json {
+        let rows: Vec<Row<'_>> = objs.iter().map(row).collect();
+        render::json(out, &rows)?;
+    } else {
+        let mut header = vec![
+            "RESOURCE",
+            "NAMESPACE",
+            "NAME",
+            "APIVERSION",
+            "KIND",
+            "REVISION",
+            "SIZE",
+            "ENCODING",
+        ];
+        if a.include_deleted {
+            header.push("STATE");
+        }
+        let mut t = render::table(&header);
+        for o in &objs {
+            let mut r = vec![
+                o.location.resource.clone(),
+                o.location.namespace.clone(),
+                o.location.name.clone(),
+                o.api_version.clone(),
+                o.kind.clone(),
+                o.mod_revision.to_string(),
+                human_bytes(o.size as u64),
+                o.encoding_label(),
+            ];
+            if a.include_deleted {
+                r.push(state(o));
+            }
+            t.add_row(r);
+        }
+        if !objs.is_empty() {
+            writeln!(out, "{t}")?;
+        }
+        writeln!(err, "{} objects at revision {rev}", objs.len())?;
+    }
+    Ok(if problems_footer(&objs, err)? {
+        EXIT_PROBLEMS
+    } else {
+        EXIT_OK
+    })
+}
+
+fn redacted_data(o: &Object, show: bool) -> String {
+    let Some(Value::Object(data)) = o.body.as_ref().and_then(|b| b.get("data")) else {
+        return String::new();
+    };
+    data.iter()
+        .map(|(k, v)| {
+            let raw = v
+                .as_str()
+                .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+                .unwrap_or_default();
+            if show {
+                format!("{k}={}", String::from_utf8_lossy(&raw))
+            } else {
+                format!("{k}=<redacted, {} bytes>", raw.len())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+    let src = Source::open(&a.common)?;
+    let db = src.db()?;
+    let cx = src.cx(&a.common);
+    let ns: Option<String> = if a.all_namespaces {
+        None
+    } else {
+        Some(a.namespace.clone().unwrap_or_else(|| "default".into()))
+    };
+    let keep = |o: &Object| {
+        keys::matches(&a.resource, &o.location.resource, &o.kind)
+            && a.name.as_deref().is_none_or(|n| o.location.name == n)
+            // Cluster-scoped objects have no namespace and match any -n.
+            && (o.location.namespace.is_empty() || ns.as_deref().is_none_or(|n| o.location.namespace == n))
+    };
+    let (rev, objs) = objects(
+        &db,
+        &a.common,
+        cx,
+        a.include_deleted,
+        Some(&a.resource),
+        &keep,
+        true,
+    )?;
+    if objs.is_empty() {
+        let what = match &a.name {
+            Some(n) => format!("{} \"{n}\"", a.resource),
+            None => a.resource.clone(),
+        };
+        let where_ = ns.map(|n| format!(" in namespace {n}")).unwrap_or_default();
+        writeln!(err, "etcd-rescue: no {what} found{where_} at revision {rev}")?;
+        return Ok(EXIT_PROBLEMS);
+    }
+    for o in objs.iter().filter(|o| o.deleted_at.is_some()) {
+        writeln!(
+            err,
+            "etcd-rescue: note: {}/{} was deleted at revision {}; shown is its last live version (revision {})",
+            o.location.resource,
+            o.location.name,
+            o.deleted_at.unwrap_or(0),
+            o.mod_revision
+        )?;
+    }
+    match fmt {
+        Format::Table => {
+            let secrets = objs.iter().any(Object::is_secret);
+            let mut header = vec!["NAMESPACE", "NAME", "KIND", "REVISION", "ENCODING", "STATE"];
+            if secrets {
+                header.push("DATA");
+            }
+            let mut t = render::table(&header);
+            for o in &objs {
+                let mut r = vec![
+                    o.location.namespace.clone(),
+                    o.location.name.clone(),
+                    o.kind.clone(),
+                    o.mod_revision.to_string(),
+                    o.encoding_label(),
+                    state(o),
+                ];
+                if secrets {
+                    r.push(if o.is_secret() {
+                        redacted_data(o, a.show_secrets)
+                    } else {
+                        String::new()
+                    });
+                }
+                t.add_row(r);
+            }
+            writeln!(out, "{t}")?;
+        }
+        Format::Lines => {
+            for o in &objs {
+                render::json_line(out, o.body.as_ref().unwrap_or(&Value::Null))?;
+            }
+        }
+        Format::Json | Format::Yaml => {
+            let bodies: Vec<Value> = objs
+                .iter()
+                .map(|o| o.body.clone().unwrap_or(Value::Null))
+                .collect();
+            let doc = if a.name.is_some() && bodies.len() == 1 {
+                bodies.into_iter().next().unwrap_or(Value::Null)
+            } else {
+                serde_json::json!({
+                    "apiVersion": "v1",
+                    "items": bodies,
+                    "kind": "List",
+                    "metadata": {"resourceVersion": ""}
+                })
+            };
+            if fmt == Format::Json {
+                render::json(out, &doc)?;
+            } else {
+                out.write_all(yaml::to_string(&doc).as_bytes())?;
+            }
+        }
+    }
+    Ok(if problems_footer(&objs, err)? {
+        EXIT_PROBLEMS
+    } else {
+        EXIT_OK
+    })
+}
+
+/// A progress bar on stderr when it is a terminal.
+struct Progress<'a> {
+    err: &'a mut dyn Write,
+    tty: bool,
+    last: Instant,
+    start: Instant,
+}
+
+impl Progress<'_> {
+    fn tick(&mut self, done: usize, total: usize) {
+        if !self.tty || (done != total && self.last.elapsed() < Duration::from_millis(200)) {
+            return;
+        }
+        self.last = Instant::now();
+        let pct = (done * 100).checked_div(total).unwrap_or(100);
+        let bar: String = (0..30)
+            .map(|i| if i * 100 < pct * 30 { '#' } else { '-' })
+            .collect();
+        let rate = done as f64 / self.start.elapsed().as_secs_f64().max(0.001);
+        let _ = write!(
+            self.err,
+            "\r[{bar}] {pct:3}% {done}/{total} objects, {rate:.0}/s "
+        );
+        if done == total {
+            let _ = writeln!(self.err);
+        }
+    }
+}
+
+fn dump_cmd(a: &DumpArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+    if fmt == Format::Yaml {
+        bail!("dump writes YAML files; its summary is a table or JSON (-o table|json)");
+    }
+    let src = Source::open(&a.common)?;
+    let db = src.db()?;
+    let opts = DumpOptions {
+        out: a.out.clone(),
+        for_apply: a.for_apply,
+        namespace: a.namespace.clone(),
+        resources: a.resource.clone(),
+        rev: a.common.rev,
+        cx: src.cx(&a.common),
+        jobs: a.jobs,
+    };
+    let start = Instant::now();
+    let tty = std::io::stderr().is_terminal() && fmt == Format::Table;
+    let s = {
+        let mut p = Progress {
+            err: &mut *err,
+            tty,
+            last: Instant::now() - Duration::from_secs(1),
+            start,
+        };
+        dump::dump(&db, &opts, &mut |d, t| p.tick(d, t))?
+    };
+    let secs = start.elapsed().as_secs_f64();
+    if fmt == Format::Json {
+        render::json(out, &s)?;
+    } else {
+        let mut t = render::table(&["RESOURCE", "WRITTEN", "SKIPPED", "FAILED"]);
+        let mut by: BTreeMap<&str, &dump::ResourceCount> = BTreeMap::new();
+        for (r, c) in &s.resources {
+            by.insert(r, c);
+        }
+        for (r, c) in by {
+            t.add_row(vec![
+                r.to_string(),
+                c.written.to_string(),
+                c.skipped.to_string(),
+                c.failed.to_string(),
+            ]);
+        }
+        writeln!(out, "{t}")?;
+        for (why, n) in &s.skipped {
+            writeln!(out, "skipped {n}: {why}")?;
+        }
+        for f in &s.failures {
+            writeln!(out, "FAILED {}: {}", f.key, f.problem)?;
+        }
+        if s.with_unknown_fields > 0 {
+            writeln!(
+                out,
+                "{} objects had protobuf fields newer than etcd-rescue's schema (skipped, as an older apiserver would)",
+                s.with_unknown_fields
+            )?;
+        }
+        writeln!(
+            out,
+            "{} objects at revision {}: {} written, {} skipped, {} failed, in {:.1} s ({:.0} objects/s) -> {}",
+            s.objects,
+            s.revision,
+            s.written,
+            s.skipped.values().sum::<usize>(),
+            s.failures.len(),
+            secs,
+            s.objects as f64 / secs.max(0.001),
+            show_path(&a.out)
+        )?;
+    }
+    Ok(if s.failures.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_PROBLEMS
+    })
+}
