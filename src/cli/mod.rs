@@ -24,6 +24,7 @@ mod history;
 mod inspect;
 mod k8s;
 pub mod render;
+mod restore;
 mod salvage;
 mod stats;
 mod status;
@@ -152,6 +153,23 @@ pub enum Command {
         after_help = "Example:\n  etcd-rescue salvage member/snap/db --out rescued.db\n  etcd-rescue check rescued.db && etcd-rescue restore rescued.db --skip-hash-check --data-dir /var/lib/etcd-new ...\n\nExit codes: 0 written from an undamaged db, 1 written, but the input was damaged and data may be lost (see the report), 2 could not run."
     )]
     Salvage(salvage::SalvageArgs),
+    /// Write restore-ready data dirs offline, flag-compatible with `etcdutl
+    /// snapshot restore`: from a snapshot (verified first: structure, sha256
+    /// trailer, etcd's rules) or from a copied member dir (its db plus the
+    /// committed WAL entries the db lacks); one member, or every member with
+    /// --all-members. Same member and cluster IDs as etcdutl for the same flags.
+    #[command(
+        after_help = "Example:\n  etcd-rescue restore snapshot.db --data-dir /var/lib/etcd-new --name m1 \\\n      --initial-cluster m1=https://10.0.0.1:2380,m2=https://10.0.0.2:2380,m3=https://10.0.0.3:2380 \\\n      --initial-cluster-token prod-restore --initial-advertise-peer-urls https://10.0.0.1:2380\n  etcd-rescue restore snapshot.db --all-members restored/ --initial-cluster ... --bump-revision 1000000 --mark-compacted\n  etcd-rescue restore /copied/from/m2/etcd --data-dir /var/lib/etcd-new --name m2 --initial-cluster m2=https://10.0.0.2:2380 --initial-advertise-peer-urls https://10.0.0.2:2380\n\nExit codes: 0 written, 1 the source is damaged or its trailer is missing or wrong (nothing written), 2 could not run."
+    )]
+    Restore(restore::RestoreArgs),
+    /// The offline equivalent of starting etcd with --force-new-cluster (and
+    /// of the removed `etcdutl backup`): a lone survivor's data dir, with its
+    /// data and history, rewritten to a one-member cluster with new IDs; the
+    /// other members rejoin with `etcdctl member add`.
+    #[command(
+        after_help = "Example:\n  etcd-rescue force-new-cluster /copied/from/m1/etcd --out /var/lib/etcd-new\n\nExit codes: 0 written, 1 the source is damaged (nothing written), 2 could not run."
+    )]
+    ForceNewCluster(restore::ForceNewClusterArgs),
     /// Judge a member's data dir as a whole: the db, the WAL and the snap
     /// files, checked against each other, and a verdict in plain words:
     /// will etcd start on this, and what will it lose? Several dirs are
@@ -215,6 +233,8 @@ where
         Command::Stats(a) => stats::run(a, cli.output, out, err),
         Command::Verify(a) => verify::run(a, cli.output, out, err),
         Command::Salvage(a) => salvage::run(a, cli.output, out, err),
+        Command::Restore(a) => restore::run(a, cli.output, out, err),
+        Command::ForceNewCluster(a) => restore::run_force_new_cluster(a, cli.output, out, err),
         Command::Inspect(a) => inspect::run(a, cli.output, out, err),
         Command::Wal(a) => wal::run(a, cli.output, out, err),
         Command::K8s(c) => k8s::run(c, cli.output, out, err),

@@ -237,6 +237,15 @@ impl<'a> Index<'a> {
         self.keys.iter().map(|e| (self.key(e), self.slice(e)))
     }
 
+    /// Every key from `start` on (inclusive), in key order.
+    pub fn iter_from<'s>(
+        &'s self,
+        start: &[u8],
+    ) -> impl Iterator<Item = (&'s [u8], &'s [RevEntry<'a>])> + 's {
+        let at = self.keys.partition_point(|e| self.key(e) < start);
+        self.keys[at..].iter().map(|e| (self.key(e), self.slice(e)))
+    }
+
     /// The stored revisions of one key, oldest first (empty if unknown).
     pub fn history(&self, key: &[u8]) -> &[RevEntry<'a>] {
         match self.keys.binary_search_by(|e| self.key(e).cmp(key)) {

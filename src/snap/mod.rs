@@ -14,6 +14,7 @@ pub mod dir;
 pub mod file;
 pub mod name;
 pub mod v2store;
+pub mod writer;
 
 pub use dir::{SnapDir, scan};
 pub use file::{SnapError, Snapshot, read};

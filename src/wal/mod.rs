@@ -29,6 +29,7 @@ pub mod reader;
 pub mod record;
 pub mod scan;
 pub mod wire;
+pub mod writer;
 
 pub use dir::{DirError, WalDir};
 pub use entry::{Entry, EntryType};

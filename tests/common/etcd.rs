@@ -87,19 +87,63 @@ impl Etcd {
         e
     }
 
-    fn wait_healthy(&mut self) {
+    /// Starts the member without waiting (for clusters, whose members only
+    /// become healthy together); call [`Etcd::wait_healthy`] after.
+    pub fn spawn(m: Member<'_>) -> Etcd {
+        let client_port = free_port();
+        let client_url = format!("http://127.0.0.1:{client_port}");
+        let peer_url = format!("http://127.0.0.1:{}", m.peer_port);
+        let log = m.data_dir.with_extension("log");
+        let logf = std::fs::File::create(&log).expect("log file");
+        let cluster = m
+            .initial_cluster
+            .unwrap_or_else(|| format!("{}={peer_url}", m.name));
+        let child = Command::new(m.bin.join("etcd"))
+            .arg("--name")
+            .arg(m.name)
+            .arg("--data-dir")
+            .arg(m.data_dir)
+            .args([
+                "--listen-client-urls",
+                &client_url,
+                "--advertise-client-urls",
+                &client_url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .args(["--initial-cluster", &cluster])
+            .args(["--logger", "zap", "--log-outputs", "stderr"])
+            .args(&m.extra)
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("start etcd");
+        Etcd {
+            child,
+            bin: m.bin.to_path_buf(),
+            client_url,
+            log,
+        }
+    }
+
+    /// Waits until the member answers `endpoint health` (panics after 60 s).
+    pub fn wait_healthy(&mut self) {
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
+        while start.elapsed() < Duration::from_secs(60) {
             if let Ok(Some(st)) = self.child.try_wait() {
                 panic!("etcd exited ({st}); log:\n{}", self.log_tail());
             }
-            let o = self.ctl_output(&["endpoint", "health"]);
+            let o = self.ctl_output(&["--command-timeout=2s", "--dial-timeout=1s", "endpoint", "health"]);
             if o.status.success() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("etcd did not become healthy in 30 s; log:\n{}", self.log_tail());
+        panic!("etcd did not become healthy in 60 s; log:\n{}", self.log_tail());
     }
 
     /// The last lines of the log.

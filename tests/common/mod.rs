@@ -222,7 +222,11 @@ fn int(v: &Value) -> i64 {
 
 /// The kvs and header revision of an `etcdctl get -w json` dump.
 pub fn etcdctl_get(p: &Path) -> (i64, Vec<Kv>) {
-    let j = read_json(p);
+    etcdctl_get_json(&read_json(p))
+}
+
+/// The kvs and header revision of parsed `etcdctl get -w json` output.
+pub fn etcdctl_get_json(j: &Value) -> (i64, Vec<Kv>) {
     let rev = j["header"]["revision"].as_i64().expect("header.revision");
     let kvs = j["kvs"]
         .as_array()

@@ -1,0 +1,506 @@
+//! Replaying committed WAL entries onto a db: the writes a member made after
+//! its last backend commit (etcd batches commits; a crash loses up to the
+//! batch interval from the db, not from the WAL). Puts, deletes, txns
+//! (compares evaluated against the state as it is then), compactions and
+//! lease grants and revokes are applied with etcd's revision semantics: one
+//! main revision per request that changes something, one sub revision per
+//! change within it.
+//!
+//! What is not applied (auth changes, membership changes, which a restore
+//! rewrites anyway, v2 requests) is counted and reported.
+
+use std::collections::{BTreeMap, HashMap};
+
+use prost::Message;
+
+use crate::bolt::Db;
+use crate::mvcc::index::{Index, KeyRange};
+use crate::mvcc::kv::{KvError, read_meta};
+use crate::mvcc::revision::Revision;
+use crate::mvcc::schema::{decode_lease, meta_keys};
+use crate::pb::{leasepb, mvccpb};
+use crate::wal::payload::{self, Compare, CompareValue, Request};
+use crate::wal::{Entry, EntryType, ScanOptions, WalDir};
+
+/// A key's current state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Kv {
+    create: i64,
+    modified: i64,
+    version: i64,
+    lease: i64,
+    value: Vec<u8>,
+}
+
+/// What a replay did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayReport {
+    /// The db's consistent index: entries up to it were already in the db.
+    pub db_consistent_index: u64,
+    /// The WAL's commit index (from its last HardState).
+    pub wal_commit: u64,
+    /// Entries applied (committed, after the db's index).
+    pub applied_entries: u64,
+    /// The last raft index applied.
+    pub applied_to_index: u64,
+    /// The db's revision before and after.
+    pub revision_before: i64,
+    /// The revision after the replay.
+    pub revision_after: i64,
+    /// Requests applied, by kind.
+    pub applied: BTreeMap<String, u64>,
+    /// Requests not applied, by kind, with why.
+    pub not_applied: BTreeMap<String, u64>,
+    /// Entries after the commit index (not committed: dropped, as etcd drops them).
+    pub uncommitted_entries: u64,
+    /// Problems reading the WAL.
+    pub notes: Vec<String>,
+}
+
+/// The result of a replay: records to add to the restored db.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// New key-bucket records (revision key -> KeyValue).
+    pub revisions: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Leases granted (lease key -> Lease).
+    pub lease_puts: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Leases revoked.
+    pub lease_deletes: Vec<Vec<u8>>,
+    /// Meta records changed (a scheduled compaction).
+    pub meta: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// The report.
+    pub report: ReplayReport,
+}
+
+/// The replay state: the db's keys as of its last commit, with changes on top.
+struct State<'a> {
+    index: Index<'a>,
+    overlay: BTreeMap<Vec<u8>, Option<Kv>>,
+    leases: HashMap<i64, (i64, i64)>,
+    rev: i64,
+    compact: i64,
+    out: Replayed,
+}
+
+impl State<'_> {
+    fn base(&self, key: &[u8]) -> Option<Kv> {
+        let revs = self.index.history(key);
+        let last = revs.last()?;
+        if last.tombstone {
+            return None;
+        }
+        let kv = last.kv().ok()?;
+        Some(Kv {
+            create: kv.create_revision,
+            modified: kv.mod_revision,
+            version: kv.version,
+            lease: kv.lease,
+            value: kv.value.to_vec(),
+        })
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Kv> {
+        match self.overlay.get(key) {
+            Some(v) => v.clone(),
+            None => self.base(key),
+        }
+    }
+
+    /// Live keys in [key, end) (end empty: just key; end = "\0": every key >= key).
+    fn range(&self, key: &[u8], end: Option<&[u8]>) -> Vec<(Vec<u8>, Kv)> {
+        let Some(end) = end.filter(|e| !e.is_empty()) else {
+            return self
+                .get(key)
+                .map(|kv| vec![(key.to_vec(), kv)])
+                .unwrap_or_default();
+        };
+        let upto = |k: &[u8]| end == b"\0" || k < end;
+        let mut keys: Vec<Vec<u8>> = self
+            .index
+            .iter_from(key)
+            .map(|(k, _)| k)
+            .take_while(|k| upto(k))
+            .map(<[u8]>::to_vec)
+            .collect();
+        keys.extend(
+            self.overlay
+                .range(key.to_vec()..)
+                .map(|(k, _)| k)
+                .take_while(|k| upto(k))
+                .cloned(),
+        );
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .filter_map(|k| self.get(&k).map(|kv| (k, kv)))
+            .collect()
+    }
+
+    fn compare(&self, c: &Compare) -> bool {
+        let end = c.range_end.as_ref().map(|d| d.0.as_slice());
+        let kvs = self.range(&c.key.0, end);
+        if kvs.is_empty() {
+            if matches!(c.against, CompareValue::Value(_)) {
+                return false;
+            }
+            let zero = Kv {
+                create: 0,
+                modified: 0,
+                version: 0,
+                lease: 0,
+                value: Vec::new(),
+            };
+            return compare_kv(c, &zero);
+        }
+        kvs.iter().all(|(_, kv)| compare_kv(c, kv))
+    }
+}
+
+fn compare_kv(c: &Compare, kv: &Kv) -> bool {
+    use std::cmp::Ordering;
+    let ord = match &c.against {
+        CompareValue::Version(v) => kv.version.cmp(v),
+        CompareValue::CreateRevision(v) => kv.create.cmp(v),
+        CompareValue::ModRevision(v) => kv.modified.cmp(v),
+        CompareValue::Lease(v) => kv.lease.cmp(v),
+        CompareValue::Value(v) => kv.value.as_slice().cmp(v.0.as_slice()),
+        CompareValue::None => match c.target {
+            "version" => kv.version.cmp(&0),
+            "create" => kv.create.cmp(&0),
+            "mod" => kv.modified.cmp(&0),
+            "lease" => kv.lease.cmp(&0),
+            _ => kv.value.as_slice().cmp(&[]),
+        },
+    };
+    match c.result {
+        "=" => ord == Ordering::Equal,
+        ">" => ord == Ordering::Greater,
+        "<" => ord == Ordering::Less,
+        "!=" => ord != Ordering::Equal,
+        _ => false,
+    }
+}
+
+/// One change within a request.
+enum Change {
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        lease: i64,
+        ignore_value: bool,
+        ignore_lease: bool,
+    },
+    Delete {
+        key: Vec<u8>,
+        end: Option<Vec<u8>>,
+    },
+}
+
+/// Collects the changes a request makes (the txn branch chosen now).
+fn changes(state: &State<'_>, r: &Request, out: &mut Vec<Change>) {
+    match r {
+        Request::Put {
+            key,
+            value,
+            lease,
+            ignore_value,
+            ignore_lease,
+            ..
+        } => out.push(Change::Put {
+            key: key.0.clone(),
+            value: value.0.clone(),
+            lease: *lease,
+            ignore_value: *ignore_value,
+            ignore_lease: *ignore_lease,
+        }),
+        Request::DeleteRange { key, range_end, .. } => out.push(Change::Delete {
+            key: key.0.clone(),
+            end: range_end.as_ref().map(|d| d.0.clone()),
+        }),
+        Request::Txn {
+            compares,
+            success,
+            failure,
+        } => {
+            let ok = compares.iter().all(|c| state.compare(c));
+            for op in if ok { success } else { failure } {
+                changes(state, op, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn kv_bytes(key: &[u8], kv: &Kv) -> Vec<u8> {
+    mvccpb::KeyValue {
+        key: key.to_vec(),
+        create_revision: kv.create,
+        mod_revision: kv.modified,
+        version: kv.version,
+        value: kv.value.clone(),
+        lease: kv.lease,
+    }
+    .encode_to_vec()
+}
+
+impl State<'_> {
+    /// Applies the changes of one request at the next main revision;
+    /// returns whether anything changed.
+    fn apply(&mut self, changes: Vec<Change>) -> Result<bool, String> {
+        // A put on a lease that does not exist fails the whole request.
+        for c in &changes {
+            if let Change::Put {
+                lease,
+                ignore_lease: false,
+                ..
+            } = c
+                && *lease != 0
+                && !self.leases.contains_key(lease)
+            {
+                return Err(format!("lease {lease:x} not found"));
+            }
+        }
+        let main = self.rev + 1;
+        let mut sub = 0i64;
+        for c in changes {
+            match c {
+                Change::Put {
+                    key,
+                    value,
+                    lease,
+                    ignore_value,
+                    ignore_lease,
+                } => {
+                    let prev = self.get(&key);
+                    let kv = Kv {
+                        create: prev.as_ref().map_or(main, |p| p.create),
+                        modified: main,
+                        version: prev.as_ref().map_or(1, |p| p.version + 1),
+                        lease: if ignore_lease {
+                            prev.as_ref().map_or(0, |p| p.lease)
+                        } else {
+                            lease
+                        },
+                        value: if ignore_value {
+                            prev.as_ref().map(|p| p.value.clone()).unwrap_or_default()
+                        } else {
+                            value
+                        },
+                    };
+                    let rk = Revision { main, sub }.to_key().to_vec();
+                    self.out.revisions.insert(rk, kv_bytes(&key, &kv));
+                    self.overlay.insert(key, Some(kv));
+                    sub += 1;
+                }
+                Change::Delete { key, end } => {
+                    for (k, _) in self.range(&key, end.as_deref()) {
+                        let mut rk = Revision { main, sub }.to_key().to_vec();
+                        rk.push(b't');
+                        let tomb = mvccpb::KeyValue {
+                            key: k.clone(),
+                            ..Default::default()
+                        };
+                        self.out.revisions.insert(rk, tomb.encode_to_vec());
+                        self.overlay.insert(k, None);
+                        sub += 1;
+                    }
+                }
+            }
+        }
+        if sub > 0 {
+            self.rev = main;
+        }
+        Ok(sub > 0)
+    }
+
+    fn revoke(&mut self, id: i64) -> bool {
+        if self.leases.remove(&id).is_none() {
+            return false;
+        }
+        let key = (id as u64).to_be_bytes().to_vec();
+        self.out.lease_puts.remove(&key);
+        self.out.lease_deletes.push(key);
+        // Delete the keys attached to it, in key order, in one revision.
+        let keys: Vec<Vec<u8>> = self
+            .range(b"", Some(b"\0"))
+            .into_iter()
+            .filter(|(_, kv)| kv.lease == id)
+            .map(|(k, _)| k)
+            .collect();
+        let deletes = keys
+            .into_iter()
+            .map(|k| Change::Delete { key: k, end: None })
+            .collect();
+        let _ = self.apply(deletes);
+        true
+    }
+}
+
+fn bump(map: &mut BTreeMap<String, u64>, what: &str) {
+    *map.entry(what.to_string()).or_default() += 1;
+}
+
+/// Replays the committed entries of `wal` newer than `db`'s consistent index.
+pub fn replay<'a>(db: &Db<'a>, wal: &WalDir) -> Result<Replayed, KvError> {
+    let meta = read_meta(db)?;
+    let ci = meta.consistent_index.unwrap_or(0);
+    let index = Index::build(db, &KeyRange::All)?;
+    let mut leases = HashMap::new();
+    if let Some(b) = db.bucket(b"lease")? {
+        for e in b.iter() {
+            let e = e?;
+            if let Ok(l) = decode_lease(e.key, e.value) {
+                leases.insert(l.id, (l.ttl, l.remaining_ttl));
+            }
+        }
+    }
+    // The raft log as etcd sees it: later entries at a lower or equal index
+    // replace everything from there on.
+    let mut log: BTreeMap<u64, (EntryType, Vec<u8>)> = BTreeMap::new();
+    let report = crate::wal::scan(wal, ScanOptions::default(), |at| {
+        if !at.seen_by_etcd || at.damaged {
+            return;
+        }
+        let i = at.entry.index.0;
+        let _ = log.split_off(&i);
+        log.insert(i, (at.entry.kind, at.entry.data.to_vec()));
+    });
+    let commit = report.hard_state.map_or(0, |h| h.commit.0);
+    let mut st = State {
+        rev: index.head,
+        compact: index.compact,
+        index,
+        overlay: BTreeMap::new(),
+        leases,
+        out: Replayed::default(),
+    };
+    let r = &mut st.out.report;
+    r.db_consistent_index = ci;
+    r.wal_commit = commit;
+    r.revision_before = st.rev;
+    r.applied_to_index = ci;
+    if !report.readable_by_etcd() {
+        r.notes
+            .push("the WAL is corrupt: only the entries before the damage were replayed".into());
+    }
+    if let Some((&first, _)) = log.range(ci + 1..).next()
+        && first > ci + 1
+    {
+        st.out.report.notes.push(format!(
+            "the WAL lacks entries {}..{} after the db's consistent index: nothing after them can be replayed safely",
+            ci + 1,
+            first - 1
+        ));
+        st.out.report.revision_after = st.rev;
+        return Ok(st.out);
+    }
+    st.out.report.uncommitted_entries = log.range(commit + 1..).count() as u64;
+    // Committed entries the db does not hold yet (none when the db is at or
+    // past the commit index).
+    let entries: Vec<(u64, EntryType, Vec<u8>)> = if commit > ci {
+        log.range(ci + 1..=commit)
+            .map(|(i, (k, d))| (*i, *k, d.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for (i, kind, data) in entries {
+        let e = Entry {
+            term: crate::wal::Term(0),
+            index: crate::wal::Index(i),
+            kind,
+            data: &data,
+        };
+        let p = payload::decode(&e);
+        let what = p.request.kind();
+        let result: Result<bool, String> = match &p.request {
+            Request::Put { .. } | Request::DeleteRange { .. } | Request::Txn { .. } => {
+                let mut ch = Vec::new();
+                changes(&st, &p.request, &mut ch);
+                st.apply(ch)
+            }
+            Request::Compaction { revision, .. } => {
+                if *revision > st.rev {
+                    Err("compaction beyond the current revision".into())
+                } else if *revision <= st.compact {
+                    Err("already compacted".into())
+                } else {
+                    st.compact = *revision;
+                    st.out.meta.insert(
+                        meta_keys::SCHEDULED_COMPACT_REV.to_vec(),
+                        Revision {
+                            main: *revision,
+                            sub: 0,
+                        }
+                        .to_key()
+                        .to_vec(),
+                    );
+                    Ok(true)
+                }
+            }
+            Request::LeaseGrant { id, ttl } => {
+                if st.leases.contains_key(id) {
+                    Err("lease exists".into())
+                } else {
+                    st.leases.insert(*id, (*ttl, 0));
+                    let l = leasepb::Lease {
+                        id: *id,
+                        ttl: *ttl,
+                        remaining_ttl: 0,
+                    };
+                    st.out
+                        .lease_puts
+                        .insert((*id as u64).to_be_bytes().to_vec(), l.encode_to_vec());
+                    Ok(true)
+                }
+            }
+            Request::LeaseRevoke { id } => {
+                if st.revoke(*id) {
+                    Ok(true)
+                } else {
+                    Err("lease not found".into())
+                }
+            }
+            Request::LeaseCheckpoint { checkpoints } => {
+                for c in checkpoints {
+                    if let Some(l) = st.leases.get_mut(&c.id) {
+                        l.1 = c.remaining_ttl;
+                        let lease = leasepb::Lease {
+                            id: c.id,
+                            ttl: l.0,
+                            remaining_ttl: c.remaining_ttl,
+                        };
+                        st.out
+                            .lease_puts
+                            .insert((c.id as u64).to_be_bytes().to_vec(), lease.encode_to_vec());
+                    }
+                }
+                Ok(true)
+            }
+            // Nothing to replay: reads, no-ops, membership (rewritten by the
+            // restore), cluster version, alarms.
+            Request::Noop
+            | Request::Range { .. }
+            | Request::Empty
+            | Request::ConfChange(_)
+            | Request::ConfChangeV2(_)
+            | Request::MemberAttr { .. }
+            | Request::ClusterVersion { .. }
+            | Request::Alarm { .. }
+            | Request::AuthStatus
+            | Request::Authenticate { .. } => Ok(false),
+            _ => Err("not replayed (auth, v2 and downgrade requests are left to etcd's own records)".into()),
+        };
+        let r = &mut st.out.report;
+        r.applied_entries += 1;
+        r.applied_to_index = i;
+        match result {
+            Ok(true) => bump(&mut r.applied, what),
+            Ok(false) => {}
+            Err(why) => bump(&mut r.not_applied, &format!("{what}: {why}")),
+        }
+    }
+    st.out.report.revision_after = st.rev;
+    Ok(st.out)
+}

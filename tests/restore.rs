@@ -1,0 +1,491 @@
+//! Restores judged by real etcd 3.4.23 and 3.5.1: every output dir is started
+//! and must serve exactly the source's keys; IDs must equal what etcdutl
+//! 3.5.1 computes for the same flags.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::etcd::{Etcd, Member, free_port};
+use common::*;
+use serde_json::Value;
+
+fn url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+fn ctl_get(e: &Etcd, extra: &[&str]) -> (i64, Vec<Kv>) {
+    let mut args = vec!["get", "", "--prefix", "-w", "json"];
+    args.extend_from_slice(extra);
+    etcdctl_get_json(&serde_json::from_str(&e.ctl(&args)).unwrap())
+}
+
+fn member_ids(e: &Etcd) -> Vec<(String, u64, Vec<String>)> {
+    let j: Value = serde_json::from_str(&e.ctl(&["member", "list", "-w", "json"])).unwrap();
+    let mut v: Vec<(String, u64, Vec<String>)> = j["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap_or("").to_string(),
+                m["ID"].as_u64().unwrap(),
+                m["peerURLs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|u| u.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The WAL metadata (member and cluster ID) of a data dir, from our reader.
+fn wal_ids(dir: &Path) -> (String, String) {
+    let r = run(&["inspect", "-o", "json", dir.to_str().unwrap()]);
+    let j = r.json();
+    let m = &j["members"][0];
+    let wal = &m["wal"];
+    (
+        wal["metadata"]["nodeId"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| wal["metadata"]["nodeId"].to_string()),
+        wal["metadata"]["clusterId"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| wal["metadata"]["clusterId"].to_string()),
+    )
+}
+
+#[test]
+fn snapshot_to_one_member_served_by_real_etcd_with_etcdutl_ids() {
+    for vdir in version_dirs() {
+        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let snap = vdir.join("single.snapshot.db");
+        let (want_rev, want) = etcdctl_get(&vdir.join("single.expect/get.json"));
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("r1");
+        let port = free_port();
+        let cluster = format!("r1={}", url(port));
+        let r = unchanged(&[&snap], || {
+            run(&[
+                "restore",
+                snap.to_str().unwrap(),
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--name",
+                "r1",
+                "--initial-cluster",
+                &cluster,
+                "--initial-cluster-token",
+                "restore-test",
+                "--initial-advertise-peer-urls",
+                &url(port),
+            ])
+        });
+        assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+        let etcd = Etcd::start(Member {
+            bin: &bin,
+            data_dir: &data,
+            name: "r1",
+            peer_port: port,
+            initial_cluster: Some(cluster.clone()),
+            extra: vec![],
+        });
+        let (rev, got) = ctl_get(&etcd, &[]);
+        assert_eq!(rev, want_rev, "{}", vdir.display());
+        assert_eq!(got, want, "{}", vdir.display());
+        let ids = member_ids(&etcd);
+        assert_eq!(ids.len(), 1);
+        assert_eq!(ids[0].2, vec![url(port)]);
+        // The restored member takes writes.
+        etcd.ctl(&["put", "/after/restore", "yes"]);
+        assert_eq!(ctl_get(&etcd, &[]).0, want_rev + 1);
+        etcd.stop();
+        // The same IDs as etcdutl 3.5.1 for the same flags.
+        if let Some(e35) = etcd35_bin() {
+            let theirs = tmp.path().join("etcdutl");
+            let o = std::process::Command::new(e35.join("etcdutl"))
+                .args(["snapshot", "restore"])
+                .arg(&snap)
+                .arg("--data-dir")
+                .arg(&theirs)
+                .args([
+                    "--name",
+                    "r1",
+                    "--initial-cluster",
+                    &cluster,
+                    "--initial-cluster-token",
+                    "restore-test",
+                ])
+                .args(["--initial-advertise-peer-urls", &url(port)])
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert_eq!(wal_ids(&theirs), wal_ids(&data));
+            // (Our dir has been served since: etcd added the member's client URLs.)
+            let members = |p: &Path| -> Vec<(u64, String, Value)> {
+                let j = run(&["status", "-o", "json", p.join("member/snap/db").to_str().unwrap()]).json();
+                j["members"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| {
+                        (
+                            m["ID"].as_u64().unwrap(),
+                            m["name"].as_str().unwrap().to_string(),
+                            m["peerURLs"].clone(),
+                        )
+                    })
+                    .collect()
+            };
+            assert_eq!(members(&theirs), members(&data));
+        } else {
+            assert!(!etcd_required());
+        }
+    }
+}
+
+#[test]
+fn all_members_of_a_three_member_cluster_start_together() {
+    for vdir in version_dirs() {
+        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let snap = vdir.join("single.snapshot.db");
+        let (want_rev, want) = etcdctl_get(&vdir.join("single.expect/get.json"));
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("restored");
+        let ports = [free_port(), free_port(), free_port()];
+        let cluster = format!("a={},b={},c={}", url(ports[0]), url(ports[1]), url(ports[2]));
+        let r = run(&[
+            "restore",
+            snap.to_str().unwrap(),
+            "--all-members",
+            out.to_str().unwrap(),
+            "--initial-cluster",
+            &cluster,
+            "--initial-cluster-token",
+            "three",
+        ]);
+        assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+        let mut want_initial: Vec<&str> = cluster.split(',').collect();
+        want_initial.sort();
+        for n in ["a", "b", "c"] {
+            let flags = std::fs::read_to_string(out.join(format!("{n}.flags"))).unwrap();
+            assert!(flags.contains(&format!("--name={n}\n")), "{flags}");
+            let line = flags
+                .lines()
+                .find_map(|l| l.strip_prefix("--initial-cluster="))
+                .unwrap();
+            let mut got: Vec<&str> = line.split(',').collect();
+            got.sort();
+            assert_eq!(got, want_initial);
+        }
+        let mut members: Vec<Etcd> = ["a", "b", "c"]
+            .iter()
+            .zip(ports)
+            .map(|(n, p)| {
+                Etcd::spawn(Member {
+                    bin: &bin,
+                    data_dir: &out.join(n),
+                    name: n,
+                    peer_port: p,
+                    initial_cluster: Some(cluster.clone()),
+                    extra: vec![],
+                })
+            })
+            .collect();
+        for m in &mut members {
+            m.wait_healthy();
+        }
+        for m in &members {
+            let (rev, got) = ctl_get(m, &["--consistency", "s"]);
+            assert_eq!(rev, want_rev);
+            assert_eq!(got, want);
+        }
+        let ids = member_ids(&members[0]);
+        assert_eq!(
+            ids.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        // IDs as etcd computes them from the flags.
+        let mut want_ids: Vec<u64> = ["a", "b", "c"]
+            .iter()
+            .zip(ports)
+            .map(|(_, p)| etcd_rescue::restore::members::member_id(&[url(p)], "three"))
+            .collect();
+        want_ids.sort();
+        let mut got_ids: Vec<u64> = ids.iter().map(|m| m.1).collect();
+        got_ids.sort();
+        assert_eq!(got_ids, want_ids);
+        // The cluster takes writes and replicates them.
+        members[0].ctl(&["put", "/three/members", "ok"]);
+        let v = members[2].ctl(&["get", "/three/members", "--print-value-only"]);
+        assert_eq!(v.trim(), "ok");
+        for m in members {
+            m.stop();
+        }
+    }
+}
+
+#[test]
+fn bump_revision_mark_compacted_as_etcd_does() {
+    for vdir in version_dirs() {
+        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let snap = vdir.join("single.snapshot.db");
+        let (want_rev, want) = etcdctl_get(&vdir.join("single.expect/get.json"));
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("bumped");
+        let port = free_port();
+        let r = run(&[
+            "restore",
+            snap.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--name",
+            "x",
+            "--initial-cluster",
+            &format!("x={}", url(port)),
+            "--initial-advertise-peer-urls",
+            &url(port),
+            "--bump-revision",
+            "1000",
+            "--mark-compacted",
+        ]);
+        assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+        let etcd = Etcd::start(Member {
+            bin: &bin,
+            data_dir: &data,
+            name: "x",
+            peer_port: port,
+            initial_cluster: None,
+            extra: vec![],
+        });
+        let (rev, got) = ctl_get(&etcd, &[]);
+        assert_eq!(rev, want_rev + 1000, "revisions move forward, never back");
+        assert_eq!(got, want, "the data is unchanged");
+        // History below the bump is compacted: old revisions are refused.
+        let (ok, _, err) = etcd.ctl_raw(&["get", "/demo/counter", "--rev", &(want_rev).to_string()]);
+        assert!(!ok && err.contains("compacted"), "{err}");
+        etcd.stop();
+    }
+}
+
+#[test]
+fn member_dir_restore_keeps_the_writes_only_the_wal_had() {
+    for vdir in version_dirs() {
+        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let killed = extracted_dir(&vdir, "killed");
+        let src = killed.join("killed");
+        let (want_rev, want) = etcdctl_get(&vdir.join("killed.expect/get.json"));
+        // The db alone is behind (the fixture checks that); the restore replays the WAL.
+        let db_rev = run(&[
+            "status",
+            "-o",
+            "json",
+            src.join("member/snap/db").to_str().unwrap(),
+        ])
+        .json()["revision"]
+            .as_i64()
+            .unwrap();
+        assert!(db_rev < want_rev);
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("replayed");
+        let port = free_port();
+        let r = unchanged(&[src.as_path()], || {
+            run(&[
+                "restore",
+                "-o",
+                "json",
+                src.to_str().unwrap(),
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--name",
+                "k",
+                "--initial-cluster",
+                &format!("k={}", url(port)),
+                "--initial-advertise-peer-urls",
+                &url(port),
+            ])
+        });
+        assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+        let j = r.json();
+        assert_eq!(j["replay"]["revisionBefore"], db_rev);
+        assert_eq!(j["replay"]["revisionAfter"], want_rev);
+        assert!(j["replay"]["notApplied"].as_object().unwrap().is_empty(), "{j:#}");
+        let etcd = Etcd::start(Member {
+            bin: &bin,
+            data_dir: &data,
+            name: "k",
+            peer_port: port,
+            initial_cluster: None,
+            extra: vec![],
+        });
+        let (rev, got) = ctl_get(&etcd, &[]);
+        assert_eq!(rev, want_rev, "{}", vdir.display());
+        assert_eq!(got, want, "every acknowledged write is back ({})", vdir.display());
+        etcd.stop();
+    }
+}
+
+#[test]
+fn force_new_cluster_then_a_second_member_joins() {
+    for vdir in version_dirs() {
+        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let dirs = extracted_dir(&vdir, "cluster");
+        let survivor = dirs.join("m1");
+        let (want_rev, want) = etcdctl_get(&vdir.join("cluster.expect/get.json"));
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("alone");
+        let p1 = free_port();
+        let r = run(&[
+            "force-new-cluster",
+            "-o",
+            "json",
+            survivor.to_str().unwrap(),
+            "--out",
+            data.to_str().unwrap(),
+            "--name",
+            "m1",
+            "--initial-advertise-peer-urls",
+            &url(p1),
+        ]);
+        assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+        let j = r.json();
+        let old = std::process::Command::new(env!("CARGO_BIN_EXE_etcd-rescue"))
+            .args(["wal", "-o", "json"])
+            .arg(&survivor)
+            .output()
+            .unwrap();
+        let old_cluster = String::from_utf8_lossy(&old.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            !old_cluster.contains(&format!("{:x}", j["clusterID"].as_u64().unwrap())),
+            "new cluster ID"
+        );
+        let e1 = Etcd::start(Member {
+            bin: &bin,
+            data_dir: &data,
+            name: "m1",
+            peer_port: p1,
+            initial_cluster: None,
+            extra: vec![],
+        });
+        let (rev, got) = ctl_get(&e1, &[]);
+        assert_eq!(rev, want_rev);
+        assert_eq!(got, want);
+        assert_eq!(member_ids(&e1).len(), 1);
+        // A second member joins the usual way.
+        let p2 = free_port();
+        e1.ctl(&["member", "add", "m2", "--peer-urls", &url(p2)]);
+        let d2 = tmp.path().join("m2");
+        let mut e2 = Etcd::spawn(Member {
+            bin: &bin,
+            data_dir: &d2,
+            name: "m2",
+            peer_port: p2,
+            initial_cluster: Some(format!("m1={},m2={}", url(p1), url(p2))),
+            extra: vec!["--initial-cluster-state".into(), "existing".into()],
+        });
+        e2.wait_healthy();
+        let (rev2, got2) = ctl_get(&e2, &[]);
+        assert_eq!(rev2, want_rev);
+        assert_eq!(got2, want);
+        assert_eq!(member_ids(&e1).len(), 2);
+        e2.stop();
+        e1.stop();
+    }
+}
+
+#[test]
+fn safety_refusals_dry_run_and_inputs_untouched() {
+    let vdir = &version_dirs()[1];
+    let snap = vdir.join("single.snapshot.db");
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("occupied");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("keep.txt"), b"do not delete").unwrap();
+    let args = |t: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "restore".to_string(),
+            snap.display().to_string(),
+            "--data-dir".into(),
+            t.display().to_string(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run_s = |v: Vec<String>| {
+        let refs: Vec<&str> = v.iter().map(String::as_str).collect();
+        run(&refs)
+    };
+    // A non-empty target is refused, and left as it was.
+    let r = run_s(args(&target, &[]));
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(r.err.contains("not empty"), "{}", r.err);
+    assert_eq!(std::fs::read(target.join("keep.txt")).unwrap(), b"do not delete");
+    // --dry-run writes nothing.
+    let fresh = tmp.path().join("fresh");
+    let r = run_s(args(&fresh, &["--dry-run"]));
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(!fresh.exists());
+    // A damaged snapshot is refused with the findings; a wrong trailer too.
+    let mut bad = std::fs::read(&snap).unwrap();
+    let n = bad.len();
+    bad[n - 1] ^= 1;
+    let bad_path = tmp.path().join("bad.db");
+    std::fs::write(&bad_path, &bad).unwrap();
+    let r = run(&[
+        "restore",
+        bad_path.to_str().unwrap(),
+        "--data-dir",
+        fresh.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(r.err.contains("does not match"), "{}", r.err);
+    assert!(!fresh.exists());
+    // A raw db (no trailer) needs --skip-hash-check, as with etcdutl.
+    let raw = extracted_dbs(vdir).join("single/member/snap/db");
+    let r = run(&[
+        "restore",
+        raw.to_str().unwrap(),
+        "--data-dir",
+        fresh.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(r.err.contains("--skip-hash-check"), "{}", r.err);
+    let r = unchanged(&[raw.as_path()], || {
+        run(&[
+            "restore",
+            raw.to_str().unwrap(),
+            "--data-dir",
+            fresh.to_str().unwrap(),
+            "--skip-hash-check",
+        ])
+    });
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(fresh.join("member/snap/db").is_file());
+    // Structural damage is refused unless --force.
+    let mut broken = std::fs::read(&snap).unwrap();
+    broken[4096 * 3 + 8] = 0x10; // a page's type
+    let broken_path = tmp.path().join("broken.db");
+    std::fs::write(&broken_path, &broken).unwrap();
+    let other = tmp.path().join("other");
+    let r = run(&[
+        "restore",
+        broken_path.to_str().unwrap(),
+        "--data-dir",
+        other.to_str().unwrap(),
+        "--skip-hash-check",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.err);
+    assert!(r.err.contains("damaged"), "{}", r.err);
+    assert!(!other.exists());
+    let _ = PathBuf::new();
+}
