@@ -7,6 +7,7 @@
 #               (make it with: bash benches/gen-big-snapshot.sh)
 #   --runs N    timed runs per command (default 5)
 #   --restore   also time `etcdutl snapshot restore SNAPSHOT --data-dir <tmp>`
+#               and `etcd-rescue restore SNAPSHOT --data-dir <tmp>`
 #   --rebuild   run `cargo build --release` even if the binary exists
 #
 # Everything runs on the same file, in one run, with a warm page cache. Each
@@ -37,7 +38,7 @@ RESCUE="${ETCD_RESCUE_BIN:-$REPO_ROOT/target/release/etcd-rescue}"
 log() { echo "compare: $*" >&2; }
 die() { echo "compare: ERROR: $*" >&2; exit 2; }
 usage() {
-    sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -135,6 +136,8 @@ add "etcd-rescue check"                  "" "$RESCUE" check "$SNAP" -o json
 if [ "$RESTORE" = 1 ]; then
     add "etcdutl snapshot restore" "$(printf '%q ' rm -rf "$RESTORE_DIR")" \
         "$ETCDUTL" snapshot restore "$SNAP" --data-dir "$RESTORE_DIR"
+    add "etcd-rescue restore" "$(printf '%q ' rm -rf "$RESTORE_DIR")" \
+        "$RESCUE" restore "$SNAP" --data-dir "$RESTORE_DIR"
 fi
 
 # ---- header ------------------------------------------------------------------------
@@ -265,6 +268,7 @@ checks = [
     ("etcd-rescue check", "sha256sum", "<=", 2.0),
     ("etcd-rescue check", "openssl dgst -sha256", None, None),
     ("etcd-rescue status", "sha256sum", None, None),
+    ("etcdutl snapshot restore", "etcd-rescue restore", ">=", 3.0),
 ]
 for a, b, op, goal in checks:
     r = ratio(a, b)

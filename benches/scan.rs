@@ -58,6 +58,7 @@ fn main() {
                 verify_trailer: false,
                 file_digest: false,
                 single_thread: false,
+                skip_hash: false,
             },
         )
         .hash
@@ -70,6 +71,7 @@ fn main() {
                 verify_trailer: true,
                 file_digest: false,
                 single_thread: false,
+                skip_hash: false,
             },
         )
         .hash
@@ -82,6 +84,7 @@ fn main() {
                 verify_trailer: true,
                 file_digest: false,
                 single_thread: false,
+                skip_hash: false,
             },
         )
         .findings
@@ -95,6 +98,7 @@ fn main() {
                 verify_trailer: false,
                 file_digest: false,
                 single_thread: false,
+                skip_hash: false,
             },
         )
         .findings

@@ -79,6 +79,7 @@ pub fn locate_db(path: &Path) -> Result<DbLocation, SourceError> {
 pub struct MappedFile {
     path: PathBuf,
     map: Option<Mmap>,
+    file: File,
 }
 
 impl MappedFile {
@@ -101,6 +102,7 @@ impl MappedFile {
             return Ok(MappedFile {
                 path: path.to_path_buf(),
                 map: None,
+                file,
             });
         }
         let opts = MmapOptions::new();
@@ -113,7 +115,13 @@ impl MappedFile {
         Ok(MappedFile {
             path: path.to_path_buf(),
             map: Some(map),
+            file,
         })
+    }
+
+    /// The open file (read-only), e.g. for a kernel-side copy.
+    pub fn file(&self) -> &File {
+        &self.file
     }
 
     /// The file's bytes.

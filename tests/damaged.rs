@@ -364,6 +364,7 @@ fn random_damage_never_panics() {
                         verify_trailer: true,
                         file_digest: true,
                         single_thread,
+                        skip_hash: false,
                     },
                 )
             };

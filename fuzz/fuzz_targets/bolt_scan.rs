@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
             verify_trailer: true,
             file_digest: false,
             single_thread: true,
+            skip_hash: false,
         },
     );
     let _ = r.findings.has_problems();

@@ -286,6 +286,7 @@ fn full_check(bytes: &[u8], digest: bool, opts: &Options) -> DbReport {
             verify_trailer: true,
             file_digest: digest,
             single_thread: opts.single_thread,
+            skip_hash: false,
         },
     )
 }

@@ -99,6 +99,9 @@ pub struct Writer<W: Write + Seek> {
     root: Vec<Pending>,
     last_bucket: Option<Vec<u8>>,
     keys: u64,
+    /// Write an (empty) freelist page; without one the file says "no
+    /// freelist", as etcd's own files do, and readers compute the free pages.
+    freelist: bool,
 }
 
 impl<W: Write + Seek> Writer<W> {
@@ -122,7 +125,59 @@ impl<W: Write + Seek> Writer<W> {
             root: Vec::new(),
             last_bucket: None,
             keys: 0,
+            freelist: true,
         })
+    }
+
+    /// Continues a file whose pages `0..first_free` are already in `out`
+    /// (a copy of a source db): new pages are appended from `first_free` on,
+    /// and [`Writer::bucket_value`] can point at buckets in the copied pages.
+    /// The result stores no freelist (the copied pages no longer reachable
+    /// are free, as in etcd's own files). Meta pages are rewritten at the end.
+    pub fn appending(
+        mut out: W,
+        page_size: u32,
+        fill: f64,
+        txid: u64,
+        first_free: u64,
+    ) -> Result<Writer<W>, WriteError> {
+        let page_size = page_size as usize;
+        assert!(
+            page_size.is_power_of_two() && page_size >= 1024,
+            "page size must be a power of two >= 1024"
+        );
+        let first_free = first_free.max(2);
+        out.seek(SeekFrom::Start(first_free * page_size as u64))?;
+        Ok(Writer {
+            out,
+            page_size,
+            fill: fill.clamp(0.1, 1.0),
+            txid: txid.max(2),
+            next_pgid: first_free,
+            root: Vec::new(),
+            last_bucket: None,
+            keys: 0,
+            freelist: false,
+        })
+    }
+
+    /// Adds a top-level bucket by its stored value: a 16-byte header pointing
+    /// at a tree already in the file, or an inline bucket's bytes, as found in
+    /// the source's root leaf. Buckets must come in ascending name order.
+    pub fn bucket_value(&mut self, name: &[u8], value: &[u8]) -> Result<(), WriteError> {
+        if self.last_bucket.as_deref().is_some_and(|l| name <= l) {
+            return Err(WriteError::Order {
+                bucket: "(root)".into(),
+                key: crate::bolt::show_key(name),
+            });
+        }
+        self.last_bucket = Some(name.to_vec());
+        self.root.push(Pending {
+            key: name.to_vec(),
+            value: value.to_vec(),
+            flags: BUCKET_LEAF_FLAG,
+        });
+        Ok(())
     }
 
     /// Writes a top-level bucket. Buckets must come in ascending name order
@@ -231,12 +286,17 @@ impl<W: Write + Seek> Writer<W> {
             root.push(&mut self.out, &mut self.next_pgid, p)?;
         }
         let root_pgid = root.finish(&mut self.out, &mut self.next_pgid)?;
-        // An empty freelist page.
-        let freelist = self.next_pgid;
-        let mut page = vec![0u8; self.page_size];
-        write_header(&mut page, freelist, FLAG_FREELIST, 0, 0);
-        self.out.write_all(&page)?;
-        self.next_pgid += 1;
+        let freelist = if self.freelist {
+            // An empty freelist page.
+            let id = self.next_pgid;
+            let mut page = vec![0u8; self.page_size];
+            write_header(&mut page, id, FLAG_FREELIST, 0, 0);
+            self.out.write_all(&page)?;
+            self.next_pgid += 1;
+            id
+        } else {
+            u64::MAX
+        };
         let hwm = self.next_pgid;
         for (id, txid) in [(0u64, self.txid), (1u64, self.txid - 1)] {
             let mut m = vec![0u8; self.page_size];

@@ -196,6 +196,7 @@ pub fn check_file(path: &std::path::Path) -> FileCheck {
             verify_trailer: true,
             file_digest: false,
             single_thread: false,
+            skip_hash: false,
         },
     );
     from_report(name, &r)

@@ -157,6 +157,7 @@ pub(super) fn run(
             verify_trailer: a.verify_hash,
             file_digest: false,
             single_thread: false,
+            skip_hash: false,
         },
     );
     let Some(json) = StatusJson::new(&name, &report) else {

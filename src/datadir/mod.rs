@@ -159,6 +159,7 @@ pub fn inspect(path: &Path, wal_dir: Option<&Path>, opts: Options) -> Result<Mem
                     verify_trailer: opts.deep,
                     file_digest: false,
                     single_thread: false,
+                    skip_hash: false,
                 },
             );
             let s = DbSummary::from_report(db_file.clone(), &r);

@@ -36,6 +36,9 @@ pub struct ScanOptions {
     /// Run on one thread: no CRC or SHA-256 threads (for callers that
     /// already keep every core busy with other files).
     pub single_thread: bool,
+    /// Skip the `etcdutl snapshot status` hash (the report's `hash` is then
+    /// 0): for callers that only need the structure and the verdict.
+    pub skip_hash: bool,
 }
 
 /// Key counts per top-level bucket.
@@ -137,6 +140,8 @@ struct Hasher<'a> {
     out: Option<std::sync::mpsc::SyncSender<Vec<&'a [u8]>>>,
     /// Set when hashing on the calling thread instead of a CRC thread.
     inline: Option<u32>,
+    /// Set when no hash is wanted at all.
+    off: bool,
 }
 
 /// Runs per batch sent to the CRC thread (a leaf is usually one run).
@@ -151,6 +156,7 @@ impl<'a> Hasher<'a> {
             batch: Vec::with_capacity(HASH_BATCH),
             out: Some(out),
             inline: None,
+            off: false,
         }
     }
 
@@ -163,10 +169,22 @@ impl<'a> Hasher<'a> {
             batch: Vec::new(),
             out: None,
             inline: Some(0),
+            off: false,
+        }
+    }
+
+    /// A hasher that hashes nothing.
+    fn off() -> Hasher<'a> {
+        Hasher {
+            off: true,
+            ..Hasher::inline()
         }
     }
 
     fn push(&mut self, b: &'a [u8]) {
+        if self.off {
+            return;
+        }
         if let Some(crc) = &mut self.inline {
             *crc = crc32c::crc32c_append(*crc, b);
             return;
@@ -639,7 +657,11 @@ pub fn scan(data: &[u8], opts: ScanOptions) -> DbReport {
         .max(pre.scheduled_compact_rev)
         .unwrap_or(-1);
     let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel(16);
-    let hasher = if opts.single_thread {
+    let hasher = if opts.skip_hash {
+        drop(hash_tx);
+        Hasher::off()
+    } else if opts.single_thread {
+        drop(hash_tx);
         Hasher::inline()
     } else {
         Hasher::new(hash_tx)
@@ -681,6 +703,8 @@ pub fn scan(data: &[u8], opts: ScanOptions) -> DbReport {
         (st, t, d, crc)
     } else {
         std::thread::scope(|sc| {
+            // With the hash off the channel's sender is already gone, so
+            // this thread ends at once with 0.
             let crc = sc.spawn(move || crc_worker(hash_rx));
             let sha = want_sha.then(|| sc.spawn(|| trailer::verify_with_digest(data)));
             let st = bolt::check::check(image, &mut s);

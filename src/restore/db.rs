@@ -56,6 +56,19 @@ pub struct DbPlan<'c> {
     pub lease_puts: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Lease keys to delete.
     pub lease_deletes: Vec<Vec<u8>>,
+    /// The output already holds a copy of the source's pages (see
+    /// [`copies_pages`]); only the changed buckets are appended.
+    pub pages_copied: bool,
+}
+
+/// Whether a restore with this plan keeps the key and lease buckets as they
+/// are, so the source's pages can be copied whole (by the kernel) and only
+/// the membership and meta buckets appended.
+pub fn copies_pages(plan: &DbPlan<'_>) -> bool {
+    plan.extra_revisions.is_empty()
+        && plan.bump_revision.is_none()
+        && plan.lease_puts.is_empty()
+        && plan.lease_deletes.is_empty()
 }
 
 /// What was written.
@@ -68,6 +81,92 @@ pub struct DbOutcome {
     pub revision: i64,
     /// The revision bumped to, if any (also scheduled for compaction).
     pub bumped_to: Option<i64>,
+}
+
+/// A bucket's new contents, in key order.
+type Contents = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// The new contents of the buckets a restore rewrites (members, removed
+/// members, meta), or `None` for a bucket it does not (only `meta` is read).
+fn membership_and_meta(
+    plan: &DbPlan<'_>,
+    name: &[u8],
+    bucket: &Option<crate::bolt::Bucket<'_>>,
+    bumped_to: Option<i64>,
+) -> Result<Option<Contents>, crate::bolt::Error> {
+    Ok(match name {
+        b"members" => Some(
+            plan.cluster
+                .members
+                .iter()
+                .map(|s| (format!("{:x}", s.id).into_bytes(), s.json().into_bytes()))
+                .collect(),
+        ),
+        b"members_removed" => Some(BTreeMap::new()),
+        b"meta" => {
+            let mut m: BTreeMap<Vec<u8>, Vec<u8>> = stored(bucket)?.into_iter().collect();
+            m.extend(plan.extra_meta.clone());
+            m.insert(
+                meta_keys::CONSISTENT_INDEX.to_vec(),
+                plan.consistent_index.to_be_bytes().to_vec(),
+            );
+            m.insert(meta_keys::TERM.to_vec(), plan.term.to_be_bytes().to_vec());
+            let conf = serde_json::json!({"voters": plan.cluster.ids(), "auto_leave": false});
+            m.insert(meta_keys::CONF_STATE.to_vec(), conf.to_string().into_bytes());
+            if let Some(b) = bumped_to {
+                m.insert(
+                    meta_keys::SCHEDULED_COMPACT_REV.to_vec(),
+                    Revision { main: b, sub: 0 }.to_key().to_vec(),
+                );
+            }
+            Some(m)
+        }
+        _ => None,
+    })
+}
+
+/// The fast path when the key and lease buckets do not change (a plain
+/// snapshot restore): the source's pages are copied as they are and only
+/// the membership and meta buckets and a new root are appended, the way a
+/// bbolt commit writes new pages and leaves the old ones free. Restoring a
+/// large snapshot then costs about one copy of the file.
+fn write_by_copy<W: Write + Seek>(
+    src: &Db<'_>,
+    plan: &DbPlan<'_>,
+    all: &[Vec<u8>],
+    mut out: W,
+    newest: i64,
+) -> Result<DbOutcome, RestoreDbError> {
+    let ps = src.page_size();
+    let hwm = src.high_water();
+    let image = src
+        .data()
+        .get(..(hwm as usize).saturating_mul(ps))
+        .ok_or(RestoreDbError::NotEtcd)?;
+    if !plan.pages_copied {
+        out.seek(std::io::SeekFrom::Start(0)).map_err(WriteError::Io)?;
+        out.write_all(image).map_err(WriteError::Io)?;
+    }
+    let mut w = Writer::appending(out, ps as u32, 0.9, src.meta().txid.0 + 1, hwm)?;
+    let root = src.root();
+    for name in all {
+        let bucket = src.bucket(name)?;
+        let seq = bucket.as_ref().map_or(0, |b| b.sequence());
+        match membership_and_meta(plan, name, &bucket, None)? {
+            Some(items) => w.bucket(name, seq, items)?,
+            None => match root.get(name)? {
+                Some(e) if e.is_bucket() => w.bucket_value(name, e.value)?,
+                _ => w.bucket(name, seq, std::iter::empty::<(&[u8], &[u8])>())?,
+            },
+        }
+    }
+    let (written, mut out) = w.finish()?;
+    out.flush().map_err(WriteError::Io)?;
+    Ok(DbOutcome {
+        written,
+        revision: newest,
+        bumped_to: None,
+    })
 }
 
 /// Key/value pairs of a bucket.
@@ -126,37 +225,18 @@ pub fn write_restored_db<W: Write + Seek>(
         .map_or(0, |k| k.rev.main);
     let newest = last_stored.max(last_extra);
     let bumped_to = plan.bump_revision.map(|n| newest + n);
+    if copies_pages(plan) && page_size as usize == src.page_size() {
+        return write_by_copy(src, plan, &all, out, newest);
+    }
     let mut w = Writer::new(out, page_size, 0.9, 2)?;
     for name in &all {
         let bucket = src.bucket(name)?;
         let seq = bucket.as_ref().map_or(0, |b| b.sequence());
+        if let Some(items) = membership_and_meta(plan, name, &bucket, bumped_to)? {
+            w.bucket(name, seq, items)?;
+            continue;
+        }
         match name.as_slice() {
-            b"members" => {
-                let mut m: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-                for s in &plan.cluster.members {
-                    m.insert(format!("{:x}", s.id).into_bytes(), s.json().into_bytes());
-                }
-                w.bucket(name, seq, m)?;
-            }
-            b"members_removed" => w.bucket(name, seq, std::iter::empty::<(&[u8], &[u8])>())?,
-            b"meta" => {
-                let mut m: BTreeMap<Vec<u8>, Vec<u8>> = stored(&bucket)?.into_iter().collect();
-                m.extend(plan.extra_meta.clone());
-                m.insert(
-                    meta_keys::CONSISTENT_INDEX.to_vec(),
-                    plan.consistent_index.to_be_bytes().to_vec(),
-                );
-                m.insert(meta_keys::TERM.to_vec(), plan.term.to_be_bytes().to_vec());
-                let conf = serde_json::json!({"voters": plan.cluster.ids(), "auto_leave": false});
-                m.insert(meta_keys::CONF_STATE.to_vec(), conf.to_string().into_bytes());
-                if let Some(b) = bumped_to {
-                    m.insert(
-                        meta_keys::SCHEDULED_COMPACT_REV.to_vec(),
-                        Revision { main: b, sub: 0 }.to_key().to_vec(),
-                    );
-                }
-                w.bucket(name, seq, m)?;
-            }
             b"key" => {
                 // Stored revisions stream through; replayed ones and the bump
                 // marker are all newer, so they follow in order.

@@ -102,11 +102,9 @@ impl SegmentWriter {
         self.crc
     }
 
-    /// The segment's bytes, zero-filled to etcd's segment size.
-    pub fn finish(mut self) -> Vec<u8> {
-        if (self.buf.len() as u64) < SEGMENT_SIZE {
-            self.buf.resize(SEGMENT_SIZE as usize, 0);
-        }
+    /// The segment's records (the file is then extended to [`SEGMENT_SIZE`]
+    /// with zeros, as etcd preallocates it).
+    pub fn into_bytes(self) -> Vec<u8> {
         self.buf
     }
 }
