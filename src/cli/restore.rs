@@ -14,7 +14,7 @@ use crate::mvcc::{ScanOptions, Trailer, scan, trailer};
 use crate::report::Verdict;
 use crate::restore::members::{ClusterSpec, parse_initial_cluster};
 use crate::restore::replay::{Replayed, replay};
-use crate::restore::{MemberOutcome, start_flags, write_member};
+use crate::restore::{MemberOutcome, RestoreSource, start_flags, write_member};
 use crate::source::MappedFile;
 use crate::wal::WalDir;
 
@@ -122,21 +122,32 @@ fn open_source(path: &Path) -> anyhow::Result<Source> {
 }
 
 /// Verifies the source fully; returns an exit code when the restore must stop.
-fn verify_source(
-    src: &Source,
-    skip_hash: bool,
-    force: bool,
-    err: &mut dyn Write,
-) -> anyhow::Result<Option<i32>> {
+/// The verdict on a restore's source: what to tell the user, and the exit
+/// code when the restore must not go ahead.
+struct Verification {
+    refuse: Option<i32>,
+    messages: String,
+}
+
+/// Verifies the source fully (structure, sha256 trailer, etcd's rules).
+/// Runs on its own thread while the output is being written; the output is
+/// only renamed into place when this passes.
+fn verify_source(src: &Source, skip_hash: bool, force: bool) -> Verification {
+    use std::fmt::Write as _;
+    let mut m = String::new();
     let bytes = src.file.bytes();
     let is_snapshot = src.wal.is_none();
+    let refuse = |m: String| Verification {
+        refuse: Some(EXIT_PROBLEMS),
+        messages: m,
+    };
     if is_snapshot && !skip_hash && !trailer::has_trailer(bytes.len() as u64) {
-        writeln!(
-            err,
+        let _ = writeln!(
+            m,
             "etcd-rescue: {}: no sha256 trailer, so this is not a snapshot from `etcdctl snapshot save` (a raw db copy?) and its integrity cannot be proven; use --skip-hash-check to restore it anyway (as etcdutl requires)",
             src.name
-        )?;
-        return Ok(Some(EXIT_PROBLEMS));
+        );
+        return refuse(m);
     }
     let r = scan(
         bytes,
@@ -145,50 +156,55 @@ fn verify_source(
             verify_trailer: !skip_hash,
             file_digest: false,
             single_thread: false,
+            skip_hash: true,
         },
     );
     if let Trailer::Mismatch { stored, computed } = &r.trailer
         && !skip_hash
     {
-        writeln!(
-            err,
+        let _ = writeln!(
+            m,
             "etcd-rescue: {}: the sha256 trailer does not match (stored {stored}, computed {computed}): the file changed after it was saved; use --skip-hash-check (and --force) to restore it anyway",
             src.name
-        )?;
-        return Ok(Some(EXIT_PROBLEMS));
+        );
+        return refuse(m);
     }
-    let mut findings = r.findings.clone();
-    if skip_hash {
-        // The trailer was waived; the structure still counts.
-        let kept: Vec<_> = findings
-            .items()
-            .iter()
-            .filter(|f| f.code != "sha256-mismatch")
-            .cloned()
-            .collect();
-        findings = crate::report::Findings::default();
-        for f in kept {
-            findings.push(f);
-        }
+    // With the trailer waived, the structure still counts.
+    let mut findings = crate::report::Findings::default();
+    for f in r
+        .findings
+        .items()
+        .iter()
+        .filter(|f| !(skip_hash && f.code == "sha256-mismatch"))
+    {
+        findings.push(f.clone());
     }
     if Verdict::of(&findings) == Verdict::Damaged {
         let problems: Vec<_> = findings.items().iter().filter(|f| f.counts()).cloned().collect();
-        writeln!(err, "{}", render::findings_table(&problems))?;
+        let _ = writeln!(m, "{}", render::findings_table(&problems));
         if !force {
-            writeln!(
-                err,
+            let _ = writeln!(
+                m,
                 "etcd-rescue: {}: the source is damaged (findings above); refusing to restore it. `etcd-rescue salvage` saves what can be saved; --force restores it as it is",
                 src.name
-            )?;
-            return Ok(Some(EXIT_PROBLEMS));
+            );
+            return refuse(m);
         }
-        writeln!(
-            err,
+        let _ = writeln!(
+            m,
             "etcd-rescue: warning: restoring a damaged source because of --force"
-        )?;
+        );
     }
-    Ok(None)
+    Verification {
+        refuse: None,
+        messages: m,
+    }
 }
+
+/// A restore refused by the verification (the temporary output is removed).
+#[derive(Debug, thiserror::Error)]
+#[error("the source did not pass verification")]
+struct Refused(i32);
 
 fn cluster_spec(initial: &str, token: &str) -> anyhow::Result<ClusterSpec> {
     parse_initial_cluster(initial, token).map_err(|e| anyhow!("{e}"))
@@ -196,29 +212,38 @@ fn cluster_spec(initial: &str, token: &str) -> anyhow::Result<ClusterSpec> {
 
 struct Plan<'a> {
     cluster: &'a ClusterSpec,
+    src_file: Option<&'a std::fs::File>,
     replayed: Option<Replayed>,
     bump: Option<i64>,
 }
+
+impl Plan<'_> {
+    fn source<'s, 'a>(&'s self, db: &'s Db<'a>) -> RestoreSource<'s, 'a> {
+        RestoreSource {
+            db,
+            file: self.src_file,
+            replayed: self.replayed.as_ref(),
+            bump_revision: self.bump,
+        }
+    }
+}
+
+/// Called after everything is written and before it is renamed into place:
+/// an error (the source failed verification) removes the output instead.
+type Gate<'g> = &'g mut dyn FnMut() -> Result<(), crate::restore::BoxError>;
 
 fn write_all_members(
     db: &Db<'_>,
     p: &Plan<'_>,
     out_dir: &Path,
     force: bool,
+    gate: Gate<'_>,
 ) -> anyhow::Result<Vec<MemberOutcome>> {
     crate::atomic::write_dir(out_dir, force, 0o700, |tmp| {
         let mut outs = Vec::new();
         for m in &p.cluster.members {
             let dir = tmp.join(&m.name);
-            let o = write_member(
-                db,
-                p.cluster,
-                m,
-                p.replayed.as_ref(),
-                p.bump,
-                &dir,
-                &dir.join("member/wal"),
-            )?;
+            let o = write_member(&p.source(db), p.cluster, m, &dir, &dir.join("member/wal"))?;
             outs.push(MemberOutcome {
                 data_dir: out_dir.join(&m.name).display().to_string(),
                 wal_dir: out_dir.join(&m.name).join("member/wal").display().to_string(),
@@ -227,6 +252,7 @@ fn write_all_members(
             let flags = start_flags(p.cluster, m, "/var/lib/etcd");
             std::fs::write(tmp.join(format!("{}.flags", m.name)), flags)?;
         }
+        gate()?;
         Ok(outs)
     })
     .map_err(|e| anyhow!("{e}"))
@@ -239,6 +265,7 @@ fn write_one(
     data_dir: &Path,
     wal_dir: Option<&Path>,
     force: bool,
+    gate: Gate<'_>,
 ) -> anyhow::Result<MemberOutcome> {
     let local = p
         .cluster
@@ -246,12 +273,13 @@ fn write_one(
         .iter()
         .find(|m| m.name == name)
         .expect("checked");
-    let inner = |wal_tmp: Option<&Path>| {
+    let mut inner = |wal_tmp: Option<&Path>| {
         crate::atomic::write_dir(data_dir, force, 0o700, |tmp| {
             let wal = wal_tmp
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| tmp.join("member/wal"));
-            let o = write_member(db, p.cluster, local, p.replayed.as_ref(), p.bump, tmp, &wal)?;
+            let o = write_member(&p.source(db), p.cluster, local, tmp, &wal)?;
+            gate()?;
             Ok(MemberOutcome {
                 data_dir: data_dir.display().to_string(),
                 wal_dir: wal_dir
@@ -340,7 +368,7 @@ fn replay_rows(r: &Replayed) -> Vec<(String, String)> {
     let mut rows = vec![(
         "WAL REPLAY".to_string(),
         format!(
-            "{} committed entries after the db's consistent index {} (WAL commit {}), applied up to index {}: revision {} -> {}",
+            "{} committed entries after the db's consistent index {} (WAL commit {}),\napplied up to index {}: revision {} -> {}",
             rep.applied_entries,
             rep.db_consistent_index,
             rep.wal_commit,
@@ -384,6 +412,51 @@ fn replay_rows(r: &Replayed) -> Vec<(String, String)> {
     rows
 }
 
+/// Runs `write` while the source is verified on another thread; the output
+/// is renamed into place only if the verification passes. Returns the exit
+/// code when the source is refused.
+fn with_verification<T>(
+    src: &Source,
+    skip_hash: bool,
+    force: bool,
+    err: &mut dyn Write,
+    write: impl FnOnce(Gate<'_>) -> anyhow::Result<T>,
+) -> anyhow::Result<Result<T, i32>> {
+    std::thread::scope(|sc| {
+        let mut handle = Some(sc.spawn(|| verify_source(src, skip_hash, force)));
+        let mut verdict: Option<Verification> = None;
+        let result = {
+            let mut gate = || -> Result<(), crate::restore::BoxError> {
+                let v = handle
+                    .take()
+                    .expect("joined once")
+                    .join()
+                    .expect("verification thread");
+                let refused = v.refuse;
+                verdict = Some(v);
+                match refused {
+                    Some(code) => Err(Box::new(Refused(code))),
+                    None => Ok(()),
+                }
+            };
+            write(&mut gate)
+        };
+        let verdict = match verdict {
+            Some(v) => v,
+            None => handle
+                .take()
+                .expect("not joined")
+                .join()
+                .expect("verification thread"),
+        };
+        err.write_all(verdict.messages.as_bytes())?;
+        match (verdict.refuse, result) {
+            (Some(code), _) => Ok(Err(code)),
+            (None, r) => r.map(Ok),
+        }
+    })
+}
+
 pub(super) fn run(
     a: &RestoreArgs,
     fmt: Format,
@@ -391,10 +464,15 @@ pub(super) fn run(
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
     let src = open_source(&a.source)?;
-    if let Some(code) = verify_source(&src, a.skip_hash_check || src.wal.is_some(), a.force, err)? {
-        return Ok(code);
-    }
-    let (db, _) = Db::open(trailer::image(src.file.bytes())).map_err(|e| anyhow!("{}: {e}", src.name))?;
+    let skip_hash = a.skip_hash_check || src.wal.is_some();
+    let (db, _) = match Db::open(trailer::image(src.file.bytes())) {
+        Ok(x) => x,
+        Err(_) => {
+            // Not even a readable db: the verification says why.
+            err.write_all(verify_source(&src, skip_hash, false).messages.as_bytes())?;
+            return Ok(EXIT_PROBLEMS);
+        }
+    };
     let cluster = cluster_spec(&a.initial_cluster, &a.initial_cluster_token)?;
     if a.all_members.is_none()
         && let Err(e) = cluster.local(&a.name, Some(&a.initial_advertise_peer_urls))
@@ -409,32 +487,44 @@ pub(super) fn run(
     let extra = replayed.as_ref().map(replay_rows).unwrap_or_default();
     let plan = Plan {
         cluster: &cluster,
+        src_file: Some(src.file.file()),
         replayed,
         bump: a.bump_revision.map(|b| b as i64),
     };
     if a.dry_run {
+        let v = verify_source(&src, skip_hash, a.force);
+        err.write_all(v.messages.as_bytes())?;
+        if let Some(code) = v.refuse {
+            return Ok(code);
+        }
         report(out, fmt, &plan, &[], true, &extra)?;
         return Ok(EXIT_OK);
     }
-    let written = match &a.all_members {
-        Some(dir) => write_all_members(&db, &plan, dir, a.force)?,
+    let written = with_verification(&src, skip_hash, a.force, err, |gate| match &a.all_members {
+        Some(dir) => write_all_members(&db, &plan, dir, a.force, gate),
         None => {
             let data_dir = a
                 .data_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", a.name)));
-            vec![write_one(
+            Ok(vec![write_one(
                 &db,
                 &plan,
                 &a.name,
                 &data_dir,
                 a.wal_dir.as_deref(),
                 a.force,
-            )?]
+                gate,
+            )?])
         }
-    };
-    report(out, fmt, &plan, &written, false, &extra)?;
-    Ok(EXIT_OK)
+    })?;
+    match written {
+        Ok(written) => {
+            report(out, fmt, &plan, &written, false, &extra)?;
+            Ok(EXIT_OK)
+        }
+        Err(code) => Ok(code),
+    }
 }
 
 pub(super) fn run_force_new_cluster(
@@ -448,10 +538,13 @@ pub(super) fn run_force_new_cluster(
         return Ok(EXIT_ERROR);
     }
     let src = open_source(&a.data_dir)?;
-    if let Some(code) = verify_source(&src, true, a.force, err)? {
-        return Ok(code);
-    }
-    let (db, _) = Db::open(trailer::image(src.file.bytes())).map_err(|e| anyhow!("{}: {e}", src.name))?;
+    let (db, _) = match Db::open(trailer::image(src.file.bytes())) {
+        Ok(x) => x,
+        Err(_) => {
+            err.write_all(verify_source(&src, true, false).messages.as_bytes())?;
+            return Ok(EXIT_PROBLEMS);
+        }
+    };
     // Who this member was: its ID from the WAL, its name and URLs from the db.
     let wal = src.wal.as_ref().expect("a data dir has a WAL");
     let node = crate::wal::scan(wal, crate::wal::ScanOptions::default(), |_| {})
@@ -480,21 +573,33 @@ pub(super) fn run_force_new_cluster(
     extra.push((
         "NEXT".into(),
         format!(
-            "start etcd on {} with --name {name} --initial-cluster {} --initial-cluster-token {token} --initial-advertise-peer-urls {urls}; then, for each other member: `etcdctl member add NAME --peer-urls URL` and start it with an empty data dir and --initial-cluster-state existing",
+            "1. start etcd on {} with\n   --name {name} --initial-cluster {}\n   --initial-cluster-token {token} --initial-advertise-peer-urls {urls}\n2. for each other member: `etcdctl member add NAME --peer-urls URL`,\n   then start it with an empty data dir and --initial-cluster-state existing",
             a.out.display(),
             initial.join(",")
         ),
     ));
     let plan = Plan {
         cluster: &cluster,
+        src_file: Some(src.file.file()),
         replayed,
         bump: None,
     };
     if a.dry_run {
+        let v = verify_source(&src, true, a.force);
+        err.write_all(v.messages.as_bytes())?;
+        if let Some(code) = v.refuse {
+            return Ok(code);
+        }
         report(out, fmt, &plan, &[], true, &extra)?;
         return Ok(EXIT_OK);
     }
-    let written = vec![write_one(&db, &plan, &name, &a.out, None, a.force)?];
-    report(out, fmt, &plan, &written, false, &extra)?;
-    Ok(EXIT_OK)
+    match with_verification(&src, true, a.force, err, |gate| {
+        Ok(vec![write_one(&db, &plan, &name, &a.out, None, a.force, gate)?])
+    })? {
+        Ok(written) => {
+            report(out, fmt, &plan, &written, false, &extra)?;
+            Ok(EXIT_OK)
+        }
+        Err(code) => Ok(code),
+    }
 }
