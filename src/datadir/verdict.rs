@@ -185,7 +185,7 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
     let restore_advice = || -> Option<String> {
         if db.readable && db.errors == 0 {
             Some(format!(
-                "restore from its db (revision {}): copy {} and run `etcdutl snapshot restore <copy> --skip-hash-check` (3.4: `etcdctl snapshot restore`) to start a new cluster from it",
+                "restore from its db (revision {}): `etcd-rescue restore {} --skip-hash-check --data-dir <new dir> --name ... --initial-cluster ...` writes a new cluster's data dir from it offline (or copy it and run `etcdutl snapshot restore <copy> --skip-hash-check`)",
                 db.revision.unwrap_or(0),
                 i.layout.db.display()
             ))
