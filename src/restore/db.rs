@@ -1,6 +1,11 @@
-//! The restored db: every bucket of the source copied through the bbolt
-//! writer, with the membership replaced and the raft position reset, as
-//! `etcdutl snapshot restore` leaves it.
+//! The restored db, as `etcdutl snapshot restore` leaves it: the source's
+//! buckets with the membership replaced and the raft position reset.
+//!
+//! When the key and lease buckets do not change (a plain snapshot restore),
+//! the source's pages are kept as they are and only the members and meta
+//! buckets and a new root are appended, as a bbolt commit would do it;
+//! otherwise (WAL replay, revision bump) every bucket is rewritten through
+//! the bbolt writer.
 //!
 //! - `members` holds the new members; `members_removed` is emptied;
 //! - `meta/consistent_index` = N (the number of members: the conf-change
