@@ -31,13 +31,29 @@ fn version_and_help_with_examples() {
         "salvage",
         "inspect",
         "wal",
+        "restore",
+        "force-new-cluster",
+        "k8s",
         "Examples:",
         "Exit codes",
     ] {
         assert!(h.out.contains(needle), "--help lacks {needle}: {}", h.out);
     }
     for cmd in [
-        "status", "check", "get", "history", "diff", "hashkv", "stats", "verify", "salvage", "inspect", "wal",
+        "status",
+        "check",
+        "get",
+        "history",
+        "diff",
+        "hashkv",
+        "stats",
+        "verify",
+        "salvage",
+        "inspect",
+        "wal",
+        "restore",
+        "force-new-cluster",
+        "k8s",
     ] {
         let h = run_bin(&[cmd, "--help"]);
         assert_eq!(h.code, 0);

@@ -189,7 +189,10 @@ pub enum Command {
     /// Kubernetes objects from a dead cluster's files: list them, print them
     /// as kubectl would, or dump the whole cluster as manifests (decrypting
     /// values encrypted at rest with the apiserver's EncryptionConfiguration).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  etcd-rescue k8s ls backup.db\n  etcd-rescue k8s get backup.db deployment web -n prod -o yaml\n  etcd-rescue k8s dump /var/lib/etcd --out restored/ --for-apply\n\nExit codes: 0 every object decoded, 1 some could not be (each is reported), 2 could not run."
+    )]
     K8s(k8s::K8sCommand),
 }
 
