@@ -489,3 +489,171 @@ fn safety_refusals_dry_run_and_inputs_untouched() {
     assert!(!other.exists());
     let _ = PathBuf::new();
 }
+
+/// (offset, frame length, entry index) of every entry record of a member's WAL
+/// (one segment in the killed fixture), with the segment's path.
+fn entry_records(member: &Path) -> (PathBuf, Vec<(usize, usize, u64)>) {
+    use etcd_rescue::wal::reader::{self, Event};
+    use etcd_rescue::wal::{Entry, RecordType, WalDir};
+    let d = WalDir::open(&member.join("wal")).unwrap();
+    assert_eq!(d.segments.len(), 1, "the killed fixture has one segment");
+    let mut out = Vec::new();
+    reader::read(&d.segment_bytes(), |ev| {
+        if let Event::Record(r) = ev
+            && r.kind == RecordType::Entry
+        {
+            let i = Entry::parse(r.record.data).unwrap().index.0;
+            out.push((r.at.offset as usize, r.frame_len as usize, i));
+        }
+    });
+    (d.segments[0].file.path().to_path_buf(), out)
+}
+
+/// Restores `src` (a data dir) into `data` as a one-member cluster on `port`.
+fn restore_dir(src: &Path, data: &Path, port: u16) -> Run {
+    unchanged(&[src], || {
+        run(&[
+            "restore",
+            "-o",
+            "json",
+            src.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--name",
+            "k",
+            "--initial-cluster",
+            &format!("k={}", url(port)),
+            "--initial-advertise-peer-urls",
+            &url(port),
+        ])
+    })
+}
+
+#[test]
+fn member_dir_restore_reads_past_wal_damage_while_the_log_stays_continuous() {
+    for vdir in version_dirs() {
+        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let (want_rev, want) = etcdctl_get(&vdir.join("killed.expect/get.json"));
+        let original = extracted_dir(&vdir, "killed").join("killed");
+        let ci = run(&[
+            "status",
+            "-o",
+            "json",
+            original.join("member/snap/db").to_str().unwrap(),
+        ])
+        .json()["consistentIndex"]
+            .as_u64()
+            .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+
+        // 1. A record the db already holds (index <= its consistent index) is
+        //    corrupt: etcd refuses the WAL, the restore reads past the damage
+        //    and keeps every acknowledged write.
+        let a = tmp.path().join("a");
+        copy_tree(&original, &a);
+        let (seg, recs) = entry_records(&a.join("member"));
+        let &(off, len, idx) = recs.iter().rev().find(|r| r.2 <= ci && r.2 > 1).unwrap();
+        let mut b = std::fs::read(&seg).unwrap();
+        b[off + len / 2] ^= 0x40;
+        std::fs::write(&seg, b).unwrap();
+        make_readonly(&a);
+        let inspect = run(&["inspect", "-o", "json", a.to_str().unwrap()]);
+        assert_eq!(
+            inspect.code, 1,
+            "etcd would refuse the damaged WAL: {}",
+            inspect.out
+        );
+        let port = free_port();
+        let out_a = tmp.path().join("restored-a");
+        let r = restore_dir(&a, &out_a, port);
+        assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+        let j = r.json();
+        let rep = &j["replay"];
+        let after_ci = recs.iter().filter(|r| r.2 > ci).count() as u64;
+        assert!(after_ci > 0, "the fixture's WAL must be ahead of its db");
+        assert_eq!(rep["salvagedEntries"], after_ci, "damaged entry {idx}: {j:#}");
+        assert!(rep.get("lost").is_none(), "{j:#}");
+        assert_eq!(rep["revisionAfter"], want_rev, "{j:#}");
+        let etcd = Etcd::start(Member {
+            bin: &bin,
+            data_dir: &out_a,
+            name: "k",
+            peer_port: port,
+            initial_cluster: None,
+            extra: vec![],
+        });
+        let (rev, got) = ctl_get(&etcd, &[]);
+        assert_eq!(rev, want_rev);
+        assert_eq!(got, want, "every acknowledged write is back ({})", vdir.display());
+        etcd.stop();
+
+        // 2. An entry the db lacks is corrupt: nothing after it may be used,
+        //    the lost indexes are reported, and etcd serves exactly the state
+        //    at the last entry applied.
+        let b_dir = tmp.path().join("b");
+        copy_tree(&original, &b_dir);
+        let (seg, recs) = entry_records(&b_dir.join("member"));
+        let &(off, len, k) = recs.iter().find(|r| r.2 == ci + 3).unwrap();
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[off + len / 2] ^= 0x40;
+        std::fs::write(&seg, bytes).unwrap();
+        make_readonly(&b_dir);
+        // `wal --salvage` names what is lost.
+        let w = run(&["wal", "--salvage", "-o", "json", b_dir.to_str().unwrap()]);
+        assert_eq!(w.code, 1, "{}", w.err);
+        let summary: Value = w
+            .out
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|l| l["record"] == "summary")
+            .unwrap();
+        assert_eq!(
+            summary["salvage"]["lost"],
+            serde_json::json!([[k, k]]),
+            "{summary:#}"
+        );
+        let port = free_port();
+        let out_b = tmp.path().join("restored-b");
+        let r = restore_dir(&b_dir, &out_b, port);
+        assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+        let j = r.json();
+        let rep = &j["replay"];
+        let lost = &rep["lost"];
+        let (first, last) = (lost["first"].as_u64().unwrap(), lost["last"].as_u64().unwrap());
+        assert!(first <= k && k <= last, "entry {k} must be among the lost: {j:#}");
+        assert_eq!(rep["appliedToIndex"], first - 1, "{j:#}");
+        let rev_b = rep["revisionAfter"].as_i64().unwrap();
+        assert!(rev_b < want_rev, "{j:#}");
+        let etcd = Etcd::start(Member {
+            bin: &bin,
+            data_dir: &out_b,
+            name: "k",
+            peer_port: port,
+            initial_cluster: None,
+            extra: vec![],
+        });
+        let (rev, got) = ctl_get(&etcd, &[]);
+        etcd.stop();
+        assert_eq!(rev, rev_b);
+        // The state at that revision, read from the full restore of case 1.
+        let at = run(&[
+            "get",
+            "-o",
+            "json",
+            out_a.join("member/snap/db").to_str().unwrap(),
+            "",
+            "--prefix",
+            "--rev",
+            &rev_b.to_string(),
+        ]);
+        assert_eq!(at.code, 0, "{}", at.err);
+        let (_, want_b) = etcdctl_get_json(&at.json());
+        assert_eq!(
+            got,
+            want_b,
+            "etcd serves the state at entry {} ({})",
+            first - 1,
+            vdir.display()
+        );
+    }
+}

@@ -386,6 +386,34 @@ fn write_header(out: &mut dyn Write, r: &WalReport) -> anyhow::Result<()> {
             ),
         ));
     }
+    if r.salvage.records > 0 || !r.salvage.lost.is_empty() {
+        let mut v = format!(
+            "{} sound records past damage etcd cannot read ({} entries{}, {} bytes skipped)",
+            r.salvage.records,
+            r.salvage.entries,
+            match (r.salvage.first_index, r.salvage.last_index) {
+                (Some(a), Some(b)) => format!(", index {a}..{b}"),
+                _ => String::new(),
+            },
+            r.salvage.skipped_bytes
+        );
+        if !r.salvage.lost.is_empty() {
+            let lost: Vec<String> = r
+                .salvage
+                .lost
+                .iter()
+                .map(|[a, b]| {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        format!("{a}..{b}")
+                    }
+                })
+                .collect();
+            v.push_str(&format!("\nlost: no sound record of entries {}", lost.join(", ")));
+        }
+        rows.push(("SALVAGE".into(), v));
+    }
     if let Some(m) = &r.metadata {
         rows.push(("MEMBER ID".into(), m.node_id.to_string()));
         rows.push(("CLUSTER ID".into(), m.cluster_id.to_string()));

@@ -18,6 +18,7 @@
 pub mod db;
 pub mod members;
 pub mod replay;
+pub mod wallog;
 
 use std::fs;
 use std::io::{BufWriter, Write};

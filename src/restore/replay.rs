@@ -22,6 +22,8 @@ use crate::pb::{leasepb, mvccpb};
 use crate::wal::payload::{self, Compare, CompareValue, Request};
 use crate::wal::{Entry, EntryType, ScanOptions, WalDir};
 
+use super::wallog::{Hole, usable_log};
+
 /// A key's current state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Kv {
@@ -54,6 +56,12 @@ pub struct ReplayReport {
     pub not_applied: BTreeMap<String, u64>,
     /// Entries after the commit index (not committed: dropped, as etcd drops them).
     pub uncommitted_entries: u64,
+    /// Applied entries that etcd itself would not read (found by salvage
+    /// past damage).
+    pub salvaged_entries: u64,
+    /// Indexes lost to damage or missing segments, where applying stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<Hole>,
     /// Problems reading the WAL.
     pub notes: Vec<String>,
 }
@@ -355,18 +363,11 @@ pub fn replay<'a>(db: &Db<'a>, wal: &WalDir) -> Result<Replayed, KvError> {
             }
         }
     }
-    // The raft log as etcd sees it: later entries at a lower or equal index
-    // replace everything from there on.
-    let mut log: BTreeMap<u64, (EntryType, Vec<u8>)> = BTreeMap::new();
-    let report = crate::wal::scan(wal, ScanOptions::default(), |at| {
-        if !at.seen_by_etcd || at.damaged {
-            return;
-        }
-        let i = at.entry.index.0;
-        let _ = log.split_off(&i);
-        log.insert(i, (at.entry.kind, at.entry.data.to_vec()));
-    });
-    let commit = report.hard_state.map_or(0, |h| h.commit.0);
+    // The log a restore may use: every sound record, past damage where the
+    // log provably stays continuous (wallog.rs).
+    let log = usable_log(wal, ci);
+    let report = crate::wal::scan(wal, ScanOptions::default(), |_| {});
+    let commit = log.commit;
     let mut st = State {
         rev: index.head,
         compact: index.compact,
@@ -380,31 +381,49 @@ pub fn replay<'a>(db: &Db<'a>, wal: &WalDir) -> Result<Replayed, KvError> {
     r.wal_commit = commit;
     r.revision_before = st.rev;
     r.applied_to_index = ci;
-    if !report.readable_by_etcd() {
-        r.notes
-            .push("the WAL is corrupt: only the entries before the damage were replayed".into());
-    }
-    if let Some((&first, _)) = log.range(ci + 1..).next()
-        && first > ci + 1
-    {
-        st.out.report.notes.push(format!(
-            "the WAL lacks entries {}..{} after the db's consistent index: nothing after them can be replayed safely",
-            ci + 1,
-            first - 1
-        ));
-        st.out.report.revision_after = st.rev;
-        return Ok(st.out);
-    }
-    st.out.report.uncommitted_entries = log.range(commit + 1..).count() as u64;
+    let last = log.entries.keys().next_back().copied().unwrap_or(ci);
+    r.uncommitted_entries = log.entries.range(commit + 1..).count() as u64;
     // Committed entries the db does not hold yet (none when the db is at or
     // past the commit index).
-    let entries: Vec<(u64, EntryType, Vec<u8>)> = if commit > ci {
-        log.range(ci + 1..=commit)
-            .map(|(i, (k, d))| (*i, *k, d.clone()))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let entries: Vec<(u64, EntryType, Vec<u8>)> = log
+        .entries
+        .range(ci + 1..=commit.max(ci))
+        .map(|(i, e)| (*i, e.kind, e.data.clone()))
+        .collect();
+    r.salvaged_entries = log
+        .entries
+        .range(ci + 1..=commit.max(ci))
+        .filter(|(_, e)| !e.seen_by_etcd)
+        .count() as u64;
+    if !report.readable_by_etcd() {
+        r.notes.push(if r.salvaged_entries > 0 {
+            format!(
+                "the WAL is damaged where etcd would stop; {} committed entries past the damage were read by salvage and applied (the raft log stays continuous through them)",
+                r.salvaged_entries
+            )
+        } else {
+            "the WAL is damaged where etcd would stop; no committed entry past the damage could be used".into()
+        });
+    }
+    if log.dropped_at_barrier > 0 {
+        r.notes.push(format!(
+            "{} uncommitted entries before the damage were set aside: the damaged record may have replaced them",
+            log.dropped_at_barrier
+        ));
+    }
+    if let Some(h) = &log.hole {
+        r.lost = Some(h.clone());
+        r.notes.push(format!(
+            "{} lost (damaged or missing), so the {} entries found after (up to index {}) cannot be applied safely; the restore stops at index {last}",
+            if h.first == h.last {
+                format!("entry {} is", h.first)
+            } else {
+                format!("entries {}..{} are", h.first, h.last)
+            },
+            h.entries_after,
+            h.last_found
+        ));
+    }
     for (i, kind, data) in entries {
         let e = Entry {
             term: crate::wal::Term(0),

@@ -100,6 +100,40 @@ pub struct Salvage {
     pub last_index: Option<Index>,
     /// Bytes skipped over damage.
     pub skipped_bytes: u64,
+    /// Index ranges `[first, last]`, between the lowest and highest entry
+    /// found, for which no sound entry record was found at all (neither by
+    /// etcd's reading nor by salvage): what the damage lost.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<[u64; 2]>,
+}
+
+/// The entry indexes met, as sorted ranges (entries come mostly in order).
+#[derive(Default)]
+struct Found(Vec<[u64; 2]>);
+
+impl Found {
+    fn add(&mut self, i: u64) {
+        match self.0.last_mut() {
+            Some(r) if i >= r[0] && i <= r[1].saturating_add(1) => r[1] = r[1].max(i),
+            _ => self.0.push([i, i]),
+        }
+    }
+
+    /// The holes between the lowest and the highest index met.
+    fn holes(mut self) -> Vec<[u64; 2]> {
+        self.0.sort_unstable();
+        let mut out = Vec::new();
+        let mut end: Option<u64> = None;
+        for [a, b] in self.0 {
+            if let Some(e) = end
+                && a > e.saturating_add(1)
+            {
+                out.push([e + 1, a - 1]);
+            }
+            end = Some(end.map_or(b, |e| e.max(b)));
+        }
+        out
+    }
 }
 
 /// A snapshot record, and where it is.
@@ -283,6 +317,7 @@ pub fn scan<'a>(dir: &'a WalDir, opts: ScanOptions, mut on_entry: impl FnMut(&En
     let mut items: Vec<Finding> = Vec::new();
     let mut stop_seen = false;
     let mut intact_after_stop = 0u64;
+    let mut found = Found::default();
 
     reader::read(&segs, |ev| match ev {
         Event::Record(rec) => {
@@ -302,6 +337,7 @@ pub fn scan<'a>(dir: &'a WalDir, opts: ScanOptions, mut on_entry: impl FnMut(&En
                 if rec.kind == RecordType::Entry {
                     if let Ok(e) = Entry::parse(rec.record.data) {
                         r.salvage.entries += 1;
+                        found.add(e.index.0);
                         r.salvage.first_index =
                             Some(r.salvage.first_index.map_or(e.index, |x| x.min(e.index)));
                         r.salvage.last_index = Some(r.salvage.last_index.map_or(e.index, |x| x.max(e.index)));
@@ -358,6 +394,7 @@ pub fn scan<'a>(dir: &'a WalDir, opts: ScanOptions, mut on_entry: impl FnMut(&En
                         });
                         r.entries.records += 1;
                         last_seen_index = Some(e.index);
+                        found.add(e.index.0);
                         let s = &mut r.segments[si];
                         s.first_entry = Some(s.first_entry.map_or(e.index, |x| x.min(e.index)));
                         s.last_entry = Some(s.last_entry.map_or(e.index, |x| x.max(e.index)));
@@ -563,6 +600,7 @@ pub fn scan<'a>(dir: &'a WalDir, opts: ScanOptions, mut on_entry: impl FnMut(&En
     r.entries.last_index = r.log.last();
     r.entries.last_term = r.log.last_term();
     r.gaps = r.log.gaps.clone();
+    r.salvage.lost = found.holes();
     for f in items {
         r.findings.push(f);
     }
