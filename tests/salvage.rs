@@ -186,7 +186,7 @@ fn salvage_of_a_healthy_db_is_exact_and_exits_0() {
     }
 }
 
-/// The walkthrough of the README ("My db is damaged"), judged by real etcd:
+/// The walkthrough of the README ("My db is corrupt"), judged by real etcd:
 /// a db with both meta pages and the key bucket's branch page destroyed is
 /// salvaged, the result passes `check`, is restored with
 /// `--skip-hash-check`, and etcd 3.4.23 / 3.5.1 start on it and serve every
