@@ -63,10 +63,14 @@ fn wal_ids(dir: &Path) -> (String, String) {
 
 #[test]
 fn snapshot_to_one_member_served_by_real_etcd_with_etcdutl_ids() {
-    for vdir in version_dirs() {
+    // Every snapshot fixture: a single member's and a 3-member cluster's.
+    for (vdir, fixture) in version_dirs()
+        .into_iter()
+        .flat_map(|v| [(v.clone(), "single"), (v, "cluster")])
+    {
         let Some(bin) = etcd_bin_for(&vdir) else { continue };
-        let snap = vdir.join("single.snapshot.db");
-        let (want_rev, want) = etcdctl_get(&vdir.join("single.expect/get.json"));
+        let snap = vdir.join(format!("{fixture}.snapshot.db"));
+        let (want_rev, want) = etcdctl_get(&vdir.join(format!("{fixture}.expect/get.json")));
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("r1");
         let port = free_port();
@@ -152,10 +156,14 @@ fn snapshot_to_one_member_served_by_real_etcd_with_etcdutl_ids() {
 
 #[test]
 fn all_members_of_a_three_member_cluster_start_together() {
-    for vdir in version_dirs() {
+    // Every snapshot fixture: a single member's and a 3-member cluster's.
+    for (vdir, fixture) in version_dirs()
+        .into_iter()
+        .flat_map(|v| [(v.clone(), "single"), (v, "cluster")])
+    {
         let Some(bin) = etcd_bin_for(&vdir) else { continue };
-        let snap = vdir.join("single.snapshot.db");
-        let (want_rev, want) = etcdctl_get(&vdir.join("single.expect/get.json"));
+        let snap = vdir.join(format!("{fixture}.snapshot.db"));
+        let (want_rev, want) = etcdctl_get(&vdir.join(format!("{fixture}.expect/get.json")));
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("restored");
         let ports = [free_port(), free_port(), free_port()];
