@@ -495,6 +495,46 @@ fn safety_refusals_dry_run_and_inputs_untouched() {
     assert_eq!(r.code, 1, "{}", r.err);
     assert!(r.err.contains("damaged"), "{}", r.err);
     assert!(!other.exists());
+    // With -o json, scripts get an object saying why, with the findings.
+    let r = run(&[
+        "restore",
+        "-o",
+        "json",
+        broken_path.to_str().unwrap(),
+        "--data-dir",
+        other.to_str().unwrap(),
+        "--skip-hash-check",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.err);
+    let j = r.json();
+    assert_eq!(j["restored"], false, "{j:#}");
+    assert!(
+        j["reason"].as_str().unwrap().contains("refusing to restore"),
+        "{j:#}"
+    );
+    assert!(
+        j["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["severity"] == "error" && f["page"] == 3),
+        "{j:#}"
+    );
+    let r = run(&[
+        "restore",
+        "-o",
+        "json",
+        bad_path.to_str().unwrap(),
+        "--data-dir",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 1, "{}", r.err);
+    assert!(
+        r.json()["reason"].as_str().unwrap().contains("does not match"),
+        "{}",
+        r.out
+    );
+    assert!(!other.exists());
     let _ = PathBuf::new();
 }
 

@@ -127,6 +127,35 @@ fn open_source(path: &Path) -> anyhow::Result<Source> {
 struct Verification {
     refuse: Option<i32>,
     messages: String,
+    /// Why it was refused, in one sentence (for `-o json`).
+    reason: String,
+    /// The findings that count (for `-o json`).
+    findings: Vec<crate::report::Finding>,
+}
+
+impl Verification {
+    /// Tells the user why nothing was written: the messages on stderr and,
+    /// with `-o json`, an object on stdout that scripts can read.
+    fn refused(
+        &self,
+        src: &Source,
+        fmt: Format,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> anyhow::Result<i32> {
+        err.write_all(self.messages.as_bytes())?;
+        let code = self.refuse.unwrap_or(EXIT_PROBLEMS);
+        if fmt != Format::Table {
+            let j = json!({
+                "source": src.name,
+                "restored": false,
+                "reason": self.reason,
+                "findings": self.findings,
+            });
+            writeln!(out, "{}", serde_json::to_string_pretty(&j)?)?;
+        }
+        Ok(code)
+    }
 }
 
 /// Verifies the source fully (structure, sha256 trailer, etcd's rules).
@@ -139,7 +168,14 @@ fn verify_source(src: &Source, skip_hash: bool, force: bool) -> Verification {
     let is_snapshot = src.wal.is_none();
     let refuse = |m: String| Verification {
         refuse: Some(EXIT_PROBLEMS),
+        reason: m
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim_start_matches("etcd-rescue: ")
+            .to_string(),
         messages: m,
+        findings: Vec::new(),
     };
     if is_snapshot && !skip_hash && !trailer::has_trailer(bytes.len() as u64) {
         let _ = writeln!(
@@ -188,7 +224,10 @@ fn verify_source(src: &Source, skip_hash: bool, force: bool) -> Verification {
                 "etcd-rescue: {}: the source is damaged (findings above); refusing to restore it. `etcd-rescue salvage` saves what can be saved; --force restores it as it is",
                 src.name
             );
-            return refuse(m);
+            return Verification {
+                findings: problems,
+                ..refuse(m)
+            };
         }
         let _ = writeln!(
             m,
@@ -198,6 +237,8 @@ fn verify_source(src: &Source, skip_hash: bool, force: bool) -> Verification {
     Verification {
         refuse: None,
         messages: m,
+        reason: String::new(),
+        findings: Vec::new(),
     }
 }
 
@@ -421,7 +462,7 @@ fn with_verification<T>(
     force: bool,
     err: &mut dyn Write,
     write: impl FnOnce(Gate<'_>) -> anyhow::Result<T>,
-) -> anyhow::Result<Result<T, i32>> {
+) -> anyhow::Result<Result<T, Verification>> {
     std::thread::scope(|sc| {
         let mut handle = Some(sc.spawn(|| verify_source(src, skip_hash, force)));
         let mut verdict: Option<Verification> = None;
@@ -449,11 +490,11 @@ fn with_verification<T>(
                 .join()
                 .expect("verification thread"),
         };
-        err.write_all(verdict.messages.as_bytes())?;
-        match (verdict.refuse, result) {
-            (Some(code), _) => Ok(Err(code)),
-            (None, r) => r.map(Ok),
+        if verdict.refuse.is_some() {
+            return Ok(Err(verdict));
         }
+        err.write_all(verdict.messages.as_bytes())?;
+        result.map(Ok)
     })
 }
 
@@ -469,8 +510,7 @@ pub(super) fn run(
         Ok(x) => x,
         Err(_) => {
             // Not even a readable db: the verification says why.
-            err.write_all(verify_source(&src, skip_hash, false).messages.as_bytes())?;
-            return Ok(EXIT_PROBLEMS);
+            return verify_source(&src, skip_hash, false).refused(&src, fmt, out, err);
         }
     };
     let cluster = cluster_spec(&a.initial_cluster, &a.initial_cluster_token)?;
@@ -493,10 +533,10 @@ pub(super) fn run(
     };
     if a.dry_run {
         let v = verify_source(&src, skip_hash, a.force);
-        err.write_all(v.messages.as_bytes())?;
-        if let Some(code) = v.refuse {
-            return Ok(code);
+        if v.refuse.is_some() {
+            return v.refused(&src, fmt, out, err);
         }
+        err.write_all(v.messages.as_bytes())?;
         report(out, fmt, &plan, &[], true, &extra)?;
         return Ok(EXIT_OK);
     }
@@ -523,7 +563,7 @@ pub(super) fn run(
             report(out, fmt, &plan, &written, false, &extra)?;
             Ok(EXIT_OK)
         }
-        Err(code) => Ok(code),
+        Err(v) => v.refused(&src, fmt, out, err),
     }
 }
 
@@ -541,8 +581,7 @@ pub(super) fn run_force_new_cluster(
     let (db, _) = match Db::open(trailer::image(src.file.bytes())) {
         Ok(x) => x,
         Err(_) => {
-            err.write_all(verify_source(&src, true, false).messages.as_bytes())?;
-            return Ok(EXIT_PROBLEMS);
+            return verify_source(&src, true, false).refused(&src, fmt, out, err);
         }
     };
     // Who this member was: its ID from the WAL, its name and URLs from the db.
@@ -586,10 +625,10 @@ pub(super) fn run_force_new_cluster(
     };
     if a.dry_run {
         let v = verify_source(&src, true, a.force);
-        err.write_all(v.messages.as_bytes())?;
-        if let Some(code) = v.refuse {
-            return Ok(code);
+        if v.refuse.is_some() {
+            return v.refused(&src, fmt, out, err);
         }
+        err.write_all(v.messages.as_bytes())?;
         report(out, fmt, &plan, &[], true, &extra)?;
         return Ok(EXIT_OK);
     }
@@ -600,6 +639,6 @@ pub(super) fn run_force_new_cluster(
             report(out, fmt, &plan, &written, false, &extra)?;
             Ok(EXIT_OK)
         }
-        Err(code) => Ok(code),
+        Err(v) => v.refused(&src, fmt, out, err),
     }
 }
