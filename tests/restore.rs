@@ -303,22 +303,7 @@ fn member_dir_restore_keeps_the_writes_only_the_wal_had() {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("replayed");
         let port = free_port();
-        let r = unchanged(&[src.as_path()], || {
-            run(&[
-                "restore",
-                "-o",
-                "json",
-                src.to_str().unwrap(),
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--name",
-                "k",
-                "--initial-cluster",
-                &format!("k={}", url(port)),
-                "--initial-advertise-peer-urls",
-                &url(port),
-            ])
-        });
+        let r = restore_dir(&src, &data, port);
         assert_eq!(r.code, 0, "{}{}", r.out, r.err);
         let j = r.json();
         assert_eq!(j["replay"]["revisionBefore"], db_rev);
