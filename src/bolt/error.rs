@@ -169,7 +169,7 @@ pub enum Error {
         flags: u32,
     },
     /// A bucket value that cannot be a bucket header.
-    #[error("{loc}, element {index} at byte offset {offset}: bucket {name:?} has a bad value: {why}")]
+    #[error("{loc}, element {index} at byte offset {offset}: bucket {name} has a bad value: {why}")]
     BadBucket {
         /// Location of the leaf holding the bucket.
         loc: NodeLoc,

@@ -20,10 +20,11 @@
 //! (salvage): after a bad frame it looks for the next 8-byte aligned offset
 //! where a well-formed frame holds a well-formed record that chains by CRC to
 //! the record after it. Records found that way are reported with
-//! `seen_by_etcd: false`. After a CRC mismatch it keeps both the stored and
-//! the computed CRC as candidates and lets the next record decide which one
-//! the chain continues from; after unknown damage it adopts the next
-//! record's CRC unchecked (`crc_checked: false`).
+//! `seen_by_etcd: false`. After a CRC mismatch (or a crc record that breaks
+//! the chain) it keeps both the stored and the computed (running) CRC as
+//! candidates and lets the next record decide which one the chain continues
+//! from; after unknown damage it adopts the next record's CRC unchecked
+//! (`crc_checked: false`).
 
 use super::entry::Entry;
 use super::frame::{self, Frame, FrameError, Slot};
@@ -395,15 +396,22 @@ fn read_segment<'a, F: FnMut(Event<'a>)>(
                             st.etcd_crc = rec.crc;
                         }
                         match running {
-                            Some(r) if r != 0 && r != rec.crc => (
-                                DamageKind::ChainBreak {
-                                    stored: rec.crc,
-                                    running: r,
-                                },
-                                false,
-                                Some(rec),
-                                Some(f.end()),
-                            ),
+                            Some(r) if r != 0 && r != rec.crc => {
+                                // Either records are missing (the carried CRC
+                                // is right) or the crc record itself was
+                                // damaged (the running one is): let the next
+                                // record decide, as after a CRC mismatch.
+                                st.chain = Chain::Either(rec.crc, r);
+                                (
+                                    DamageKind::ChainBreak {
+                                        stored: rec.crc,
+                                        running: r,
+                                    },
+                                    false,
+                                    Some(rec),
+                                    Some(f.end()),
+                                )
+                            }
                             _ => {
                                 deliver(visit, loc(off), rec, RecordType::Crc, &f, seen, true);
                                 records += 1;
@@ -699,6 +707,23 @@ mod tests {
         assert_eq!(entries(&recs), vec![1, 2, 3]);
         // Salvage adopts the crc record and reads on.
         assert_eq!(recs.iter().filter(|r| !r.1 && r.3.is_some() && r.2).count(), 2);
+    }
+
+    #[test]
+    fn damaged_crc_record_keeps_the_chain() {
+        let (a, mut b) = two_segments();
+        // The second segment's crc record (type 4, crc varint at byte 11):
+        // its carried CRC is wrong, the records after it are intact.
+        assert_eq!(b[8..11], [0x08, 0x04, 0x10]);
+        b[11] ^= 0x01;
+        let (recs, dmg) = run(&a, &b);
+        assert_eq!(dmg.len(), 1, "only the chain break: {dmg:?}");
+        assert!(matches!(dmg[0].kind, DamageKind::ChainBreak { .. }) && dmg[0].stops_etcd);
+        assert_eq!(entries(&recs), (1..=5).collect::<Vec<_>>());
+        // Salvage reads 6..9, each checked against the running chain.
+        let salvaged: Vec<_> = recs.iter().filter(|r| !r.1 && r.3.is_some()).collect();
+        assert_eq!(salvaged.len(), 4);
+        assert!(salvaged.iter().all(|r| r.2));
     }
 
     #[test]
