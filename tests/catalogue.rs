@@ -647,8 +647,6 @@ fn wal_short_length(d: &Path) -> Vec<Loc> {
     ]
 }
 
-// Not in the catalogue yet: see the comment there.
-#[allow(dead_code)]
 fn wal_chain_break(d: &Path) -> Vec<Loc> {
     let s = segs(d);
     let second = s[1].clone();
@@ -1224,12 +1222,16 @@ const CATALOGUE: &[Case] = &[
         1,
         false
     ),
-    // wal-chain-break (the CRC carried by the second segment's crc record
-    // changed) is left out: besides `wal-chain-break` at offset 0 it gives a
-    // spurious `wal-segment-header` ("the segment starts with a metadata
-    // record, not a crc record"), because src/wal/scan.rs only counts
-    // delivered records as a segment's first record, and the damaged crc
-    // record is not delivered. `wal_chain_break` above makes that damage.
+    case!(
+        "wal-chain-break",
+        "the CRC carried by the second segment's crc record changed",
+        SNAPCOUNT,
+        Cmd::WalSalvage,
+        wal_chain_break,
+        ["wal-chain-break"],
+        1,
+        false
+    ),
     case!(
         "wal-bad-name",
         "a file backup-0.wal beside the segments",

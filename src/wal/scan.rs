@@ -313,6 +313,9 @@ pub fn scan<'a>(dir: &'a WalDir, opts: ScanOptions, mut on_entry: impl FnMut(&En
     let mut last_seen_index: Option<Index> = None;
     let mut pending: Option<Pending> = None;
     let mut first_record_of: Vec<Option<RecordType>> = vec![None; nseg];
+    // Segments whose first record is damaged beyond telling its type (the
+    // damage is reported; what comes next is not the segment's header).
+    let mut first_unreadable = vec![false; nseg];
     let mut metadata_raw: Option<&[u8]> = None;
     let mut items: Vec<Finding> = Vec::new();
     let mut stop_seen = false;
@@ -459,6 +462,14 @@ pub fn scan<'a>(dir: &'a WalDir, opts: ScanOptions, mut on_entry: impl FnMut(&En
         Event::Damage(d) => {
             let si = d.at.segment;
             let last = si + 1 == nseg;
+            if d.at.offset == 0 && first_record_of[si].is_none() {
+                // A damaged first record still counts as the segment's first
+                // (a crc record whose CRC was changed is still a crc record).
+                match d.record.and_then(|rec| rec.kind()) {
+                    Some(k) => first_record_of[si] = Some(k),
+                    None => first_unreadable[si] = true,
+                }
+            }
             r.salvage.skipped_bytes += d.skipped;
             if matches!(d.kind, DamageKind::DataAfterEnd { .. }) {
                 items.push(data_after_end(&d, &file(si), last));
@@ -551,6 +562,7 @@ pub fn scan<'a>(dir: &'a WalDir, opts: ScanOptions, mut on_entry: impl FnMut(&En
                 .in_file(file(si)),
             ),
             Some(RecordType::Crc) => {}
+            Some(_) if first_unreadable[si] => {}
             Some(k) => items.push(
                 Finding::new(
                     Severity::Warning,
