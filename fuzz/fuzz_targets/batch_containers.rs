@@ -1,21 +1,9 @@
-//! Sniffing and opening containers (gzip, zstd, zip, tar) with a small
-//! decompression limit: arbitrary bytes must not panic or exhaust memory.
+//! Fuzz target `batch_containers`: the body is `fuzz/bodies/batch_containers.rs`, shared with
+//! `tests/fuzz_regressions.rs`.
 #![no_main]
-use etcd_rescue::batch::input::{Sniff, decompress, sniff, tar_members, zip_members};
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    const LIMIT: u64 = 1 << 20;
-    match sniff(data) {
-        k @ (Sniff::Gzip | Sniff::Zstd) => {
-            let _ = decompress(k, data, LIMIT);
-        }
-        Sniff::Zip => {
-            let _ = zip_members(data, LIMIT, |_, _| {});
-        }
-        Sniff::Tar => {
-            let _ = tar_members(data, LIMIT, |_, _| {});
-        }
-        _ => {}
-    }
-});
+#[allow(dead_code)]
+#[path = "../bodies/mod.rs"]
+mod bodies;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::batch_containers::run(data));

@@ -1,30 +1,9 @@
-//! Cursors, lookups and the keyspace index over arbitrary bytes: seek to
-//! keys taken from the input, iterate every bucket, build the index.
+//! Fuzz target `bolt_cursor`: the body is `fuzz/bodies/bolt_cursor.rs`, shared with
+//! `tests/fuzz_regressions.rs`.
 #![no_main]
-use etcd_rescue::bolt::Db;
-use etcd_rescue::mvcc::index::{Index, KeyRange};
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok((db, _)) = Db::open(data) else { return };
-    for e in db.root().iter().take(64) {
-        let Ok(e) = e else { break };
-        if let Ok(Some(b)) = db.bucket(e.key) {
-            for x in b.iter().take(10_000) {
-                if x.is_err() {
-                    break;
-                }
-            }
-            let probe = data.get(..data.len().min(17)).unwrap_or(&[]);
-            let _ = b.get(probe);
-            let mut c = b.cursor();
-            let _ = c.seek(probe);
-            let _ = c.last();
-        }
-    }
-    if let Ok(i) = Index::build(&db, &KeyRange::All) {
-        let at = i.head;
-        let _ = i.live_at(at).count();
-        let _ = i.keep(at);
-    }
-});
+#[allow(dead_code)]
+#[path = "../bodies/mod.rs"]
+mod bodies;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::bolt_cursor::run(data));

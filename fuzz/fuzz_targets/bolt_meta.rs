@@ -1,9 +1,9 @@
-//! Meta page decoding and the choice between the two meta pages.
+//! Fuzz target `bolt_meta`: the body is `fuzz/bodies/bolt_meta.rs`, shared with
+//! `tests/fuzz_regressions.rs`.
 #![no_main]
-use etcd_rescue::bolt::meta;
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = meta::Meta::read(data, 0);
-    let _ = meta::choose(data);
-});
+#[allow(dead_code)]
+#[path = "../bodies/mod.rs"]
+mod bodies;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::bolt_meta::run(data));

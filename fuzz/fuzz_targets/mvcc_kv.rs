@@ -1,11 +1,9 @@
-//! KeyValue and revision key decoding.
+//! Fuzz target `mvcc_kv`: the body is `fuzz/bodies/mvcc_kv.rs`, shared with
+//! `tests/fuzz_regressions.rs`.
 #![no_main]
-use etcd_rescue::mvcc::RevKey;
-use etcd_rescue::mvcc::kv::KeyValueRef;
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = KeyValueRef::decode(data);
-    let _ = KeyValueRef::key_of(data);
-    let _ = RevKey::parse(data);
-});
+#[allow(dead_code)]
+#[path = "../bodies/mod.rs"]
+mod bodies;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::mvcc_kv::run(data));

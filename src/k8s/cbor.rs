@@ -133,8 +133,18 @@ impl<'a> Reader<'a> {
             5 => {
                 let mut m = Map::new();
                 let mut entry = |this: &mut Self| -> Result<(), CborError> {
+                    let at = this.pos;
+                    // A scalar key becomes its JSON text. Arrays and maps are
+                    // refused: as text, each level of nesting would escape
+                    // the quotes of the one inside, doubling the size.
                     let k = match this.item(depth + 1)? {
                         Value::String(s) => s,
+                        Value::Array(_) | Value::Object(_) => {
+                            return Err(CborError {
+                                offset: at,
+                                what: "a map key is an array or a map",
+                            });
+                        }
                         other => other.to_string(),
                     };
                     let v = this.item(depth + 1)?;
@@ -238,5 +248,19 @@ mod tests {
         for n in 0..b.len() {
             assert!(to_json(&b[..n]).is_err());
         }
+    }
+
+    #[test]
+    fn scalar_map_keys_become_text_and_nested_ones_are_refused() {
+        // {1: "a", true: null}
+        let v = to_json(&[0xa2, 0x01, 0x61, b'a', 0xf5, 0xf6]).unwrap();
+        assert_eq!(v, serde_json::json!({"1": "a", "true": null}));
+        // {{{...{}: 0 ...}: 0}: 0}, 120 deep: refused at once, where turning
+        // each key into text would double the size at every level.
+        let mut b = vec![0xa1; 120];
+        b.push(0xa0);
+        b.extend(std::iter::repeat_n(0x00, 120));
+        let e = to_json(&b).unwrap_err();
+        assert_eq!((e.offset, e.what), (120, "a map key is an array or a map"));
     }
 }

@@ -54,11 +54,13 @@ impl Log {
             self.terms.push(term.0);
             return Appended::Next;
         }
-        let next = self.base + self.terms.len() as u64;
-        if i == next {
+        // The last index is at most u64::MAX, but the one after it may not
+        // exist: compare with the last, never compute the next.
+        let last = self.base + (self.terms.len() as u64 - 1);
+        if i > last && i - 1 == last {
             self.terms.push(term.0);
             Appended::Next
-        } else if i < next {
+        } else if i <= last {
             let keep = i.saturating_sub(self.base) as usize;
             let n = (self.terms.len() - keep) as u64;
             self.terms.truncate(keep);
@@ -70,7 +72,7 @@ impl Log {
             Appended::Replaced(n)
         } else {
             let g = Gap {
-                after: Index(next - 1),
+                after: Index(last),
                 next: index,
             };
             self.gaps.push(g);
@@ -88,7 +90,7 @@ impl Log {
 
     /// Last index.
     pub fn last(&self) -> Option<Index> {
-        (!self.terms.is_empty()).then(|| Index(self.base + self.terms.len() as u64 - 1))
+        (!self.terms.is_empty()).then(|| Index(self.base + (self.terms.len() as u64 - 1)))
     }
 
     /// Term of the last entry.
@@ -139,5 +141,17 @@ mod tests {
         assert_eq!(l.append(Index(0), Term(2)), Appended::Ignored);
         assert_eq!(l.append(Index(3), Term(3)), Appended::Replaced(1));
         assert_eq!(l.first(), Some(Index(3)));
+    }
+
+    #[test]
+    fn the_last_possible_index_does_not_overflow() {
+        let mut l = Log::default();
+        assert_eq!(l.append(Index(u64::MAX - 1), Term(1)), Appended::Next);
+        assert_eq!(l.append(Index(u64::MAX), Term(1)), Appended::Next);
+        assert_eq!(l.last(), Some(Index(u64::MAX)));
+        assert_eq!(l.append(Index(u64::MAX), Term(2)), Appended::Replaced(1));
+        assert_eq!(l.term_at(Index(u64::MAX)), Some(Term(2)));
+        assert_eq!(l.append(Index(1), Term(3)), Appended::Replaced(2));
+        assert_eq!((l.first(), l.last()), (Some(Index(1)), Some(Index(1))));
     }
 }

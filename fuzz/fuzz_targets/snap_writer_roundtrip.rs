@@ -1,0 +1,9 @@
+//! Fuzz target `snap_writer_roundtrip`: the body is `fuzz/bodies/snap_writer_roundtrip.rs`, shared with
+//! `tests/fuzz_regressions.rs`.
+#![no_main]
+
+#[allow(dead_code)]
+#[path = "../bodies/mod.rs"]
+mod bodies;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::snap_writer_roundtrip::run(data));
