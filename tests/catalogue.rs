@@ -16,14 +16,14 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use common::walwrite::{RecordAt, record_map};
 use common::*;
 use etcd_rescue::bolt::Db;
 use etcd_rescue::bolt::bucket::BucketRoot;
 use etcd_rescue::bolt::meta::fnv1a64;
 use etcd_rescue::mvcc::trailer;
 use etcd_rescue::pb::raftpb;
-use etcd_rescue::wal::reader::{self, Event};
-use etcd_rescue::wal::{Entry, RecordType, WalDir};
+use etcd_rescue::wal::{Entry, RecordType};
 use prost::Message;
 use serde_json::Value;
 
@@ -524,37 +524,10 @@ fn db_trailer_cut(p: &Path) -> Vec<Loc> {
 // ---------------------------------------------------------------------------
 // WAL layout helpers
 
-/// A record of the WAL: (segment file, offset, frame length, type, entry index).
-#[derive(Debug, Clone)]
-struct At {
-    file: PathBuf,
-    offset: usize,
-    frame_len: usize,
-    kind: RecordType,
-    index: Option<u64>,
-}
-
-impl At {
-    fn name(&self) -> String {
-        self.file.file_name().unwrap().to_string_lossy().into_owned()
-    }
-}
+type At = RecordAt;
 
 fn records(dir: &Path) -> Vec<At> {
-    let d = WalDir::open(&dir.join("member/wal")).unwrap();
-    let mut out = Vec::new();
-    reader::read(&d.segment_bytes(), |ev| {
-        if let Event::Record(r) = ev {
-            out.push(At {
-                file: d.segments[r.at.segment].file.path().to_path_buf(),
-                offset: r.at.offset as usize,
-                frame_len: r.frame_len as usize,
-                kind: r.kind,
-                index: (r.kind == RecordType::Entry).then(|| Entry::parse(r.record.data).unwrap().index.0),
-            });
-        }
-    });
-    out
+    record_map(&dir.join("member/wal"))
 }
 
 fn entry(dir: &Path, index: u64) -> At {

@@ -526,20 +526,17 @@ fn safety_refusals_dry_run_and_inputs_untouched() {
 /// (offset, frame length, entry index) of every entry record of a member's WAL
 /// (one segment in the killed fixture), with the segment's path.
 fn entry_records(member: &Path) -> (PathBuf, Vec<(usize, usize, u64)>) {
-    use etcd_rescue::wal::reader::{self, Event};
-    use etcd_rescue::wal::{Entry, RecordType, WalDir};
-    let d = WalDir::open(&member.join("wal")).unwrap();
-    assert_eq!(d.segments.len(), 1, "the killed fixture has one segment");
-    let mut out = Vec::new();
-    reader::read(&d.segment_bytes(), |ev| {
-        if let Event::Record(r) = ev
-            && r.kind == RecordType::Entry
-        {
-            let i = Entry::parse(r.record.data).unwrap().index.0;
-            out.push((r.at.offset as usize, r.frame_len as usize, i));
-        }
-    });
-    (d.segments[0].file.path().to_path_buf(), out)
+    let recs = common::walwrite::record_map(&member.join("wal"));
+    let seg = recs[0].file.clone();
+    assert!(
+        recs.iter().all(|r| r.file == seg),
+        "the killed fixture has one segment"
+    );
+    let entries = recs
+        .iter()
+        .filter_map(|r| r.index.map(|i| (r.offset, r.frame_len, i)))
+        .collect();
+    (seg, entries)
 }
 
 /// Restores `src` (a data dir) into `data` as a one-member cluster on `port`.

@@ -8,6 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::etcd::{Etcd, Member, free_port};
+use common::walwrite::{RecordAt, record_map};
 use common::*;
 use etcd_rescue::wal::reader::{self, Event, SegmentBytes};
 use etcd_rescue::wal::{Entry, RecordType, WalDir, payload};
@@ -42,31 +43,10 @@ fn copy(vdir: &Path, scenario: &str, name: &str) -> Copy {
     }
 }
 
-/// A record of the WAL: (segment file, offset, frame length, type, entry index).
-#[derive(Debug, Clone)]
-struct At {
-    file: PathBuf,
-    offset: usize,
-    frame_len: usize,
-    kind: RecordType,
-    index: Option<u64>,
-}
+type At = RecordAt;
 
 fn records(member: &Path) -> Vec<At> {
-    let d = WalDir::open(&member.join("wal")).unwrap();
-    let mut out = Vec::new();
-    reader::read(&d.segment_bytes(), |ev| {
-        if let Event::Record(r) = ev {
-            out.push(At {
-                file: d.segments[r.at.segment].file.path().to_path_buf(),
-                offset: r.at.offset as usize,
-                frame_len: r.frame_len as usize,
-                kind: r.kind,
-                index: (r.kind == RecordType::Entry).then(|| Entry::parse(r.record.data).unwrap().index.0),
-            });
-        }
-    });
-    out
+    record_map(&member.join("wal"))
 }
 
 fn edit(p: &Path, f: impl FnOnce(&mut Vec<u8>)) {

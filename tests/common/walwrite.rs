@@ -5,7 +5,7 @@
 
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use etcd_rescue::pb::walpb;
 use etcd_rescue::wal::frame::encode_word;
@@ -25,6 +25,43 @@ pub fn records(wal: &Path) -> Vec<(i64, Vec<u8>)> {
         }
         Event::Damage(d) => panic!("damage in the source WAL: {:?}", d.kind),
         Event::SegmentEnd(_) => {}
+    });
+    out
+}
+
+/// Where a record of a WAL is: segment file, frame offset and length, type,
+/// and the entry index for entry records.
+#[derive(Debug, Clone)]
+pub struct RecordAt {
+    pub file: PathBuf,
+    pub offset: usize,
+    pub frame_len: usize,
+    pub kind: RecordType,
+    pub index: Option<u64>,
+}
+
+impl RecordAt {
+    /// The segment's file name.
+    pub fn name(&self) -> String {
+        self.file.file_name().unwrap().to_string_lossy().into_owned()
+    }
+}
+
+/// Where every record of a WAL dir is (records etcd reads; damage skipped),
+/// for tests that damage a chosen record.
+pub fn record_map(wal: &Path) -> Vec<RecordAt> {
+    let d = WalDir::open(wal).unwrap();
+    let mut out = Vec::new();
+    reader::read(&d.segment_bytes(), |ev| {
+        if let Event::Record(r) = ev {
+            out.push(RecordAt {
+                file: d.segments[r.at.segment].file.path().to_path_buf(),
+                offset: r.at.offset as usize,
+                frame_len: r.frame_len as usize,
+                kind: r.kind,
+                index: (r.kind == RecordType::Entry).then(|| Entry::parse(r.record.data).unwrap().index.0),
+            });
+        }
     });
     out
 }
