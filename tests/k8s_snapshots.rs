@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 use etcd_rescue::bolt::Db;
@@ -13,24 +13,6 @@ use etcd_rescue::mvcc::kv::read_at;
 use etcd_rescue::mvcc::trailer;
 use etcd_rescue::source::MappedFile;
 use serde_json::Value;
-
-fn snapshots() -> Option<Vec<PathBuf>> {
-    let dir = repo().join("../shared/fixtures/k8s-cluster-snapshots");
-    if !dir.is_dir() {
-        eprintln!(
-            "SKIPPED: {} is absent (it exists only in developer checkouts and CI)",
-            dir.display()
-        );
-        return None;
-    }
-    let mut v: Vec<PathBuf> = walk_files(&dir)
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "db"))
-        .collect();
-    v.sort();
-    assert_eq!(v.len(), 2, "expected the two k8s snapshots in {}", dir.display());
-    Some(v)
-}
 
 fn registry_keys(s: &Path) -> Vec<String> {
     let f = MappedFile::open(s).unwrap();
@@ -46,7 +28,9 @@ fn registry_keys(s: &Path) -> Vec<String> {
 
 #[test]
 fn every_live_object_lists_and_decodes() {
-    let Some(snaps) = snapshots() else { return };
+    let Some(snaps) = shared_k8s_snapshots() else {
+        return;
+    };
     for s in snaps {
         let p = s.to_str().unwrap();
         let r = unchanged(&[&s], || run(&["k8s", "ls", p, "-o", "json"]));
@@ -98,7 +82,9 @@ fn every_live_object_lists_and_decodes() {
 
 #[test]
 fn get_prints_what_kubectl_prints() {
-    let Some(snaps) = snapshots() else { return };
+    let Some(snaps) = shared_k8s_snapshots() else {
+        return;
+    };
     let s = snaps
         .iter()
         .find(|p| p.to_string_lossy().contains("1.24"))
@@ -198,7 +184,9 @@ pub fn check_manifests(dir: &Path, for_apply: bool) -> usize {
 
 #[test]
 fn dump_for_apply_is_valid_kubernetes_yaml() {
-    let Some(snaps) = snapshots() else { return };
+    let Some(snaps) = shared_k8s_snapshots() else {
+        return;
+    };
     for s in snaps {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("apply");

@@ -13,24 +13,6 @@ use etcd_rescue::mvcc::kv::read_at;
 use etcd_rescue::mvcc::trailer;
 use etcd_rescue::source::MappedFile;
 
-fn snapshots() -> Option<Vec<PathBuf>> {
-    let dir = repo().join("../shared/fixtures/k8s-cluster-snapshots");
-    if !dir.is_dir() {
-        eprintln!(
-            "SKIPPED: {} is absent (it exists only in developer checkouts and CI)",
-            dir.display()
-        );
-        return None;
-    }
-    let mut v: Vec<PathBuf> = walk_files(&dir)
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "db"))
-        .collect();
-    v.sort();
-    assert_eq!(v.len(), 2, "expected the two k8s snapshots in {}", dir.display());
-    Some(v)
-}
-
 fn etcd_or_skip() -> Option<PathBuf> {
     match etcd35_bin() {
         Some(b) => Some(b),
@@ -46,7 +28,9 @@ fn etcd_or_skip() -> Option<PathBuf> {
 
 #[test]
 fn status_equals_real_etcdutl_and_check_passes() {
-    let Some(snaps) = snapshots() else { return };
+    let Some(snaps) = shared_k8s_snapshots() else {
+        return;
+    };
     let Some(bin) = etcd_or_skip() else { return };
     for s in snaps {
         let want = etcdutl_status(&bin, &s);
@@ -66,7 +50,9 @@ fn status_equals_real_etcdutl_and_check_passes() {
 
 #[test]
 fn keyspace_equals_what_real_etcd_serves_after_restore() {
-    let Some(snaps) = snapshots() else { return };
+    let Some(snaps) = shared_k8s_snapshots() else {
+        return;
+    };
     let Some(bin) = etcd_or_skip() else { return };
     for s in snaps {
         let tmp = tempfile::tempdir().unwrap();

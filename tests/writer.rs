@@ -40,15 +40,7 @@ fn sources() -> Vec<PathBuf> {
         v.push(vdir.join("single.snapshot.db"));
         v.push(vdir.join("cluster.snapshot.db"));
     }
-    let k8s = repo().join("../shared/fixtures/k8s-cluster-snapshots");
-    if k8s.is_dir() {
-        v.extend(walk_files(&k8s));
-    } else {
-        eprintln!(
-            "note: {} is absent; writing only the project's fixtures",
-            k8s.display()
-        );
-    }
+    v.extend(shared_k8s_snapshots().unwrap_or_default());
     v
 }
 

@@ -404,3 +404,24 @@ pub fn etcd_bin_for(vdir: &Path) -> Option<PathBuf> {
     }
     b
 }
+
+/// The two real Kubernetes cluster snapshots of
+/// `../shared/fixtures/k8s-cluster-snapshots/`, or None (with a message)
+/// where that folder is absent.
+pub fn shared_k8s_snapshots() -> Option<Vec<PathBuf>> {
+    let dir = repo().join("../shared/fixtures/k8s-cluster-snapshots");
+    if !dir.is_dir() {
+        eprintln!(
+            "SKIPPED: {} is absent (it exists only in developer checkouts and CI)",
+            dir.display()
+        );
+        return None;
+    }
+    let mut v: Vec<PathBuf> = walk_files(&dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "db"))
+        .collect();
+    v.sort();
+    assert_eq!(v.len(), 2, "expected the two k8s snapshots in {}", dir.display());
+    Some(v)
+}
