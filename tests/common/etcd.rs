@@ -45,44 +45,7 @@ pub struct Member<'a> {
 impl Etcd {
     /// Starts the member and waits until it answers `endpoint health`.
     pub fn start(m: Member<'_>) -> Etcd {
-        let client_port = free_port();
-        let client_url = format!("http://127.0.0.1:{client_port}");
-        let peer_url = format!("http://127.0.0.1:{}", m.peer_port);
-        let log = m.data_dir.with_extension("log");
-        let logf = std::fs::File::create(&log).expect("log file");
-        let cluster = m
-            .initial_cluster
-            .unwrap_or_else(|| format!("{}={peer_url}", m.name));
-        let child = Command::new(m.bin.join("etcd"))
-            .arg("--name")
-            .arg(m.name)
-            .arg("--data-dir")
-            .arg(m.data_dir)
-            .args([
-                "--listen-client-urls",
-                &client_url,
-                "--advertise-client-urls",
-                &client_url,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer_url,
-                "--initial-advertise-peer-urls",
-                &peer_url,
-            ])
-            .args(["--initial-cluster", &cluster])
-            .args(["--logger", "zap", "--log-outputs", "stderr"])
-            .args(&m.extra)
-            .stdout(Stdio::null())
-            .stderr(logf)
-            .spawn()
-            .expect("start etcd");
-        let mut e = Etcd {
-            child,
-            bin: m.bin.to_path_buf(),
-            client_url,
-            log,
-        };
+        let mut e = Etcd::spawn(m);
         e.wait_healthy();
         e
     }
@@ -250,44 +213,7 @@ impl Etcd {
     /// that etcd is up (a read, for a member that serves reads but cannot
     /// commit writes).
     pub fn try_start_probe(m: Member<'_>, probe: &[&str]) -> Result<Etcd, String> {
-        let client_port = free_port();
-        let client_url = format!("http://127.0.0.1:{client_port}");
-        let peer_url = format!("http://127.0.0.1:{}", m.peer_port);
-        let log = m.data_dir.with_extension("log");
-        let logf = std::fs::File::create(&log).expect("log file");
-        let cluster = m
-            .initial_cluster
-            .unwrap_or_else(|| format!("{}={peer_url}", m.name));
-        let child = Command::new(m.bin.join("etcd"))
-            .arg("--name")
-            .arg(m.name)
-            .arg("--data-dir")
-            .arg(m.data_dir)
-            .args([
-                "--listen-client-urls",
-                &client_url,
-                "--advertise-client-urls",
-                &client_url,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer_url,
-                "--initial-advertise-peer-urls",
-                &peer_url,
-            ])
-            .args(["--initial-cluster", &cluster])
-            .args(["--logger", "zap", "--log-outputs", "stderr"])
-            .args(&m.extra)
-            .stdout(Stdio::null())
-            .stderr(logf)
-            .spawn()
-            .expect("start etcd");
-        let mut e = Etcd {
-            child,
-            bin: m.bin.to_path_buf(),
-            client_url,
-            log,
-        };
+        let mut e = Etcd::spawn(m);
         let start = Instant::now();
         // Generous: a loaded CI machine replays a 128 MB WAL slowly. A start
         // that fails makes etcd exit at once, so this costs nothing then.
@@ -305,7 +231,7 @@ impl Etcd {
             std::thread::sleep(Duration::from_millis(200));
         }
         Err(format!(
-            "etcd did not answer {probe:?} in 20 s; log:\n{}",
+            "etcd did not answer {probe:?} in 60 s; log:\n{}",
             e.log_tail()
         ))
     }
