@@ -12,6 +12,23 @@ fn example() -> String {
         .into_owned()
 }
 
+const COMMANDS: &[&str] = &[
+    "status",
+    "check",
+    "get",
+    "history",
+    "diff",
+    "hashkv",
+    "stats",
+    "verify",
+    "salvage",
+    "inspect",
+    "wal",
+    "restore",
+    "force-new-cluster",
+    "k8s",
+];
+
 #[test]
 fn version_and_help_with_examples() {
     let v = run_bin(&["--version"]);
@@ -19,42 +36,10 @@ fn version_and_help_with_examples() {
     assert!(v.out.starts_with("etcd-rescue "), "{}", v.out);
     let h = run_bin(&["--help"]);
     assert_eq!(h.code, 0);
-    for needle in [
-        "status",
-        "check",
-        "get",
-        "history",
-        "diff",
-        "hashkv",
-        "stats",
-        "verify",
-        "salvage",
-        "inspect",
-        "wal",
-        "restore",
-        "force-new-cluster",
-        "k8s",
-        "Examples:",
-        "Exit codes",
-    ] {
+    for needle in COMMANDS.iter().chain(&["Examples:", "Exit codes"]) {
         assert!(h.out.contains(needle), "--help lacks {needle}: {}", h.out);
     }
-    for cmd in [
-        "status",
-        "check",
-        "get",
-        "history",
-        "diff",
-        "hashkv",
-        "stats",
-        "verify",
-        "salvage",
-        "inspect",
-        "wal",
-        "restore",
-        "force-new-cluster",
-        "k8s",
-    ] {
+    for cmd in COMMANDS {
         let h = run_bin(&[cmd, "--help"]);
         assert_eq!(h.code, 0);
         assert!(
