@@ -8,17 +8,17 @@ use etcd_rescue::k8s::envelope;
 use etcd_rescue::k8s::schema::Schema;
 use serde_json::Value;
 
-#[test]
-fn every_roundtrip_type_decodes_exactly() {
+/// The `.pb` files of `../shared/fixtures/k8s-api-roundtrip/`, sorted, or
+/// None (with a message) where that folder is absent.
+fn roundtrip_files() -> Option<Vec<std::path::PathBuf>> {
     let dir = common::repo().join("../shared/fixtures/k8s-api-roundtrip");
     if !dir.is_dir() {
         eprintln!(
             "SKIPPED: {} is absent (it exists only in developer checkouts and CI)",
             dir.display()
         );
-        return;
+        return None;
     }
-    let schema = Schema::get();
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| {
@@ -27,6 +27,13 @@ fn every_roundtrip_type_decodes_exactly() {
         })
         .collect();
     names.sort();
+    Some(names)
+}
+
+#[test]
+fn every_roundtrip_type_decodes_exactly() {
+    let Some(names) = roundtrip_files() else { return };
+    let schema = Schema::get();
     let mut failed = Vec::new();
     for pb in &names {
         let want: Value = serde_json::from_slice(&std::fs::read(pb.with_extension("json")).unwrap()).unwrap();
@@ -113,23 +120,8 @@ fn diff(path: &str, got: &Value, want: &Value, out: &mut Vec<String>) {
 /// hang.
 #[test]
 fn damaged_values_never_panic() {
-    let dir = common::repo().join("../shared/fixtures/k8s-api-roundtrip");
-    if !dir.is_dir() {
-        eprintln!(
-            "SKIPPED: {} is absent (it exists only in developer checkouts and CI)",
-            dir.display()
-        );
-        return;
-    }
+    let Some(names) = roundtrip_files() else { return };
     let schema = Schema::get();
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.unwrap().path();
-            (p.extension()? == "pb").then_some(p)
-        })
-        .collect();
-    names.sort();
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut errors = 0;
     for pb in names.iter().step_by(3) {
