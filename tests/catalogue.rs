@@ -1440,17 +1440,6 @@ fn matches(f: &Value, l: &Loc) -> bool {
             .is_none_or(|m| f["message"].as_str().is_some_and(|x| x.contains(m.as_str())))
 }
 
-/// Every revision key of the `key` bucket of a healthy file.
-fn revision_keys(bytes: &[u8]) -> BTreeSet<Vec<u8>> {
-    let (db, _) = Db::open(trailer::image(bytes)).unwrap();
-    db.bucket(b"key")
-        .unwrap()
-        .unwrap()
-        .iter()
-        .map(|e| e.unwrap().key.to_vec())
-        .collect()
-}
-
 fn get_all(p: &Path) -> Value {
     let r = run(&["get", "-o", "json", p.to_str().unwrap(), "", "--prefix"]);
     assert_eq!(r.code, 0, "get {}: {}", p.display(), r.err);

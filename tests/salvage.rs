@@ -11,17 +11,6 @@ use etcd_rescue::bolt::Db;
 use etcd_rescue::bolt::bucket::BucketRoot;
 use etcd_rescue::mvcc::trailer;
 
-/// Every (revision key) of the `key` bucket of a file, from a healthy read.
-fn revision_keys(bytes: &[u8]) -> BTreeSet<Vec<u8>> {
-    let (db, _) = Db::open(trailer::image(bytes)).unwrap();
-    db.bucket(b"key")
-        .unwrap()
-        .unwrap()
-        .iter()
-        .map(|e| e.unwrap().key.to_vec())
-        .collect()
-}
-
 fn salvage_to(damaged: &[u8], dir: &Path) -> (i32, serde_json::Value, Vec<u8>) {
     let src = dir.join("damaged.db");
     let out = dir.join("salvaged.db");

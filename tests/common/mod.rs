@@ -425,3 +425,15 @@ pub fn shared_k8s_snapshots() -> Option<Vec<PathBuf>> {
     assert_eq!(v.len(), 2, "expected the two k8s snapshots in {}", dir.display());
     Some(v)
 }
+
+/// Every revision key of the `key` bucket of a file (snapshot or db), from a
+/// healthy read.
+pub fn revision_keys(bytes: &[u8]) -> std::collections::BTreeSet<Vec<u8>> {
+    let (db, _) = etcd_rescue::bolt::Db::open(etcd_rescue::mvcc::trailer::image(bytes)).unwrap();
+    db.bucket(b"key")
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|e| e.unwrap().key.to_vec())
+        .collect()
+}
