@@ -11,7 +11,9 @@
 
 pub mod compare;
 pub mod layout;
+pub mod replay;
 pub mod verdict;
+pub mod wallog;
 
 use std::path::Path;
 

@@ -20,9 +20,9 @@
 use super::{DbSummary, Layout};
 use crate::mvcc::DbReport;
 use crate::report::{Finding, Severity};
-use crate::restore::members::cluster_id;
 use crate::snap::SnapDir;
 use crate::snap::name::snap_db_name;
+use crate::wal::ids::cluster_id;
 use crate::wal::scan::Tail;
 use crate::wal::{Index, Term, WalReport};
 

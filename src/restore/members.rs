@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use sha1::{Digest, Sha1};
+pub use crate::wal::ids::{cluster_id, member_id};
 
 /// A member to create.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -74,32 +74,6 @@ pub enum MembershipError {
     /// No members.
     #[error("--initial-cluster is empty")]
     Empty,
-}
-
-/// The member ID etcd computes for these peer URLs and token (no time: as
-/// at bootstrap and restore).
-pub fn member_id(peer_urls: &[String], token: &str) -> u64 {
-    let mut urls: Vec<&str> = peer_urls.iter().map(String::as_str).collect();
-    urls.sort_unstable();
-    let mut h = Sha1::new();
-    for u in urls {
-        h.update(u.as_bytes());
-    }
-    h.update(token.as_bytes());
-    let d = h.finalize();
-    u64::from_be_bytes(d[..8].try_into().expect("sha1 is 20 bytes"))
-}
-
-/// The cluster ID etcd computes from the member IDs.
-pub fn cluster_id(member_ids: &[u64]) -> u64 {
-    let mut ids = member_ids.to_vec();
-    ids.sort_unstable();
-    let mut h = Sha1::new();
-    for id in ids {
-        h.update(id.to_be_bytes());
-    }
-    let d = h.finalize();
-    u64::from_be_bytes(d[..8].try_into().expect("sha1 is 20 bytes"))
 }
 
 fn check_url(u: &str) -> Result<String, MembershipError> {

@@ -17,8 +17,6 @@
 
 pub mod db;
 pub mod members;
-pub mod replay;
-pub mod wallog;
 
 use std::fs;
 use std::io::{BufWriter, Write};
@@ -30,9 +28,9 @@ use crate::pb::raftpb;
 use crate::snap::writer::{snap_file, snap_name, v2_store_json};
 use crate::wal::writer::{SegmentWriter, add_node_entry};
 
+use crate::datadir::replay::Replayed;
 use db::{DbOutcome, DbPlan, write_restored_db};
 use members::{ClusterSpec, MemberSpec};
-use replay::Replayed;
 
 /// Errors writing a member dir.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
