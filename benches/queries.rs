@@ -68,9 +68,10 @@ fn main() {
     let data = f.bytes();
     println!("{} ({} bytes)", path.display(), data.len());
     let (db, _) = Db::open(trailer::image(data)).expect("db");
+    let ks = etcd_rescue::mvcc::keyspace::Keyspace::db(db);
     // Warm the page cache and find a key to look up.
     let all = measure("index, all keys (full scan + sort)", || {
-        Index::build(&db, &KeyRange::All).unwrap()
+        Index::build(&ks, &KeyRange::All).unwrap()
     });
     let key = all
         .iter()
@@ -79,24 +80,24 @@ fn main() {
         .unwrap();
     println!("  {} keys, {} revisions", all.key_count(), all.revision_count());
     measure("single-key get (index of one key + decode)", || {
-        let i = Index::build(&db, &KeyRange::Exact(key.clone())).unwrap();
+        let i = Index::build(&ks, &KeyRange::Exact(key.clone())).unwrap();
         let at = i.check_rev(0).unwrap();
         i.live_at(at)
             .map(|(_, r)| r.kv().unwrap().value.len())
             .sum::<usize>()
     });
     measure("count of /registry/ (prefix index + count)", || {
-        let i = Index::build(&db, &KeyRange::Prefix(b"/registry/".to_vec())).unwrap();
+        let i = Index::build(&ks, &KeyRange::Prefix(b"/registry/".to_vec())).unwrap();
         let at = i.check_rev(0).unwrap();
         i.live_at(at).count()
     });
     measure("hashkv at head (index + keep + hash)", || {
-        let i = Index::build(&db, &KeyRange::All).unwrap();
-        hash_kv(&db, &i, 0).unwrap().hash
+        let i = Index::build(&ks, &KeyRange::All).unwrap();
+        hash_kv(&ks, &i, 0).unwrap().hash
     });
     measure("stats (scan + index + compute)", || {
         let r = scan(data, ScanOptions::default());
-        let i = Index::build(&db, &KeyRange::All).unwrap();
+        let i = Index::build(&ks, &KeyRange::All).unwrap();
         compute(&i, &r, StatsOptions { depth: 2, top: 10 })
             .unwrap()
             .live_keys

@@ -6,6 +6,7 @@
 //! - [`mvcc`]: etcd's backend schema, `status` and `check` scans;
 //! - [`batch`]: verifying whole backup stores with a catalog;
 //! - [`datadir`]: a member dir judged as a whole (db + WAL + snap) and the verdict;
+//! - [`judge`]: the one judgment of any path (what it is, what is wrong, what etcd does);
 //! - [`report`]: findings with severity and location;
 //! - [`source`]: read-only mapped input files;
 //! - [`wal`]: WAL segments, records, raft entries and their payloads;
@@ -23,6 +24,7 @@ pub mod batch;
 pub mod bolt;
 pub mod cli;
 pub mod datadir;
+pub mod judge;
 pub mod k8s;
 pub mod keyhash;
 pub mod mvcc;

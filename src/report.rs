@@ -166,6 +166,13 @@ impl Findings {
         }
     }
 
+    /// Adds the suppressed counts of `other` (whose kept findings were
+    /// taken one by one).
+    pub fn extend_suppressed(&mut self, other: &Findings) {
+        self.suppressed += other.suppressed;
+        self.suppressed_counting += other.suppressed_counting;
+    }
+
     /// Sets the file of every kept finding that has none.
     pub fn set_file(&mut self, file: &str) {
         for f in &mut self.items {
@@ -179,6 +186,18 @@ impl Findings {
     pub fn map_files(&mut self, f: impl Fn(Option<&str>) -> String) {
         for x in &mut self.items {
             x.file = Some(f(x.file.as_deref()));
+        }
+    }
+
+    /// Makes errors of the kept findings with these (code, file) pairs.
+    pub fn raise(&mut self, which: &[(&'static str, String)]) {
+        for f in &mut self.items {
+            if which
+                .iter()
+                .any(|(c, file)| *c == f.code && f.file.as_deref() == Some(file.as_str()))
+            {
+                f.severity = Severity::Error;
+            }
         }
     }
 

@@ -29,6 +29,15 @@ pub enum SourceError {
         /// The path.
         path: PathBuf,
     },
+    /// Not a regular file (a FIFO, a socket, a device): never opened, since
+    /// opening a FIFO blocks and a device has no end.
+    #[error("{path}: is not a regular file ({what})")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        what: &'static str,
+    },
     /// A directory with no db file where one was expected.
     #[error("{path}: is a directory without a db (looked for member/snap/db, snap/db and db)")]
     NoDb {
@@ -74,6 +83,25 @@ pub fn locate_db(path: &Path) -> Result<DbLocation, SourceError> {
     })
 }
 
+/// What a non-regular file is, in a word.
+pub fn file_type_word(md: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = md.file_type();
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
 /// An input file mapped read-only.
 #[derive(Debug)]
 pub struct MappedFile {
@@ -91,13 +119,21 @@ impl MappedFile {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(io)?;
-        let md = file.metadata().map_err(io)?;
+        // Stat before opening: opening a FIFO blocks until a writer comes.
+        let md = std::fs::metadata(path).map_err(io)?;
         if md.is_dir() {
             return Err(SourceError::IsDir {
                 path: path.to_path_buf(),
             });
         }
+        if !md.is_file() {
+            return Err(SourceError::NotAFile {
+                path: path.to_path_buf(),
+                what: file_type_word(&md),
+            });
+        }
+        let file = File::open(path).map_err(io)?;
+        let md = file.metadata().map_err(io)?;
         if md.len() == 0 {
             return Ok(MappedFile {
                 path: path.to_path_buf(),
@@ -132,5 +168,59 @@ impl MappedFile {
     /// The path it was opened from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Whether another process holds an exclusive `flock` on `path`: whether
+/// etcd is running on the data dir this db belongs to.
+///
+/// bbolt takes an exclusive `flock` on the db when etcd opens it read-write,
+/// and etcd holds it until it exits; etcd also `flock`s its WAL segments.
+/// A shared, non-blocking `flock` that fails with `EWOULDBLOCK` therefore
+/// means a live etcd (or another writer) holds the file. The probe is
+/// released at once; it never waits and never writes. (bbolt retries its
+/// own lock every 50 ms, so a probe in the same instant does not stop an
+/// etcd that is starting.)
+pub fn locked(path: &Path) -> bool {
+    // Stat first: opening a FIFO would block.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let r = unsafe { libc::flock(fd, libc::LOCK_SH | libc::LOCK_NB) };
+    if r == 0 {
+        // SAFETY: as above.
+        unsafe { libc::flock(fd, libc::LOCK_UN) };
+        return false;
+    }
+    std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn sees_an_exclusive_lock_held_elsewhere() {
+        let dir = std::env::temp_dir().join(format!("etcd-rescue-live-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("db");
+        std::fs::write(&p, b"x").unwrap();
+        assert!(!locked(&p));
+        let holder = std::fs::File::open(&p).unwrap();
+        // SAFETY: flock on our own descriptor.
+        assert_eq!(
+            unsafe { libc::flock(holder.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+            0
+        );
+        assert!(locked(&p));
+        drop(holder);
+        assert!(!locked(&p));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

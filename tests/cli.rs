@@ -131,7 +131,7 @@ fn check_several_files_and_exit_codes() {
     let good = example();
     let r = run_bin(&["check", &good, &good]);
     assert_eq!(r.code, 0, "{}", r.out);
-    assert!(r.out.contains(": OK (revision 193"), "{}", r.out);
+    assert!(r.out.contains(": OK (snapshot: revision 193"), "{}", r.out);
     assert!(r.out.contains("2 files: 2 ok"), "{}", r.out);
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.db");

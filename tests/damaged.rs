@@ -233,7 +233,7 @@ fn wrong_sha256_trailer() {
         assert_eq!(code, 1);
         let m = finding(&f, "sha256-mismatch");
         assert_eq!(m["severity"], "error");
-        assert_eq!(f["trailer"]["state"], "mismatch");
+        assert_eq!(f["facts"]["trailer"]["state"], "mismatch");
         let s = unchanged(&[&d.path], || {
             run(&["status", "--verify-hash", "-o", "json", d.path.to_str().unwrap()])
         });

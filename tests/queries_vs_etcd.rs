@@ -343,8 +343,7 @@ fn stats_counts_match_the_keyspace() {
 #[test]
 fn queries_accept_a_data_dir() {
     for vdir in version_dirs() {
-        let dbs = extracted_dbs(&vdir);
-        let dir = dbs.join("single");
+        let dir = extracted_dir(&vdir, "single").join("single");
         let r = run(&["get", "-o", "json", dir.to_str().unwrap(), "", "--prefix"]);
         assert_eq!(r.code, 0, "{}", r.err);
         assert!(r.err.contains("note: reading"), "{}", r.err);

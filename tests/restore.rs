@@ -541,22 +541,28 @@ fn entry_records(member: &Path) -> (PathBuf, Vec<(usize, usize, u64)>) {
 
 /// Restores `src` (a data dir) into `data` as a one-member cluster on `port`.
 fn restore_dir(src: &Path, data: &Path, port: u16) -> Run {
-    unchanged(&[src], || {
-        run(&[
-            "restore",
-            "-o",
-            "json",
-            src.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--name",
-            "k",
-            "--initial-cluster",
-            &format!("k={}", url(port)),
-            "--initial-advertise-peer-urls",
-            &url(port),
-        ])
-    })
+    restore_dir_with(src, data, port, &[])
+}
+
+fn restore_dir_with(src: &Path, data: &Path, port: u16, extra: &[&str]) -> Run {
+    let u = url(port);
+    let cluster = format!("k={u}");
+    let mut args = vec![
+        "restore",
+        "-o",
+        "json",
+        src.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--name",
+        "k",
+        "--initial-cluster",
+        &cluster,
+        "--initial-advertise-peer-urls",
+        &u,
+    ];
+    args.extend_from_slice(extra);
+    unchanged(&[src], || run(&args))
 }
 
 #[test]
@@ -595,7 +601,13 @@ fn member_dir_restore_reads_past_wal_damage_while_the_log_stays_continuous() {
         );
         let port = free_port();
         let out_a = tmp.path().join("restored-a");
-        let r = restore_dir(&a, &out_a, port);
+        // The dir is damaged (etcd refuses it): the restore refuses it too,
+        // exactly as `inspect` and `check` judge it, unless told to go on.
+        let refused = restore_dir(&a, &out_a, port);
+        assert_eq!(refused.code, 1, "{}{}", refused.out, refused.err);
+        assert_eq!(refused.json()["source"]["etcd"], "wont-start", "{}", refused.out);
+        assert!(!out_a.exists());
+        let r = restore_dir_with(&a, &out_a, port, &["--force"]);
         assert_eq!(r.code, 0, "{}{}", r.out, r.err);
         let j = r.json();
         let rep = &j["replay"];
@@ -644,7 +656,7 @@ fn member_dir_restore_reads_past_wal_damage_while_the_log_stays_continuous() {
         );
         let port = free_port();
         let out_b = tmp.path().join("restored-b");
-        let r = restore_dir(&b_dir, &out_b, port);
+        let r = restore_dir_with(&b_dir, &out_b, port, &["--force"]);
         assert_eq!(r.code, 0, "{}{}", r.out, r.err);
         let j = r.json();
         let rep = &j["replay"];

@@ -102,7 +102,7 @@ fn make_store() -> (Store, Vec<(&'static str, &'static str)>) {
         ("damaged/no-meta.db.gz", "damaged"),
         ("damaged/truncated.db.gz", "unreadable"),
         ("dirs/killed", "ok"),
-        ("dirs/killed.tar.gz!killed/member/snap/db", "ok"),
+        ("dirs/killed.tar.gz!killed", "ok"),
         ("hourly/", "ok"),
         ("hourly/", "ok"),
         ("hourly/", "ok"),

@@ -1,21 +1,19 @@
-//! Sniffing and opening containers (gzip, zstd, zip, tar) with a small
-//! decompression limit: arbitrary bytes must not panic or exhaust memory.
+//! Sniffing and unpacking containers (gzip, zstd, zip, tar) the way the
+//! judgment does, with a small limit: arbitrary bytes must not panic,
+//! exhaust memory or write outside the scratch directory.
 
-use etcd_rescue::batch::input::{Sniff, decompress, sniff, tar_members, zip_members};
+use etcd_rescue::judge::kind::{Sniff, sniff};
+use etcd_rescue::judge::unpack::{Limits, unpack};
 
 /// The target's body.
 pub fn run(data: &[u8]) {
-    const LIMIT: u64 = 1 << 20;
-    match sniff(data) {
-        k @ (Sniff::Gzip | Sniff::Zstd) => {
-            let _ = decompress(k, data, LIMIT);
+    if let Sniff::Container(c) = sniff(data) {
+        let limits = Limits { max_bytes: 1 << 20 };
+        if let Ok(u) = unpack(c, data, "fuzz", limits) {
+            // Everything unpacked lies under the scratch directory.
+            if let Some(rel) = &u.single {
+                assert!(u.scratch.path().join(rel).starts_with(u.scratch.path()));
+            }
         }
-        Sniff::Zip => {
-            let _ = zip_members(data, LIMIT, |_, _| {});
-        }
-        Sniff::Tar => {
-            let _ = tar_members(data, LIMIT, |_, _| {});
-        }
-        _ => {}
     }
 }

@@ -22,7 +22,7 @@ pub fn run(data: &[u8]) {
             let _ = c.last();
         }
     }
-    if let Ok(i) = Index::build(&db, &KeyRange::All) {
+    if let Ok(i) = Index::build(&etcd_rescue::mvcc::keyspace::Keyspace::db(db), &KeyRange::All) {
         let at = i.head;
         let _ = i.live_at(at).count();
         let _ = i.keep(at);

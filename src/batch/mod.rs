@@ -15,12 +15,12 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::mvcc::{DbReport, ScanOptions, Trailer, scan, trailer};
+use crate::judge::{self, Judgment};
+use crate::mvcc::{Trailer, trailer};
 use crate::report::Verdict;
-use crate::source::MappedFile;
 
 use catalog::{Catalog, StatKey};
-use input::{MAX_CONTAINER_DEPTH, Sniff, Unit, data_dir_db, sniff};
+use input::Unit;
 
 /// The verification of one backup (a file, an archive member or a data dir).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,8 +34,14 @@ pub struct Record {
     pub member: Option<String>,
     /// How it is stored: `plain`, or containers outside in (`zip`, `gzip+tar`...).
     pub container: String,
-    /// `snapshot` (with a sha256 trailer), `db` (a raw bbolt file), `data-dir`, or `other`.
+    /// What it is, as the judgment says: `snapshot` (with a sha256
+    /// trailer), `db` (a raw bbolt file), `snap-db`, `raft-snap`,
+    /// `wal-segment`, `wal-dir`, `data-dir`, `v2-data-dir` or `other`.
     pub kind: String,
+    /// For a member dir: what etcd does when started on it (`starts`,
+    /// `unsafe`, `wont-start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<String>,
     /// Bytes of the db or snapshot (decompressed).
     pub size: u64,
     /// Bytes on disk of the file (or data dir) it came from.
@@ -92,7 +98,7 @@ impl Record {
 /// Options of a run.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Largest decompressed size accepted for one compressed file or member.
+    /// Largest size one compressed file or archive may unpack to.
     pub max_decompressed: u64,
     /// Verify again even what the catalog knows.
     pub recheck: bool,
@@ -184,241 +190,56 @@ struct Origin<'p> {
 }
 
 impl Origin<'_> {
-    fn record(&self, file: String, member: Option<String>, container: &[&str], kind: &str) -> Record {
+    /// The record of one judgment.
+    fn record(&self, j: &Judgment) -> Record {
+        let f = &j.facts;
+        let member = j.path.split_once('!').map(|(_, m)| m.to_string());
         Record {
-            file,
+            file: j.path.clone(),
             path: self.path.display().to_string(),
             member,
-            container: if container.is_empty() {
+            container: if j.containers.is_empty() {
                 "plain".into()
             } else {
-                container.join("+")
+                j.containers.join("+")
             },
-            kind: kind.into(),
-            size: 0,
+            kind: serde_name(&j.kind),
+            etcd: j.etcd.as_ref().map(serde_name),
+            size: f.size,
             stored_size: self.stored_size,
-            revision: None,
-            keys: None,
-            hash: None,
-            trailer: None,
+            revision: f.revision,
+            keys: f.live_keys,
+            hash: f.hash,
+            trailer: f.trailer.as_ref().map(|t| {
+                match t {
+                    Trailer::Absent => "absent",
+                    Trailer::Valid { .. } => "valid",
+                    Trailer::Mismatch { .. } => "mismatch",
+                    Trailer::Unverified { .. } => "unverified",
+                }
+                .into()
+            }),
             taken: self.taken,
             taken_from: self.taken_from.clone(),
             series: self.series.clone(),
-            verdict: Verdict::Skipped,
-            errors: 0,
-            warnings: 0,
-            first_problem: None,
+            verdict: j.verdict,
+            errors: j.errors,
+            warnings: j.warnings,
+            first_problem: j.first_problem(),
             fingerprint: self.fingerprint.clone(),
             verified_at: self.verified_at,
             from_catalog: false,
             policy: Vec::new(),
         }
     }
-
-    fn problem(
-        &self,
-        file: String,
-        member: Option<String>,
-        container: &[&str],
-        verdict: Verdict,
-        why: String,
-    ) -> Record {
-        let mut r = self.record(file, member, container, "other");
-        r.verdict = verdict;
-        r.first_problem = Some(why);
-        r
-    }
-
-    /// A record from a full check of a db image.
-    fn checked(
-        &self,
-        file: String,
-        member: Option<String>,
-        container: &[&str],
-        kind: Option<&str>,
-        rep: &DbReport,
-    ) -> Record {
-        let kind = kind.unwrap_or(if trailer::has_trailer(rep.file_size) {
-            "snapshot"
-        } else {
-            "db"
-        });
-        let mut r = self.record(file, member, container, kind);
-        let opened = rep.meta_choice.is_some();
-        r.size = rep.file_size;
-        r.revision = opened.then_some(rep.revision);
-        r.keys = rep.keys.live_keys;
-        r.hash = (opened && !rep.incomplete).then_some(rep.hash);
-        r.trailer = Some(
-            match &rep.trailer {
-                Trailer::Absent => "absent",
-                Trailer::Valid { .. } => "valid",
-                Trailer::Mismatch { .. } => "mismatch",
-                Trailer::Unverified { .. } => "unverified",
-            }
-            .into(),
-        );
-        r.verdict = Verdict::of(&rep.findings);
-        r.errors = rep.findings.count(crate::report::Severity::Error);
-        r.warnings = rep.findings.count(crate::report::Severity::Warning);
-        r.first_problem = rep
-            .findings
-            .items()
-            .iter()
-            .find(|f| f.counts())
-            .map(|f| format!("{}: {}", f.code, f.message));
-        r
-    }
 }
 
-/// Whether a file name suggests an etcd backup (so that an empty one is a
-/// failed backup, not an unrelated empty file).
-fn looks_like_backup(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    ["snap", "etcd", "backup", ".db"].iter().any(|w| n.contains(w))
-}
-
-fn full_check(bytes: &[u8], digest: bool, opts: &Options) -> DbReport {
-    scan(
-        bytes,
-        ScanOptions {
-            deep: true,
-            verify_trailer: true,
-            file_digest: digest,
-            single_thread: opts.single_thread,
-            skip_hash: false,
-        },
-    )
-}
-
-/// Verifies the contents of one stored file: a bbolt image, or a container
-/// to open. Appends a record per backup found.
-fn examine(
-    o: &Origin<'_>,
-    name: &str,
-    member: Option<&str>,
-    bytes: &[u8],
-    containers: &mut Vec<&'static str>,
-    opts: &Options,
-    out: &mut Vec<Record>,
-) {
-    let file = |m: Option<&str>| match m {
-        Some(m) => format!("{name}!{m}"),
-        None => name.to_string(),
-    };
-    let kind = sniff(bytes);
-    let in_archive = member.is_some() || !containers.is_empty();
-    match kind {
-        Sniff::Bolt => {
-            let rep = full_check(bytes, false, opts);
-            let k = member
-                .filter(|m| m.ends_with("member/snap/db") || m.ends_with("snap/db"))
-                .map(|_| "db");
-            out.push(o.checked(file(member), member.map(str::to_string), containers, k, &rep));
-        }
-        Sniff::Gzip | Sniff::Zstd | Sniff::Zip | Sniff::Tar if containers.len() >= MAX_CONTAINER_DEPTH => {
-            out.push(o.problem(
-                file(member),
-                member.map(str::to_string),
-                containers,
-                Verdict::Unreadable,
-                format!("containers nested more than {MAX_CONTAINER_DEPTH} deep"),
-            ));
-        }
-        Sniff::Gzip | Sniff::Zstd => {
-            containers.push(if kind == Sniff::Gzip { "gzip" } else { "zstd" });
-            match input::decompress(kind, bytes, opts.max_decompressed) {
-                Ok(inner) => examine(o, name, member, &inner, containers, opts, out),
-                Err(e) => out.push(o.problem(
-                    file(member),
-                    member.map(str::to_string),
-                    containers,
-                    Verdict::Unreadable,
-                    e,
-                )),
-            }
-            containers.pop();
-        }
-        Sniff::Zip | Sniff::Tar => {
-            containers.push(if kind == Sniff::Zip { "zip" } else { "tar" });
-            let before = out.len();
-            let mut ignored = 0;
-            let mut each = |m: &str, data: Result<Vec<u8>, String>| {
-                let inner_name = match member {
-                    Some(outer) => format!("{outer}!{m}"),
-                    None => m.to_string(),
-                };
-                match data {
-                    Err(e) => out.push(o.problem(
-                        file(Some(&inner_name)),
-                        Some(inner_name.clone()),
-                        containers,
-                        Verdict::Unreadable,
-                        e,
-                    )),
-                    Ok(d) => match sniff(&d) {
-                        Sniff::Bolt | Sniff::Gzip | Sniff::Zstd | Sniff::Zip | Sniff::Tar => {
-                            let mut c = containers.clone();
-                            examine(o, name, Some(&inner_name), &d, &mut c, opts, out);
-                        }
-                        _ => ignored += 1,
-                    },
-                }
-            };
-            let listed = if kind == Sniff::Zip {
-                input::zip_members(bytes, opts.max_decompressed, &mut each)
-            } else {
-                input::tar_members(bytes, opts.max_decompressed, &mut each)
-            };
-            match listed {
-                Err(e) => out.push(o.problem(
-                    file(member),
-                    member.map(str::to_string),
-                    containers,
-                    Verdict::Unreadable,
-                    e,
-                )),
-                Ok(()) if out.len() == before => out.push(o.problem(
-                    file(member),
-                    member.map(str::to_string),
-                    containers,
-                    Verdict::Skipped,
-                    format!("no etcd db or snapshot inside ({ignored} other files)"),
-                )),
-                Ok(()) => {}
-            }
-            containers.pop();
-        }
-        Sniff::Wal if !in_archive => out.push(o.problem(
-            file(member),
-            member.map(str::to_string),
-            containers,
-            Verdict::Skipped,
-            "an etcd WAL segment: verify the data dir it belongs to".into(),
-        )),
-        _ if bytes.is_empty() && looks_like_backup(&file(member)) => out.push(o.problem(
-            file(member),
-            member.map(str::to_string),
-            containers,
-            Verdict::Damaged,
-            "empty (0 bytes): a backup that was never written, or was cut off".into(),
-        )),
-        _ => {
-            let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
-            let why = if bytes.is_empty() {
-                "empty file".to_string()
-            } else {
-                format!("not etcd data (starts with {})", head.join(" "))
-            };
-            out.push(o.problem(
-                file(member),
-                member.map(str::to_string),
-                containers,
-                Verdict::Skipped,
-                why,
-            ));
-        }
-    }
+/// A value's name as it serializes (a unit enum variant).
+fn serde_name<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|x| x.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Verifies one unit from scratch.
@@ -451,53 +272,35 @@ pub fn verify_unit(unit: &Unit, opts: &Options, verified_at: i64) -> (Option<Sta
         Err(e) => {
             return (
                 None,
-                vec![origin.problem(name, None, &[], Verdict::Unreadable, e.to_string())],
+                vec![origin.record(&Judgment::unreadable(name, judge::Kind::Other, e.to_string()))],
             );
         }
     };
-    let mut out = Vec::new();
+    let jopts = judge::Options {
+        single_thread: opts.single_thread,
+        max_unpacked: opts.max_decompressed,
+        fingerprint: true,
+        ..judge::Options::full()
+    };
+    let judgments = judge::judge(path, &jopts);
     match unit {
         Unit::File(p) => {
-            let f = match MappedFile::open(p) {
-                Ok(f) => f,
-                Err(e) => {
-                    return (
-                        stat,
-                        vec![origin.problem(name, None, &[], Verdict::Unreadable, e.to_string())],
-                    );
-                }
+            origin.stored_size = std::fs::metadata(p).map_or(0, |m| m.len());
+            // A plain bbolt file is hashed in the same pass as its check;
+            // anything else is hashed here.
+            origin.fingerprint = match judgments.first().and_then(|j| j.facts.sha256.clone()) {
+                Some(d) if judgments.len() == 1 && judgments[0].containers.is_empty() => d,
+                _ => crate::source::MappedFile::open(p)
+                    .map(|f| trailer::hex(&trailer::sha256(f.bytes())))
+                    .unwrap_or_default(),
             };
-            let bytes = f.bytes();
-            origin.stored_size = bytes.len() as u64;
-            if sniff(bytes) == Sniff::Bolt {
-                // One pass hashes the file for the trailer and the fingerprint.
-                let rep = full_check(bytes, true, opts);
-                origin.fingerprint = rep.file_sha256.clone().unwrap_or_default();
-                out.push(origin.checked(name, None, &[], None, &rep));
-            } else {
-                origin.fingerprint = trailer::hex(&trailer::sha256(bytes));
-                examine(&origin, &name, None, bytes, &mut Vec::new(), opts, &mut out);
-            }
         }
-        Unit::DataDir(p) => {
+        Unit::DataDir(_) => {
             origin.fingerprint = listing_digest.unwrap_or_default();
-            let Some(db) = data_dir_db(p) else {
-                return (
-                    stat,
-                    vec![origin.problem(name, None, &[], Verdict::Unreadable, "no member/snap/db".into())],
-                );
-            };
-            match MappedFile::open(&db) {
-                Ok(f) => {
-                    origin.stored_size = f.bytes().len() as u64;
-                    let rep = full_check(f.bytes(), false, opts);
-                    out.push(origin.checked(name, None, &[], Some("data-dir"), &rep));
-                }
-                Err(e) => out.push(origin.problem(name, None, &[], Verdict::Unreadable, e.to_string())),
-            }
+            origin.stored_size = judgments.first().map_or(0, |j| j.facts.size);
         }
     }
-    (stat, out)
+    (stat, judgments.iter().map(|j| origin.record(j)).collect())
 }
 
 /// Verifies every unit in parallel (results in input order), taking what the

@@ -28,6 +28,10 @@ pub struct DiffArgs {
     /// Revision to read B at (default: its head).
     #[arg(long, default_value_t = 0)]
     pub rev_b: i64,
+    /// For data dirs: read their dbs alone, without the committed WAL
+    /// entries etcd would apply on top at start.
+    #[arg(long)]
+    pub db_only: bool,
     /// Compare values and leases only, not revisions (for sources from different clusters).
     #[arg(long)]
     pub values_only: bool,
@@ -74,13 +78,13 @@ pub(super) fn run(
         Some(p) if !p.is_empty() => KeyRange::Prefix(p.as_bytes().to_vec()),
         _ => KeyRange::All,
     };
-    let src_a = SourceDb::open(&a.a, err)?;
+    let src_a = SourceDb::open(&a.a, a.db_only, err)?;
     let src_b = match &a.b {
-        Some(b) => Some(SourceDb::open(b, err)?),
+        Some(b) => Some(SourceDb::open(b, a.db_only, err)?),
         None => None,
     };
-    let db_a = match src_a.db() {
-        Ok(db) => db,
+    let db_a = match src_a.keyspace() {
+        Ok(ks) => ks,
         Err(e) => return src_a.damaged(err, e),
     };
     let index_a = match Index::build(&db_a, &range) {
@@ -90,8 +94,8 @@ pub(super) fn run(
     let (db_b, index_b_owned);
     let (index_b, src_bref) = match &src_b {
         Some(s) => {
-            db_b = match s.db() {
-                Ok(db) => db,
+            db_b = match s.keyspace() {
+                Ok(ks) => ks,
                 Err(e) => return s.damaged(err, e),
             };
             index_b_owned = match Index::build(&db_b, &range) {

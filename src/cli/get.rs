@@ -8,7 +8,7 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use super::render::{self, bytes_text, preview};
-use super::{EXIT_OK, Format, SourceDb};
+use super::{Format, SourceDb};
 use crate::mvcc::index::{Index, KeyRange};
 
 /// Arguments of `get`.
@@ -16,6 +16,10 @@ use crate::mvcc::index::{Index, KeyRange};
 pub struct GetArgs {
     /// A snapshot file, a db file or a data dir.
     pub source: PathBuf,
+    /// For a data dir: read its db alone, without the committed WAL entries
+    /// etcd would apply on top of it at start.
+    #[arg(long)]
+    pub db_only: bool,
     /// The key (all keys when omitted).
     pub key: Option<String>,
     /// Get every key starting with KEY.
@@ -50,13 +54,13 @@ pub(super) fn key_range(key: Option<&str>, prefix: bool, from_key: bool) -> KeyR
 }
 
 pub(super) fn run(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
-    let src = SourceDb::open(&a.source, err)?;
-    let db = match src.db() {
-        Ok(db) => db,
+    let src = SourceDb::open(&a.source, a.db_only, err)?;
+    let ks = match src.keyspace() {
+        Ok(ks) => ks,
         Err(code) => return src.damaged(err, code),
     };
     let range = key_range(a.key.as_deref(), a.prefix, a.from_key);
-    let index = match Index::build(&db, &range) {
+    let index = match Index::build(&ks, &range) {
         Ok(i) => i,
         Err(e) => return src.kv_error(err, &e),
     };
@@ -177,5 +181,5 @@ pub(super) fn run(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn W
             )?;
         }
     }
-    Ok(EXIT_OK)
+    Ok(src.exit_code())
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::render;
-use super::{EXIT_OK, Format, SourceDb};
+use super::{Format, SourceDb};
 use crate::mvcc::hashkv::hash_kv;
 use crate::mvcc::index::{Index, KeyRange};
 
@@ -13,6 +13,10 @@ use crate::mvcc::index::{Index, KeyRange};
 pub struct HashKvArgs {
     /// A snapshot file, a db file or a data dir.
     pub source: PathBuf,
+    /// For a data dir: read its db alone, without the committed WAL entries
+    /// etcd would apply on top of it at start.
+    #[arg(long)]
+    pub db_only: bool,
     /// Hash up to this revision (default: the head).
     #[arg(long, default_value_t = 0)]
     pub rev: i64,
@@ -24,16 +28,16 @@ pub(super) fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
-    let src = SourceDb::open(&a.source, err)?;
-    let db = match src.db() {
-        Ok(db) => db,
+    let src = SourceDb::open(&a.source, a.db_only, err)?;
+    let ks = match src.keyspace() {
+        Ok(ks) => ks,
         Err(e) => return src.damaged(err, e),
     };
-    let index = match Index::build(&db, &KeyRange::All) {
+    let index = match Index::build(&ks, &KeyRange::All) {
         Ok(i) => i,
         Err(e) => return src.kv_error(err, &e),
     };
-    let h = match hash_kv(&db, &index, a.rev) {
+    let h = match hash_kv(&ks, &index, a.rev) {
         Ok(h) => h,
         Err(e) => return src.kv_error(err, &e),
     };
@@ -50,5 +54,5 @@ pub(super) fn run(
             writeln!(out, "{t}")?;
         }
     }
-    Ok(EXIT_OK)
+    Ok(src.exit_code())
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 
 use super::render::{self, bytes_text, preview};
-use super::{EXIT_OK, Format, SourceDb};
+use super::{Format, SourceDb};
 use crate::mvcc::index::{Index, KeyRange};
 
 /// Arguments of `history`.
@@ -14,6 +14,10 @@ use crate::mvcc::index::{Index, KeyRange};
 pub struct HistoryArgs {
     /// A snapshot file, a db file or a data dir.
     pub source: PathBuf,
+    /// For a data dir: read its db alone, without the committed WAL entries
+    /// etcd would apply on top of it at start.
+    #[arg(long)]
+    pub db_only: bool,
     /// The key.
     pub key: String,
     /// Print the value of every revision.
@@ -27,13 +31,13 @@ pub(super) fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
-    let src = SourceDb::open(&a.source, err)?;
-    let db = match src.db() {
-        Ok(db) => db,
+    let src = SourceDb::open(&a.source, a.db_only, err)?;
+    let ks = match src.keyspace() {
+        Ok(ks) => ks,
         Err(e) => return src.damaged(err, e),
     };
     let key = a.key.as_bytes();
-    let index = match Index::build(&db, &KeyRange::Exact(key.to_vec())) {
+    let index = match Index::build(&ks, &KeyRange::Exact(key.to_vec())) {
         Ok(i) => i,
         Err(e) => return src.kv_error(err, &e),
     };
@@ -127,5 +131,5 @@ pub(super) fn run(
             }
         }
     }
-    Ok(EXIT_OK)
+    Ok(src.exit_code())
 }

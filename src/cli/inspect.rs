@@ -1,5 +1,7 @@
-//! `etcd-rescue inspect DATA_DIR...`: a member dir judged as a whole, with a
-//! verdict in plain words; several side by side.
+//! `etcd-rescue inspect PATH...`: the detailed view of the one judgment
+//! ([`crate::judge`]): a member dir judged as a whole, with a verdict in
+//! plain words and its evidence (several side by side); any other etcd file
+//! with its verdict and what it holds.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,16 +9,18 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::render::{self, human_bytes};
-use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, Format};
-use crate::datadir::{self, CheckStatus, Comparison, MemberReport, Options, Outcome};
-use crate::report::{Finding, Severity};
+use super::{EXIT_ERROR, EXIT_PROBLEMS, Format};
+use crate::datadir::{self, CheckStatus, Comparison, MemberReport, Outcome};
+use crate::judge::{self, Detail, Judgment};
+use crate::report::{Finding, Severity, Verdict};
 use crate::wal::scan::Tail;
 
 /// Arguments of `inspect`.
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// Data dirs (`--data-dir`) or their `member/` dirs.
-    #[arg(required = true, value_name = "DATA_DIR")]
+    /// Data dirs (`--data-dir`) or their `member/` dirs; also any file
+    /// `check` takes (snapshot, db, `.snap`, WAL segment, archives).
+    #[arg(required = true, value_name = "PATH")]
     pub dirs: Vec<PathBuf>,
     /// The WAL dir, when it is kept apart (etcd's `--wal-dir`); one DATA_DIR only.
     #[arg(long, value_name = "DIR")]
@@ -27,21 +31,12 @@ pub struct InspectArgs {
 #[serde(rename_all = "camelCase")]
 struct InspectJson<'a> {
     schema_version: u32,
+    /// The judgment of every path (as `check` gives it).
+    judgments: &'a [Judgment],
+    /// The detail of every member dir among them.
     members: &'a [MemberReport],
     #[serde(skip_serializing_if = "Option::is_none")]
     comparison: Option<&'a Comparison>,
-}
-
-/// The exit code for a set of reports.
-pub(super) fn exit_code(reports: &[MemberReport]) -> i32 {
-    if reports
-        .iter()
-        .any(|r| r.verdict.outcome != Outcome::Starts || r.has_problems())
-    {
-        EXIT_PROBLEMS
-    } else {
-        EXIT_OK
-    }
 }
 
 pub(super) fn run(
@@ -51,23 +46,35 @@ pub(super) fn run(
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
     if a.wal_dir.is_some() && a.dirs.len() > 1 {
-        writeln!(err, "etcd-rescue: --wal-dir applies to one DATA_DIR only")?;
+        writeln!(err, "etcd-rescue: --wal-dir applies to one PATH only")?;
         return Ok(EXIT_ERROR);
     }
-    let mut reports = Vec::new();
-    let mut failed = false;
+    let opts = judge::Options {
+        wal_dir: a.wal_dir.clone(),
+        ..judge::Options::full()
+    };
+    let mut judgments: Vec<Judgment> = Vec::new();
+    let mut summary = super::check::Summary::default();
     for d in &a.dirs {
-        match datadir::inspect(d, a.wal_dir.as_deref(), Options::default()) {
-            Ok(r) => reports.push(r),
-            Err(e) => {
-                writeln!(err, "etcd-rescue: {e}")?;
-                failed = true;
+        for j in judge::judge(d, &opts) {
+            summary.add(j.verdict);
+            if matches!(j.verdict, Verdict::Unreadable | Verdict::Skipped) {
+                writeln!(err, "etcd-rescue: {}: {}", j.path, j.headline)?;
             }
+            judgments.push(j);
         }
     }
+    let reports: Vec<MemberReport> = judgments
+        .iter()
+        .filter_map(|j| match &j.detail {
+            Detail::Member(r) => Some((**r).clone()),
+            _ => None,
+        })
+        .collect();
     let comparison = (reports.len() > 1).then(|| datadir::compare(&reports));
     let json = InspectJson {
-        schema_version: 1,
+        schema_version: 2,
+        judgments: &judgments,
         members: &reports,
         comparison: comparison.as_ref(),
     };
@@ -75,9 +82,7 @@ pub(super) fn run(
         Format::Json | Format::Yaml => render::json(out, &json)?,
         Format::Lines => render::json_line(out, &json)?,
         Format::Table => {
-            if reports.len() == 1 {
-                write_one(out, &reports[0])?;
-            } else if !reports.is_empty() {
+            if reports.len() > 1 {
                 write_side_by_side(out, &reports)?;
                 if let Some(c) = &comparison {
                     writeln!(out)?;
@@ -86,21 +91,31 @@ pub(super) fn run(
                     }
                 }
             }
+            for j in &judgments {
+                match &j.detail {
+                    Detail::Member(r) if reports.len() == 1 => write_one(out, j, r)?,
+                    Detail::Member(_) => {}
+                    _ => write_file(out, j)?,
+                }
+            }
         }
     }
-    if failed {
-        return Ok(EXIT_ERROR);
-    }
     let cross = comparison.as_ref().is_some_and(|c| !c.findings.is_empty());
-    Ok(if cross { EXIT_PROBLEMS } else { exit_code(&reports) })
+    let code = summary.exit_code();
+    Ok(if cross && code == 0 { EXIT_PROBLEMS } else { code })
+}
+
+/// A file's judgment, with what it holds.
+fn write_file(out: &mut dyn Write, j: &Judgment) -> anyhow::Result<()> {
+    super::check::write_one(out, j)?;
+    if !matches!(j.verdict, Verdict::Unreadable | Verdict::Skipped) {
+        writeln!(out, "  {}.", j.headline)?;
+    }
+    Ok(())
 }
 
 fn outcome_word(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Starts => "STARTS",
-        Outcome::Unsafe => "UNSAFE",
-        Outcome::WontStart => "WILL NOT START",
-    }
+    o.word()
 }
 
 /// The verdict block: headline, what happens, advice.
@@ -185,7 +200,7 @@ fn rows(r: &MemberReport) -> Vec<(String, String)> {
             "WAL".into(),
             format!(
                 "{}: {}",
-                r.layout.wal.display(),
+                r.layout.show(&r.layout.wal),
                 r.wal_error.as_deref().unwrap_or("unreadable")
             ),
         )),
@@ -298,8 +313,24 @@ fn rows(r: &MemberReport) -> Vec<(String, String)> {
     rows
 }
 
-fn write_one(out: &mut dyn Write, r: &MemberReport) -> anyhow::Result<()> {
-    writeln!(out, "{} (member dir {})", r.path, r.layout.member.display())?;
+fn write_one(out: &mut dyn Write, j: &Judgment, r: &MemberReport) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "{} ({}{}, member dir {}){}",
+        j.path,
+        j.kind.word(),
+        if j.containers.is_empty() {
+            String::new()
+        } else {
+            format!(" in {}", j.containers.join("+"))
+        },
+        r.layout.show(&r.layout.member),
+        if j.live {
+            ": LIVE, etcd is running on it"
+        } else {
+            ""
+        }
+    )?;
     write_verdict(out, r, "")?;
     writeln!(out, "Evidence:")?;
     for e in &r.verdict.evidence {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -12,15 +12,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::render::{self, human_bytes};
-use super::{EXIT_OK, EXIT_PROBLEMS, Format, show_path};
-use crate::bolt::Db;
+use super::{EXIT_OK, EXIT_PROBLEMS, Format, SourceDb, show_path};
 use crate::k8s::dump::{self, DumpOptions};
 use crate::k8s::encryption::Keyring;
 use crate::k8s::keys::{self, DEFAULT_PREFIX};
 use crate::k8s::object::{self, Context, Object};
 use crate::k8s::{store, yaml};
-use crate::mvcc::trailer;
-use crate::source::MappedFile;
+use crate::mvcc::keyspace::Keyspace;
 
 /// The `k8s` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -53,7 +51,8 @@ pub enum K8sCommand {
 /// Options every k8s command takes.
 #[derive(Debug, clap::Args)]
 pub struct Common {
-    /// A snapshot file, a db file (member/snap/db), or an etcd data directory.
+    /// A snapshot file, a db file (member/snap/db), or an etcd data directory
+    /// (its db plus the committed WAL entries etcd would apply at start).
     pub source: PathBuf,
     /// Read the keyspace at this revision instead of the newest.
     #[arg(long, value_name = "N")]
@@ -65,6 +64,10 @@ pub struct Common {
     /// The apiserver's --etcd-prefix.
     #[arg(long, default_value = DEFAULT_PREFIX, value_name = "PREFIX")]
     pub prefix: String,
+    /// For a data dir: read its db alone, without the committed WAL entries
+    /// etcd would apply on top of it at start.
+    #[arg(long)]
+    pub db_only: bool,
 }
 
 /// Arguments of `k8s ls`.
@@ -134,27 +137,15 @@ pub struct DumpArgs {
     jobs: usize,
 }
 
-/// An opened source: the mapping, and the keyring.
+/// An opened source: what etcd would serve from it, and the keyring.
 struct Source {
-    file: MappedFile,
+    db: SourceDb,
     keyring: Option<Keyring>,
 }
 
-fn find_db(p: &Path) -> PathBuf {
-    if p.is_dir() {
-        for c in ["member/snap/db", "snap/db", "db"] {
-            if p.join(c).is_file() {
-                return p.join(c);
-            }
-        }
-    }
-    p.to_path_buf()
-}
-
 impl Source {
-    fn open(c: &Common) -> anyhow::Result<Source> {
-        let path = find_db(&c.source);
-        let file = MappedFile::open(&path).with_context(|| format!("opening {}", show_path(&c.source)))?;
+    fn open(c: &Common, err: &mut dyn Write) -> anyhow::Result<Source> {
+        let db = SourceDb::open(&c.source, c.db_only, err)?;
         let keyring = match &c.encryption_config {
             None => None,
             Some(p) => {
@@ -162,13 +153,13 @@ impl Source {
                 Some(Keyring::parse(&text).with_context(|| show_path(p))?)
             }
         };
-        Ok(Source { file, keyring })
+        Ok(Source { db, keyring })
     }
 
-    fn db(&self) -> anyhow::Result<Db<'_>> {
-        let (db, _) = Db::open(trailer::image(self.file.bytes()))
-            .with_context(|| format!("{}: not a readable etcd db", show_path(self.file.path())))?;
-        Ok(db)
+    fn keyspace(&self) -> anyhow::Result<Keyspace<'_>> {
+        self.db
+            .keyspace()
+            .with_context(|| "not a readable etcd db".to_string())
     }
 
     fn cx<'a>(&'a self, c: &'a Common) -> Context<'a> {
@@ -177,6 +168,11 @@ impl Source {
             prefix: c.prefix.trim_end_matches('/'),
         }
     }
+
+    /// The exit code, given the command's own: at least 1 for a damaged source.
+    fn exit(&self, code: i32) -> i32 {
+        code.max(self.db.exit_code())
+    }
 }
 
 /// Objects of the source at the revision, filtered, in (resource,
@@ -184,7 +180,7 @@ impl Source {
 /// on the key before decoding; `keep` decides on the decoded object;
 /// `bodies: false` drops the decoded objects (listings).
 fn objects(
-    db: &Db<'_>,
+    ks: &Keyspace<'_>,
     c: &Common,
     cx: Context<'_>,
     include_deleted: bool,
@@ -193,7 +189,7 @@ fn objects(
     bodies: bool,
 ) -> anyhow::Result<(i64, Vec<Object>)> {
     let prefix = format!("{}/", cx.prefix);
-    let idx = store::index(db, c.rev, prefix.as_bytes())?;
+    let idx = store::index(ks, c.rev, prefix.as_bytes())?;
     let mut out = Vec::new();
     for e in &idx.entries {
         if e.deleted_at.is_some() && !include_deleted {
@@ -208,7 +204,7 @@ fn objects(
                 continue;
             }
         }
-        if let Some(kv) = store::value_at(db, e.last_put)? {
+        if let Some(kv) = store::value_at(ks, e.last_put)? {
             let mut o = object::decode(&kv, e.deleted_at.map(|r| r.main), cx);
             if keep(&o) {
                 if !bodies {
@@ -344,8 +340,8 @@ fn ls(a: &LsArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyh
     if fmt == Format::Yaml {
         bail!("ls prints a table or JSON (-o table|json); use `k8s get -o yaml` for manifests");
     }
-    let src = Source::open(&a.common)?;
-    let db = src.db()?;
+    let src = Source::open(&a.common, err)?;
+    let ks = src.keyspace()?;
     let cx = src.cx(&a.common);
     let ns = a.namespace.as_deref();
     let keep = |o: &Object| {
@@ -355,7 +351,7 @@ fn ls(a: &LsArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyh
                 .is_none_or(|r| keys::matches(r, &o.location.resource, &o.kind))
     };
     let (rev, objs) = objects(
-        &db,
+        &ks,
         &a.common,
         cx,
         a.include_deleted,
@@ -402,11 +398,11 @@ fn ls(a: &LsArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyh
         }
         writeln!(err, "{} objects at revision {rev}", objs.len())?;
     }
-    Ok(if problems_footer(&objs, err)? {
+    Ok(src.exit(if problems_footer(&objs, err)? {
         EXIT_PROBLEMS
     } else {
         EXIT_OK
-    })
+    }))
 }
 
 fn redacted_data(o: &Object, show: bool) -> String {
@@ -430,8 +426,8 @@ fn redacted_data(o: &Object, show: bool) -> String {
 }
 
 fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
-    let src = Source::open(&a.common)?;
-    let db = src.db()?;
+    let src = Source::open(&a.common, err)?;
+    let ks = src.keyspace()?;
     let cx = src.cx(&a.common);
     let ns: Option<String> = if a.all_namespaces {
         None
@@ -445,7 +441,7 @@ fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> an
             && (o.location.namespace.is_empty() || ns.as_deref().is_none_or(|n| o.location.namespace == n))
     };
     let (rev, objs) = objects(
-        &db,
+        &ks,
         &a.common,
         cx,
         a.include_deleted,
@@ -527,11 +523,11 @@ fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> an
             }
         }
     }
-    Ok(if problems_footer(&objs, err)? {
+    Ok(src.exit(if problems_footer(&objs, err)? {
         EXIT_PROBLEMS
     } else {
         EXIT_OK
-    })
+    }))
 }
 
 /// A progress bar on stderr when it is a terminal.
@@ -567,8 +563,8 @@ fn dump_cmd(a: &DumpArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write)
     if fmt == Format::Yaml {
         bail!("dump writes YAML files; its summary is a table or JSON (-o table|json)");
     }
-    let src = Source::open(&a.common)?;
-    let db = src.db()?;
+    let src = Source::open(&a.common, err)?;
+    let ks = src.keyspace()?;
     let opts = DumpOptions {
         out: a.out.clone(),
         for_apply: a.for_apply,
@@ -587,7 +583,7 @@ fn dump_cmd(a: &DumpArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write)
             last: Instant::now() - Duration::from_secs(1),
             start,
         };
-        dump::dump(&db, &opts, &mut |d, t| p.tick(d, t))?
+        dump::dump(&ks, &opts, &mut |d, t| p.tick(d, t))?
     };
     let secs = start.elapsed().as_secs_f64();
     if fmt == Format::Json {
@@ -633,9 +629,9 @@ fn dump_cmd(a: &DumpArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write)
             show_path(&a.out)
         )?;
     }
-    Ok(if s.failures.is_empty() {
+    Ok(src.exit(if s.failures.is_empty() {
         EXIT_OK
     } else {
         EXIT_PROBLEMS
-    })
+    }))
 }

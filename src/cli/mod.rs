@@ -11,10 +11,9 @@ use std::io::{self, Write};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::bolt::Db;
+use crate::judge::source::ReadSource;
+use crate::mvcc::keyspace::Keyspace;
 use crate::mvcc::kv::KvError;
-use crate::mvcc::trailer;
-use crate::source::{MappedFile, locate_db};
 
 mod check;
 mod diff;
@@ -252,59 +251,66 @@ where
     }
 }
 
-/// A query source opened read-only: a snapshot file, a db file or a data dir.
+/// A query source opened read-only: what etcd would serve from a snapshot
+/// file, a db file or a data dir (see [`crate::judge::source`]).
 pub(crate) struct SourceDb {
-    name: String,
-    file: MappedFile,
+    src: ReadSource,
 }
 
 impl SourceDb {
-    /// Locates and maps the db; notes on stderr when it comes from a data dir.
-    pub(crate) fn open(path: &std::path::Path, err: &mut dyn Write) -> anyhow::Result<SourceDb> {
-        let loc = locate_db(path).with_context(|| "cannot open the source".to_string())?;
-        if let Some(dir) = &loc.data_dir {
-            writeln!(
-                err,
-                "note: reading {} of data dir {}: writes in its WAL that the db does not hold yet are not included",
-                loc.file.display(),
-                dir.display()
-            )?;
+    /// Opens and judges the source; tells on stderr what is read and
+    /// whether it is damaged.
+    pub(crate) fn open(
+        path: &std::path::Path,
+        db_only: bool,
+        err: &mut dyn Write,
+    ) -> anyhow::Result<SourceDb> {
+        let src = ReadSource::open(path, db_only).context("cannot open the source")?;
+        for w in src.warnings() {
+            writeln!(err, "etcd-rescue: {w}")?;
         }
-        let file = MappedFile::open(&loc.file).context("cannot open the source")?;
-        Ok(SourceDb {
-            name: show_path(&loc.file),
-            file,
-        })
+        Ok(SourceDb { src })
+    }
+
+    /// The keyspace to answer from.
+    pub(crate) fn keyspace(&self) -> Result<Keyspace<'_>, crate::bolt::Error> {
+        self.src.keyspace()
     }
 
     /// The whole file (with a snapshot's trailer).
     pub(crate) fn bytes(&self) -> &[u8] {
-        self.file.bytes()
+        self.src.bytes()
     }
 
-    /// Opens the bbolt image (without a snapshot's trailer).
-    pub(crate) fn db(&self) -> Result<Db<'_>, crate::bolt::Error> {
-        Db::open(trailer::image(self.file.bytes())).map(|(db, _)| db)
+    /// The exit code after answering: 1 when the source is damaged.
+    pub(crate) fn exit_code(&self) -> i32 {
+        if self.src.damaged() {
+            EXIT_PROBLEMS
+        } else {
+            EXIT_OK
+        }
     }
 
     /// Reports that the db cannot be read; exit 1.
     pub(crate) fn damaged(&self, err: &mut dyn Write, e: crate::bolt::Error) -> anyhow::Result<i32> {
-        writeln!(err, "etcd-rescue: {}: cannot read the db: {e}", self.name)?;
-        writeln!(err, "hint: `etcd-rescue check {}` lists every problem", self.name)?;
+        let name = &self.src.name;
+        writeln!(err, "etcd-rescue: {name}: cannot read the db: {e}")?;
+        writeln!(err, "hint: `etcd-rescue check {name}` lists every problem")?;
         Ok(EXIT_PROBLEMS)
     }
 
     /// Reports a keyspace error: a bad revision is a usage error (exit 2),
     /// anything else means the db is damaged (exit 1).
     pub(crate) fn kv_error(&self, err: &mut dyn Write, e: &KvError) -> anyhow::Result<i32> {
+        let name = &self.src.name;
         match e {
             KvError::Compacted { .. } | KvError::Future { .. } => {
-                writeln!(err, "etcd-rescue: {}: {e}", self.name)?;
+                writeln!(err, "etcd-rescue: {name}: {e}")?;
                 Ok(EXIT_ERROR)
             }
             _ => {
-                writeln!(err, "etcd-rescue: {}: cannot read the keyspace: {e}", self.name)?;
-                writeln!(err, "hint: `etcd-rescue check {}` lists every problem", self.name)?;
+                writeln!(err, "etcd-rescue: {name}: cannot read the keyspace: {e}")?;
+                writeln!(err, "hint: `etcd-rescue check {name}` lists every problem")?;
                 Ok(EXIT_PROBLEMS)
             }
         }

@@ -4,15 +4,16 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use serde_json::json;
 
 use super::render::{self, human_bytes};
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, Format};
 use crate::bolt::Db;
 use crate::datadir::replay::{Replayed, replay};
-use crate::mvcc::{ScanOptions, Trailer, scan, trailer};
-use crate::report::Verdict;
+use crate::judge;
+use crate::mvcc::{ScanOptions, scan, trailer};
+use crate::restore::admit::Admission;
 use crate::restore::members::{ClusterSpec, parse_initial_cluster};
 use crate::restore::{MemberOutcome, RestoreSource, start_flags, write_member};
 use crate::source::MappedFile;
@@ -91,6 +92,7 @@ pub struct ForceNewClusterArgs {
 
 /// The source of a restore, opened.
 struct Source {
+    path: PathBuf,
     file: MappedFile,
     wal: Option<WalDir>,
     name: String,
@@ -98,22 +100,17 @@ struct Source {
 
 fn open_source(path: &Path) -> anyhow::Result<Source> {
     if path.is_dir() {
-        let db = crate::source::locate_db(path).context("cannot find the db of the data dir")?;
-        let member = db
-            .file
-            .parent()
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let wal_path = member.join("wal");
-        let wal = WalDir::open(&wal_path).map_err(|e| anyhow!("{}: {e}", wal_path.display()))?;
+        let layout = crate::datadir::resolve(path, None)?;
+        let wal = WalDir::open(&layout.wal).map_err(|e| anyhow!("{}: {e}", layout.wal.display()))?;
         Ok(Source {
-            file: MappedFile::open(&db.file)?,
+            path: path.to_path_buf(),
+            file: MappedFile::open(&layout.db)?,
             wal: Some(wal),
-            name: db.file.display().to_string(),
+            name: layout.db.display().to_string(),
         })
     } else {
         Ok(Source {
+            path: path.to_path_buf(),
             file: MappedFile::open(path)?,
             wal: None,
             name: path.display().to_string(),
@@ -121,19 +118,41 @@ fn open_source(path: &Path) -> anyhow::Result<Source> {
     }
 }
 
-/// Verifies the source fully; returns an exit code when the restore must stop.
-/// The verdict on a restore's source: what to tell the user, and the exit
-/// code when the restore must not go ahead.
+/// The decision on a restore's source, and how to tell it.
 struct Verification {
-    refuse: Option<i32>,
-    messages: String,
-    /// Why it was refused, in one sentence (for `-o json`).
-    reason: String,
-    /// The findings that count (for `-o json`).
-    findings: Vec<crate::report::Finding>,
+    admission: Admission,
+    /// The judgment's kind and outcome, for `-o json`.
+    source: serde_json::Value,
 }
 
 impl Verification {
+    fn refuse_code(&self) -> Option<i32> {
+        self.admission.refused.as_ref().map(|_| {
+            if self.admission.usage {
+                EXIT_ERROR
+            } else {
+                EXIT_PROBLEMS
+            }
+        })
+    }
+
+    /// What to print on stderr before anything else.
+    fn messages(&self) -> String {
+        let mut m = String::new();
+        let a = &self.admission;
+        if (a.refused.is_some() && !a.usage || a.forced.is_some()) && !a.findings.is_empty() {
+            m.push_str(&render::findings_table(&a.findings).to_string());
+            m.push('\n');
+        }
+        if let Some(r) = &a.refused {
+            m.push_str(&format!("etcd-rescue: {r}\n"));
+        }
+        if let Some(f) = &a.forced {
+            m.push_str(&format!("etcd-rescue: warning: {f}\n"));
+        }
+        m
+    }
+
     /// Tells the user why nothing was written: the messages on stderr and,
     /// with `-o json`, an object on stdout that scripts can read.
     fn refused(
@@ -143,14 +162,15 @@ impl Verification {
         out: &mut dyn Write,
         err: &mut dyn Write,
     ) -> anyhow::Result<i32> {
-        err.write_all(self.messages.as_bytes())?;
-        let code = self.refuse.unwrap_or(EXIT_PROBLEMS);
+        err.write_all(self.messages().as_bytes())?;
+        let code = self.refuse_code().unwrap_or(EXIT_PROBLEMS);
         if fmt != Format::Table {
             let j = json!({
-                "source": src.name,
+                "source": self.source,
+                "sourceFile": src.name,
                 "restored": false,
-                "reason": self.reason,
-                "findings": self.findings,
+                "reason": self.admission.refused,
+                "findings": self.admission.findings,
             });
             writeln!(out, "{}", serde_json::to_string_pretty(&j)?)?;
         }
@@ -158,88 +178,40 @@ impl Verification {
     }
 }
 
-/// Verifies the source fully (structure, sha256 trailer, etcd's rules).
-/// Runs on its own thread while the output is being written; the output is
-/// only renamed into place when this passes.
-fn verify_source(src: &Source, skip_hash: bool, force: bool) -> Verification {
-    use std::fmt::Write as _;
-    let mut m = String::new();
-    let bytes = src.file.bytes();
-    let is_snapshot = src.wal.is_none();
-    let refuse = |m: String| Verification {
-        refuse: Some(EXIT_PROBLEMS),
-        reason: m
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim_start_matches("etcd-rescue: ")
-            .to_string(),
-        messages: m,
-        findings: Vec::new(),
-    };
-    if is_snapshot && !skip_hash && !trailer::has_trailer(bytes.len() as u64) {
-        let _ = writeln!(
-            m,
-            "etcd-rescue: {}: no sha256 trailer, so this is not a snapshot from `etcdctl snapshot save` (a raw db copy?) and its integrity cannot be proven; use --skip-hash-check to restore it anyway (as etcdutl requires)",
-            src.name
-        );
-        return refuse(m);
-    }
-    let r = scan(
-        bytes,
-        ScanOptions {
-            deep: true,
-            verify_trailer: !skip_hash,
-            file_digest: false,
-            single_thread: false,
-            skip_hash: true,
-        },
-    );
-    if let Trailer::Mismatch { stored, computed } = &r.trailer
-        && !skip_hash
-    {
-        let _ = writeln!(
-            m,
-            "etcd-rescue: {}: the sha256 trailer does not match (stored {stored}, computed {computed}): the file changed after it was saved; use --skip-hash-check (and --force) to restore it anyway",
-            src.name
-        );
-        return refuse(m);
-    }
-    // With the trailer waived, the structure still counts.
-    let mut findings = crate::report::Findings::default();
-    for f in r
-        .findings
-        .items()
-        .iter()
-        .filter(|f| !(skip_hash && f.code == "sha256-mismatch"))
-    {
-        findings.push(f.clone());
-    }
-    if Verdict::of(&findings) == Verdict::Damaged {
-        let problems: Vec<_> = findings.items().iter().filter(|f| f.counts()).cloned().collect();
-        let _ = writeln!(m, "{}", render::findings_table(&problems));
-        if !force {
-            let _ = writeln!(
-                m,
-                "etcd-rescue: {}: the source is damaged (findings above); refusing to restore it. `etcd-rescue salvage` saves what can be saved; --force restores it as it is",
-                src.name
-            );
-            return Verification {
-                findings: problems,
-                ..refuse(m)
-            };
-        }
-        let _ = writeln!(
-            m,
-            "etcd-rescue: warning: restoring a damaged source because of --force"
-        );
-    }
+/// Judges the source with the one judgment and decides. Runs on its own
+/// thread while the output is being written; the output is only renamed
+/// into place when this passes.
+fn verify_source(path: &Path, skip_hash: bool, force: bool) -> Verification {
+    let js = judge::judge(path, &judge::Options::full());
+    let j = js.first().expect("one judgment per path");
+    let admission = crate::restore::admit::admit(j, skip_hash, force);
     Verification {
-        refuse: None,
-        messages: m,
-        reason: String::new(),
-        findings: Vec::new(),
+        source: json!({
+            "path": j.path,
+            "kind": j.kind,
+            "verdict": admission.verdict,
+            "etcd": j.etcd,
+            "headline": j.headline,
+        }),
+        admission,
     }
+}
+
+/// The db could not be read to replay the WAL onto it: the judgment says
+/// why (and refuses it), or the read error is reported as it is.
+fn replay_failed(
+    src: &Source,
+    skip_hash: bool,
+    fmt: Format,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    e: &crate::mvcc::kv::KvError,
+) -> anyhow::Result<i32> {
+    let v = verify_source(&src.path, skip_hash, false);
+    if v.refuse_code().is_some() {
+        return v.refused(src, fmt, out, err);
+    }
+    Err(anyhow!("{}: {e}", src.name))
 }
 
 /// A restore refused by the verification (the temporary output is removed).
@@ -343,7 +315,7 @@ fn report(
     fmt: Format,
     p: &Plan<'_>,
     written: &[MemberOutcome],
-    dry_run: bool,
+    dry_run: Option<&serde_json::Value>,
     extra: &[(String, String)],
 ) -> anyhow::Result<()> {
     let members: Vec<serde_json::Value> = p
@@ -382,8 +354,14 @@ fn report(
                 ));
             }
             writeln!(out, "{}", render::fields(&rows))?;
-            if dry_run {
-                writeln!(out, "dry run: nothing written")?;
+            if let Some(src) = dry_run {
+                writeln!(
+                    out,
+                    "dry run: nothing written; the source ({}) is {}: {}",
+                    src["kind"].as_str().unwrap_or(""),
+                    src["verdict"].as_str().unwrap_or("").to_uppercase(),
+                    src["headline"].as_str().unwrap_or("")
+                )?;
             }
         }
         _ => {
@@ -392,7 +370,8 @@ fn report(
                 "members": members,
                 "written": written,
                 "replay": p.replayed.as_ref().map(|r| &r.report),
-                "dryRun": dry_run,
+                "dryRun": dry_run.is_some(),
+                "source": dry_run,
             });
             if fmt == Format::Lines {
                 render::json_line(out, &v)?
@@ -464,7 +443,7 @@ fn with_verification<T>(
     write: impl FnOnce(Gate<'_>) -> anyhow::Result<T>,
 ) -> anyhow::Result<Result<T, Verification>> {
     std::thread::scope(|sc| {
-        let mut handle = Some(sc.spawn(|| verify_source(src, skip_hash, force)));
+        let mut handle = Some(sc.spawn(|| verify_source(&src.path, skip_hash, force)));
         let mut verdict: Option<Verification> = None;
         let result = {
             let mut gate = || -> Result<(), crate::restore::BoxError> {
@@ -473,7 +452,7 @@ fn with_verification<T>(
                     .expect("joined once")
                     .join()
                     .expect("verification thread");
-                let refused = v.refuse;
+                let refused = v.refuse_code();
                 verdict = Some(v);
                 match refused {
                     Some(code) => Err(Box::new(Refused(code))),
@@ -490,10 +469,10 @@ fn with_verification<T>(
                 .join()
                 .expect("verification thread"),
         };
-        if verdict.refuse.is_some() {
+        if verdict.refuse_code().is_some() {
             return Ok(Err(verdict));
         }
-        err.write_all(verdict.messages.as_bytes())?;
+        err.write_all(verdict.messages().as_bytes())?;
         result.map(Ok)
     })
 }
@@ -504,13 +483,28 @@ pub(super) fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
-    let src = open_source(&a.source)?;
-    let skip_hash = a.skip_hash_check || src.wal.is_some();
+    let src = match open_source(&a.source) {
+        Ok(s) => s,
+        // Not something a restore opens: the judgment says what it is.
+        Err(_) => {
+            let v = verify_source(&a.source, a.skip_hash_check, false);
+            if v.refuse_code().is_some() {
+                err.write_all(v.messages().as_bytes())?;
+                if fmt != Format::Table {
+                    let j = json!({"source": v.source, "restored": false, "reason": v.admission.refused});
+                    writeln!(out, "{}", serde_json::to_string_pretty(&j)?)?;
+                }
+                return Ok(v.refuse_code().unwrap_or(EXIT_ERROR));
+            }
+            open_source(&a.source)?
+        }
+    };
+    let skip_hash = a.skip_hash_check;
     let (db, _) = match Db::open(trailer::image(src.file.bytes())) {
         Ok(x) => x,
         Err(_) => {
             // Not even a readable db: the verification says why.
-            return verify_source(&src, skip_hash, false).refused(&src, fmt, out, err);
+            return verify_source(&src.path, skip_hash, false).refused(&src, fmt, out, err);
         }
     };
     let cluster = cluster_spec(&a.initial_cluster, &a.initial_cluster_token)?;
@@ -521,7 +515,10 @@ pub(super) fn run(
         return Ok(EXIT_ERROR);
     }
     let replayed = match &src.wal {
-        Some(w) => Some(replay(&db, w).map_err(|e| anyhow!("{}: {e}", src.name))?),
+        Some(w) => match replay(&db, w) {
+            Ok(r) => Some(r),
+            Err(e) => return replay_failed(&src, skip_hash, fmt, out, err, &e),
+        },
         None => None,
     };
     let extra = replayed.as_ref().map(replay_rows).unwrap_or_default();
@@ -532,12 +529,12 @@ pub(super) fn run(
         bump: a.bump_revision.map(|b| b as i64),
     };
     if a.dry_run {
-        let v = verify_source(&src, skip_hash, a.force);
-        if v.refuse.is_some() {
+        let v = verify_source(&src.path, skip_hash, a.force);
+        if v.refuse_code().is_some() {
             return v.refused(&src, fmt, out, err);
         }
-        err.write_all(v.messages.as_bytes())?;
-        report(out, fmt, &plan, &[], true, &extra)?;
+        err.write_all(v.messages().as_bytes())?;
+        report(out, fmt, &plan, &[], Some(&v.source), &extra)?;
         return Ok(EXIT_OK);
     }
     let written = with_verification(&src, skip_hash, a.force, err, |gate| match &a.all_members {
@@ -560,7 +557,7 @@ pub(super) fn run(
     })?;
     match written {
         Ok(written) => {
-            report(out, fmt, &plan, &written, false, &extra)?;
+            report(out, fmt, &plan, &written, None, &extra)?;
             Ok(EXIT_OK)
         }
         Err(v) => v.refused(&src, fmt, out, err),
@@ -581,7 +578,7 @@ pub(super) fn run_force_new_cluster(
     let (db, _) = match Db::open(trailer::image(src.file.bytes())) {
         Ok(x) => x,
         Err(_) => {
-            return verify_source(&src, true, false).refused(&src, fmt, out, err);
+            return verify_source(&src.path, true, false).refused(&src, fmt, out, err);
         }
     };
     // Who this member was: its ID from the WAL, its name and URLs from the db.
@@ -607,7 +604,10 @@ pub(super) fn run_force_new_cluster(
         .unwrap_or_else(|| format!("force-new-cluster-{}", crate::batch::now()));
     let initial: Vec<String> = urls.split(',').map(|u| format!("{name}={}", u.trim())).collect();
     let cluster = cluster_spec(&initial.join(","), &token)?;
-    let replayed = Some(replay(&db, wal).map_err(|e| anyhow!("{}: {e}", src.name))?);
+    let replayed = match replay(&db, wal) {
+        Ok(r) => Some(r),
+        Err(e) => return replay_failed(&src, true, fmt, out, err, &e),
+    };
     let mut extra = replayed.as_ref().map(replay_rows).unwrap_or_default();
     extra.push((
         "NEXT".into(),
@@ -624,19 +624,19 @@ pub(super) fn run_force_new_cluster(
         bump: None,
     };
     if a.dry_run {
-        let v = verify_source(&src, true, a.force);
-        if v.refuse.is_some() {
+        let v = verify_source(&src.path, true, a.force);
+        if v.refuse_code().is_some() {
             return v.refused(&src, fmt, out, err);
         }
-        err.write_all(v.messages.as_bytes())?;
-        report(out, fmt, &plan, &[], true, &extra)?;
+        err.write_all(v.messages().as_bytes())?;
+        report(out, fmt, &plan, &[], Some(&v.source), &extra)?;
         return Ok(EXIT_OK);
     }
     match with_verification(&src, true, a.force, err, |gate| {
         Ok(vec![write_one(&db, &plan, &name, &a.out, None, a.force, gate)?])
     })? {
         Ok(written) => {
-            report(out, fmt, &plan, &written, false, &extra)?;
+            report(out, fmt, &plan, &written, None, &extra)?;
             Ok(EXIT_OK)
         }
         Err(v) => v.refused(&src, fmt, out, err),

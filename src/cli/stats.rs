@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::render::{self, human_bytes};
-use super::{EXIT_OK, Format, SourceDb};
+use super::{Format, SourceDb};
 use crate::mvcc::index::{Index, KeyRange};
 use crate::mvcc::stats::{StatsOptions, compute};
 use crate::mvcc::{ScanOptions, scan};
@@ -14,6 +14,10 @@ use crate::mvcc::{ScanOptions, scan};
 pub struct StatsArgs {
     /// A snapshot file, a db file or a data dir.
     pub source: PathBuf,
+    /// For a data dir: read its db alone, without the committed WAL entries
+    /// etcd would apply on top of it at start.
+    #[arg(long)]
+    pub db_only: bool,
     /// Path segments per prefix group for keys outside /registry/ (Kubernetes keys
     /// are grouped by resource: /registry/<resource>/).
     #[arg(long, default_value_t = 2)]
@@ -29,13 +33,13 @@ pub(super) fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
-    let src = SourceDb::open(&a.source, err)?;
-    let db = match src.db() {
-        Ok(db) => db,
+    let src = SourceDb::open(&a.source, a.db_only, err)?;
+    let ks = match src.keyspace() {
+        Ok(ks) => ks,
         Err(e) => return src.damaged(err, e),
     };
     let report = scan(src.bytes(), ScanOptions::default());
-    let index = match Index::build(&db, &KeyRange::All) {
+    let index = match Index::build(&ks, &KeyRange::All) {
         Ok(i) => i,
         Err(e) => return src.kv_error(err, &e),
     };
@@ -125,5 +129,5 @@ pub(super) fn run(
             )?;
         }
     }
-    Ok(EXIT_OK)
+    Ok(src.exit_code())
 }

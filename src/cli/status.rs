@@ -3,22 +3,25 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use serde::Serialize;
 
 use super::render::{self, human_bytes};
-use super::{EXIT_OK, EXIT_PROBLEMS, Format, show_path};
+use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, Format};
 use crate::bolt::check::PageCounts;
+use crate::judge::{self, Detail, Judgment};
 use crate::mvcc::scan::{BucketCount, KeyStats};
 use crate::mvcc::schema::{Alarm, AuthInfo, ConfState, Member};
-use crate::mvcc::{DbReport, ScanOptions, Trailer, scan};
+use crate::mvcc::{DbReport, Trailer};
 use crate::report::Finding;
-use crate::source::MappedFile;
+use crate::report::Verdict;
+use crate::snap::dir::SnapFile;
 
 /// Arguments of `status`.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// A snapshot file (`etcdctl snapshot save`) or a db file (`member/snap/db`).
+    /// A snapshot file (`etcdctl snapshot save`), a db file
+    /// (`member/snap/db`), a data dir (its db), a raft `.snap` file or a WAL
+    /// segment.
     pub file: PathBuf,
     /// Also verify the sha256 trailer of a snapshot file (reads the whole
     /// file once more; `check` always verifies it).
@@ -148,19 +151,43 @@ pub(super) fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
-    let file = MappedFile::open(&a.file).context("cannot open the input")?;
-    let name = show_path(&a.file);
-    let report = scan(
-        file.bytes(),
-        ScanOptions {
-            deep: false,
-            verify_trailer: a.verify_hash,
-            file_digest: false,
-            single_thread: false,
-            skip_hash: false,
-        },
-    );
-    let Some(json) = StatusJson::new(&name, &report) else {
+    let opts = judge::Options {
+        trailer: a.verify_hash,
+        ..judge::Options::default()
+    };
+    let js = judge::judge(&a.file, &opts);
+    let mut code = EXIT_OK;
+    for j in &js {
+        code = code.max(one(j, fmt, out, err)?);
+    }
+    Ok(code)
+}
+
+/// The status of one judged path.
+fn one(j: &Judgment, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+    let name = &j.path;
+    if matches!(j.verdict, Verdict::Unreadable | Verdict::Skipped) {
+        writeln!(err, "etcd-rescue: {name}: {}", j.headline)?;
+        return Ok(EXIT_ERROR);
+    }
+    let report = match &j.detail {
+        Detail::Db(r) => Some(&**r),
+        Detail::Member(m) => m.db_report.as_ref(),
+        Detail::Snap(f) => {
+            write_snap(out, fmt, j, f)?;
+            return finish(j, err);
+        }
+        Detail::Wal(w) => {
+            write_wal(out, fmt, j, w)?;
+            return finish(j, err);
+        }
+        Detail::None => None,
+    };
+    let Some(report) = report else {
+        writeln!(err, "etcd-rescue: {name}: {}", j.headline)?;
+        return Ok(EXIT_PROBLEMS);
+    };
+    let Some(json) = StatusJson::new(name, report) else {
         let why = report
             .findings
             .items()
@@ -176,6 +203,12 @@ pub(super) fn run(
         Format::Lines => render::json_line(out, &json)?,
         Format::Table => write_table(out, &json)?,
     }
+    if let Detail::Member(_) = &j.detail {
+        writeln!(
+            err,
+            "note: the status of {name}'s db; `etcd-rescue inspect {name}` judges the whole member dir"
+        )?;
+    }
     if !json.problems.is_empty() {
         writeln!(
             err,
@@ -189,7 +222,146 @@ pub(super) fn run(
         )?;
         return Ok(EXIT_PROBLEMS);
     }
-    Ok(EXIT_OK)
+    finish(j, err)
+}
+
+/// The exit code of a judgment read by `status`: 0 when it passes with no
+/// warning, 1 otherwise (saying why on stderr).
+fn finish(j: &Judgment, err: &mut dyn Write) -> anyhow::Result<i32> {
+    if j.verdict == Verdict::Ok {
+        return Ok(EXIT_OK);
+    }
+    writeln!(
+        err,
+        "etcd-rescue: {}: {}; run `etcd-rescue check {}` for every problem",
+        j.path, j.headline, j.path
+    )?;
+    Ok(EXIT_PROBLEMS)
+}
+
+/// A raft `.snap` file: what etcd loads from it.
+fn write_snap(out: &mut dyn Write, fmt: Format, j: &Judgment, f: &SnapFile) -> anyhow::Result<()> {
+    let s = f.snapshot.as_ref();
+    let v2 = s.and_then(|s| s.v2.as_ref());
+    let v = serde_json::json!({
+        "file": j.path,
+        "kind": j.kind,
+        "fileSize": f.size,
+        "index": s.map(|s| s.index),
+        "term": s.map(|s| s.term),
+        "confState": s.map(|s| &s.conf_state),
+        "crc": if f.error_code == Some("snap-crc-mismatch") { "mismatch" } else if s.is_some() { "valid" } else { "unreadable" },
+        "members": v2.map(|v| &v.members),
+        "removedMembers": v2.map(|v| &v.removed),
+        "clusterVersion": v2.and_then(|v| v.cluster_version.as_deref()),
+        "v2Keys": v2.map(|v| v.v2_keys),
+        "storeIndex": v2.map(|v| v.current_index),
+        "problems": j.findings.iter().filter(|f| f.counts()).collect::<Vec<_>>(),
+    });
+    match fmt {
+        Format::Json | Format::Yaml => return render::json(out, &v),
+        Format::Lines => return render::json_line(out, &v),
+        Format::Table => {}
+    }
+    let ids = |v: &[crate::wal::MemberId]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let mut rows = vec![
+        ("FILE".to_string(), j.path.clone()),
+        ("KIND".to_string(), "raft snapshot (.snap)".to_string()),
+        (
+            "SIZE".to_string(),
+            format!("{} ({})", human_bytes(f.size), f.size),
+        ),
+    ];
+    match s {
+        Some(s) => {
+            rows.push(("INDEX".into(), s.index.to_string()));
+            rows.push(("TERM".into(), s.term.to_string()));
+            rows.push(("VOTERS".into(), ids(&s.conf_state.voters)));
+            if !s.conf_state.learners.is_empty() {
+                rows.push(("LEARNERS".into(), ids(&s.conf_state.learners)));
+            }
+            rows.push(("CRC".into(), "matches".into()));
+            match (&s.v2, &s.v2_error) {
+                (Some(v), _) => {
+                    rows.push((
+                        "MEMBERS".into(),
+                        v.members
+                            .iter()
+                            .map(|m| {
+                                format!(
+                                    "{} {} {}",
+                                    m.id,
+                                    if m.name.is_empty() { "(unnamed)" } else { &m.name },
+                                    m.peer_urls.join(",")
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    ));
+                    rows.push(("CLUSTER VERSION".into(), opt(v.cluster_version.as_deref())));
+                    rows.push(("V2 KEYS".into(), v.v2_keys.to_string()));
+                }
+                (None, Some(e)) => rows.push(("V2 STORE".into(), format!("UNREADABLE: {e}"))),
+                _ => {}
+            }
+        }
+        None => rows.push((
+            "LOADS".into(),
+            format!("NO: {}", f.error.as_deref().unwrap_or("")),
+        )),
+    }
+    writeln!(out, "{}", render::fields(&rows))?;
+    Ok(())
+}
+
+/// A WAL segment (or dir): what etcd reads from it.
+fn write_wal(
+    out: &mut dyn Write,
+    fmt: Format,
+    j: &Judgment,
+    w: &crate::wal::WalReport,
+) -> anyhow::Result<()> {
+    let v = serde_json::json!({
+        "file": j.path,
+        "kind": j.kind,
+        "segments": w.segments,
+        "metadata": w.metadata,
+        "hardState": w.hard_state,
+        "entries": w.entries,
+        "tail": w.tail,
+        "problems": j.findings.iter().filter(|f| f.counts()).collect::<Vec<_>>(),
+    });
+    match fmt {
+        Format::Json | Format::Yaml => return render::json(out, &v),
+        Format::Lines => return render::json_line(out, &v),
+        Format::Table => {}
+    }
+    let rows = vec![
+        ("FILE".to_string(), j.path.clone()),
+        ("KIND".to_string(), j.kind.word().to_string()),
+        ("SUMMARY".to_string(), j.headline.clone()),
+        (
+            "MEMBER / CLUSTER".to_string(),
+            w.metadata
+                .map(|m| format!("{} / {}", m.node_id, m.cluster_id))
+                .unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "HARDSTATE".to_string(),
+            w.hard_state
+                .map(|h| format!("term {}, vote {}, commit {}", h.term, h.vote, h.commit))
+                .unwrap_or_else(|| "-".into()),
+        ),
+    ];
+    writeln!(out, "{}", render::fields(&rows))?;
+    writeln!(out, "use `etcd-rescue wal {}` to read its entries", j.path)?;
+    Ok(())
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {

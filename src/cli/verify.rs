@@ -98,8 +98,9 @@ pub(super) fn run(
         .iter()
         .map(|u| match u {
             Unit::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
-            Unit::DataDir(p) => input::data_dir_db(p)
-                .and_then(|d| std::fs::metadata(d).ok())
+            Unit::DataDir(p) => crate::datadir::resolve(p, None)
+                .ok()
+                .and_then(|l| std::fs::metadata(l.db).ok())
                 .map_or(0, |m| m.len()),
         })
         .sum();

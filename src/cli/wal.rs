@@ -122,26 +122,6 @@ impl TypeFilter {
     }
 }
 
-/// Which entry records etcd keeps in its log: false for records a later
-/// entry with the same or a lower index replaced.
-fn live_flags(entries: &[EntryAt<'_>]) -> Vec<bool> {
-    let mut live = vec![false; entries.len()];
-    let mut stack: Vec<(Index, usize)> = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
-        if !e.seen_by_etcd {
-            continue;
-        }
-        while stack.last().is_some_and(|(idx, _)| *idx >= e.entry.index) {
-            stack.pop();
-        }
-        stack.push((e.entry.index, i));
-    }
-    for (_, i) in stack {
-        live[i] = true;
-    }
-    live
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct EntryLine<'a> {
@@ -199,17 +179,21 @@ pub(super) fn run(a: &WalArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn W
             return Ok(EXIT_ERROR);
         }
     };
-    let wal_path = match resolve_wal(&a.dir) {
-        Ok(p) => p,
-        Err(e) => {
-            writeln!(err, "etcd-rescue: {e}")?;
-            return Ok(EXIT_ERROR);
-        }
+    let dir = if a.dir.is_file() {
+        WalDir::single(&a.dir).context("cannot read the WAL segment")?
+    } else {
+        let wal_path = match resolve_wal(&a.dir) {
+            Ok(p) => p,
+            Err(e) => {
+                writeln!(err, "etcd-rescue: {e}")?;
+                return Ok(EXIT_ERROR);
+            }
+        };
+        WalDir::open(&wal_path).context("cannot read the WAL directory")?
     };
-    let dir = WalDir::open(&wal_path).context("cannot read the WAL directory")?;
     let mut entries: Vec<EntryAt<'_>> = Vec::new();
     let report = wal::scan(&dir, wal::ScanOptions::default(), |e| entries.push(*e));
-    let live = live_flags(&entries);
+    let live = wal::log::kept_by_raft(entries.iter().map(|e| (e.entry.index, e.seen_by_etcd)));
     let prefix = a.prefix.as_deref().map(str::as_bytes);
 
     if fmt == Format::Table {

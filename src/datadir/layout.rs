@@ -44,6 +44,21 @@ pub struct Layout {
     pub snap: PathBuf,
     /// The db file.
     pub db: PathBuf,
+    /// What the input is called in messages (the archive member it came
+    /// from, when it was unpacked into a scratch dir).
+    #[serde(skip)]
+    pub shown: PathBuf,
+}
+
+impl Layout {
+    /// A path under the input, as the user knows it.
+    pub fn show(&self, p: &Path) -> String {
+        match p.strip_prefix(&self.input) {
+            Ok(rel) if rel.as_os_str().is_empty() => self.shown.display().to_string(),
+            Ok(rel) => self.shown.join(rel).display().to_string(),
+            Err(_) => p.display().to_string(),
+        }
+    }
 }
 
 /// Whether `dir` directly holds WAL files (`*.wal` or the preallocated `*.tmp`).
@@ -82,6 +97,7 @@ pub fn resolve(path: &Path, wal_dir: Option<&Path>) -> Result<Layout, LayoutErro
         db: snap.join("db"),
         snap,
         member,
+        shown: path.to_path_buf(),
     })
 }
 

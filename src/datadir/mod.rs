@@ -10,6 +10,7 @@
 //! ```
 
 pub mod compare;
+pub mod dbstart;
 pub mod layout;
 pub mod replay;
 pub mod verdict;
@@ -31,10 +32,28 @@ pub use verdict::{Check, CheckStatus, Outcome, Verdict};
 /// How thoroughly to read.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Options {
+    /// Check each file on one thread (the caller keeps the other cores busy).
+    pub single_thread: bool,
     /// Deep: check every db record and key history, verify the trailer, and
     /// decode every WAL payload (what `check` does). Otherwise what `status`
     /// reads of the db, and the WAL records without their payloads.
     pub deep: bool,
+}
+
+/// What bbolt finds when etcd opens a member's db.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DbState {
+    /// No `member/snap/db`: etcd creates a new, empty one.
+    #[default]
+    Missing,
+    /// A 0-byte file: bbolt initialises it as a new, empty db.
+    Empty,
+    /// Neither meta page is valid, or the file is too short: bbolt refuses
+    /// it ("invalid database").
+    Invalid,
+    /// It opens.
+    Readable,
 }
 
 /// What the db says, for the cross-checks and the report.
@@ -45,6 +64,8 @@ pub struct DbSummary {
     pub file: String,
     /// Whether it exists.
     pub exists: bool,
+    /// What bbolt finds when it opens it.
+    pub state: DbState,
     /// Whether its meta pages could be read.
     pub readable: bool,
     /// Size in bytes.
@@ -79,6 +100,11 @@ impl DbSummary {
         DbSummary {
             file,
             exists: true,
+            state: if readable {
+                DbState::Readable
+            } else {
+                DbState::Invalid
+            },
             readable,
             size: r.file_size,
             revision: readable.then_some(r.revision),
@@ -109,6 +135,11 @@ pub struct MemberReport {
     pub path: String,
     /// Where things are.
     pub layout: Layout,
+    /// Whether etcd is running on it now (it holds the db's lock).
+    pub live: bool,
+    /// Set for an etcd 2.x member dir: where its v2 data is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub v2: Option<verdict::V2Data>,
     /// The verdict.
     pub verdict: Verdict,
     /// The cross-checks.
@@ -122,6 +153,9 @@ pub struct MemberReport {
     pub wal_error: Option<String>,
     /// The snap dir.
     pub snap: SnapDir,
+    /// The db's scan, when it opens.
+    #[serde(skip)]
+    pub db_report: Option<DbReport>,
     /// Every finding (db, WAL, snap and cross-checks), errors first, with its file.
     pub findings: Findings,
     /// Errors.
@@ -147,81 +181,43 @@ fn rel(layout: &Layout, p: &Path) -> String {
 
 /// Reads and judges the data dir at `path`.
 pub fn inspect(path: &Path, wal_dir: Option<&Path>, opts: Options) -> Result<MemberReport, LayoutError> {
-    let layout = resolve(path, wal_dir)?;
+    inspect_as(path, &path.display().to_string(), wal_dir, opts)
+}
+
+/// Reads and judges the data dir at `path`, calling it `shown` in what it
+/// says (an archive member unpacked into a scratch dir).
+pub fn inspect_as(
+    path: &Path,
+    shown: &str,
+    wal_dir: Option<&Path>,
+    opts: Options,
+) -> Result<MemberReport, LayoutError> {
+    let mut layout = resolve(path, wal_dir)?;
+    layout.shown = std::path::PathBuf::from(shown);
     let mut findings = Findings::default();
+    let live = crate::source::locked(&layout.db);
 
     // The db.
     let db_file = rel(&layout, &layout.db);
-    let (db_report, db) = match MappedFile::open(&layout.db) {
-        Ok(f) => {
-            let r = db_scan(
-                f.bytes(),
-                DbScanOptions {
-                    deep: opts.deep,
-                    verify_trailer: opts.deep,
-                    file_digest: false,
-                    single_thread: false,
-                    skip_hash: false,
-                },
-            );
-            let s = DbSummary::from_report(db_file.clone(), &r);
-            let mut fs = r.findings.clone();
-            fs.set_file(&db_file);
-            for f in fs.items() {
-                // A raw db has no trailer; that is how it should be.
-                if f.code != "no-sha256-trailer" {
-                    findings.push(f.clone());
-                }
-            }
-            (Some(r), s)
-        }
-        Err(e) => {
-            let exists = layout.db.exists();
-            findings.push(
-                Finding::new(
-                    Severity::Error,
-                    if exists { "db-unreadable" } else { "db-missing" },
-                    if exists {
-                        format!("the db cannot be opened: {e}")
-                    } else {
-                        "no db file (member/snap/db)".to_string()
-                    },
-                )
-                .in_file(db_file.clone()),
-            );
-            (
-                None,
-                DbSummary {
-                    file: db_file,
-                    exists,
-                    ..DbSummary::default()
-                },
-            )
-        }
-    };
+    let (db_report, db) = read_db(&layout.db, &db_file, opts, &mut findings);
 
-    // The WAL.
+    // The WAL. When the db has nothing to say (missing or empty), the
+    // payloads tell whether this is an etcd 2.x member (v2 store only).
     let wal_rel = rel(&layout, &layout.wal);
+    let want_usage = opts.deep || matches!(db.state, DbState::Missing | DbState::Empty);
+    let mut usage = WalUsage::default();
     let (wal, wal_error) = match WalDir::open(&layout.wal) {
         Ok(d) => {
-            let mut r = wal::scan(&d, wal::ScanOptions { payloads: opts.deep }, |_| {});
+            let mut r = wal::scan(&d, wal::ScanOptions { payloads: opts.deep }, |e| {
+                if want_usage && e.seen_by_etcd {
+                    usage.add(&e.entry);
+                }
+            });
             under(&mut r.findings, &wal_rel);
             findings.extend(r.findings.clone());
             (Some(r), None)
         }
-        Err(e) => {
-            findings.push(
-                Finding::new(
-                    Severity::Error,
-                    "wal-dir-missing",
-                    format!(
-                        "the WAL directory cannot be read ({e}): etcd would not recognise this member and would bootstrap or join a cluster as a new one"
-                    ),
-                )
-                .in_file(wal_rel.clone()),
-            );
-            (None, Some(e.to_string()))
-        }
+        Err(e) => (None, Some(e.to_string())),
     };
 
     // The snap dir.
@@ -230,32 +226,153 @@ pub fn inspect(path: &Path, wal_dir: Option<&Path>, opts: Options) -> Result<Mem
     under(&mut snap.findings, &snap_rel);
     findings.extend(snap.findings.clone());
 
-    let (verdict, checks, cross) = verdict::judge(&verdict::Inputs {
+    let judged = verdict::judge(&verdict::Inputs {
         layout: &layout,
         db: &db,
         db_report: db_report.as_ref(),
         wal: wal.as_ref(),
+        wal_error: wal_error.as_deref(),
         snap: &snap,
         wal_rel: &wal_rel,
         snap_rel: &snap_rel,
+        usage: want_usage.then_some(&usage),
+        live,
     });
-    for f in cross {
+    for f in judged.findings {
         findings.push(f);
+    }
+    findings.raise(&judged.raise);
+    let mut verdict = judged.verdict;
+    if verdict.outcome == Outcome::Starts
+        && let Some(e) = findings.items().iter().find(|f| f.severity == Severity::Error)
+    {
+        // Every error means lost or wrong data; the steps above say why,
+        // and this is the net for one they do not name.
+        verdict.outcome = Outcome::Unsafe;
+        verdict.headline = format!(
+            "etcd would start on this, but it should not: {}{}",
+            e.file.as_deref().map(|f| format!("{f}: ")).unwrap_or_default(),
+            e.message
+        );
     }
     findings.sort();
     Ok(MemberReport {
-        path: path.display().to_string(),
+        path: shown.to_string(),
         errors: findings.count(Severity::Error),
         warnings: findings.count(Severity::Warning),
         layout,
+        v2: judged.v2,
+        live,
         verdict,
-        checks,
+        checks: judged.checks,
         db,
         wal,
         wal_error,
         snap,
+        db_report,
         findings,
     })
+}
+
+/// Reads the db of a member dir: its summary, and its scan when it opens.
+/// Its findings go to `findings` (named by their file); that it is missing
+/// or empty is the verdict's to say, since what etcd does then depends on
+/// the rest of the dir.
+fn read_db(path: &Path, file: &str, opts: Options, findings: &mut Findings) -> (Option<DbReport>, DbSummary) {
+    let f = match MappedFile::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            let exists = path.exists();
+            if exists {
+                findings.push(
+                    Finding::new(
+                        Severity::Error,
+                        "db-unreadable",
+                        format!("the db cannot be opened: {e}"),
+                    )
+                    .in_file(file.to_string()),
+                );
+            }
+            let state = if exists {
+                DbState::Invalid
+            } else {
+                DbState::Missing
+            };
+            return (
+                None,
+                DbSummary {
+                    file: file.to_string(),
+                    exists,
+                    state,
+                    ..DbSummary::default()
+                },
+            );
+        }
+    };
+    if f.bytes().is_empty() {
+        return (
+            None,
+            DbSummary {
+                file: file.to_string(),
+                exists: true,
+                state: DbState::Empty,
+                ..DbSummary::default()
+            },
+        );
+    }
+    let r = db_scan(
+        f.bytes(),
+        DbScanOptions {
+            deep: opts.deep,
+            verify_trailer: opts.deep,
+            file_digest: false,
+            single_thread: opts.single_thread,
+            skip_hash: false,
+        },
+    );
+    let s = DbSummary::from_report(file.to_string(), &r);
+    let mut fs = r.findings.clone();
+    fs.set_file(file);
+    for f in fs.items() {
+        // A raw db has no trailer; that is how it should be.
+        if f.code != "no-sha256-trailer" {
+            findings.push(f.clone());
+        }
+    }
+    (Some(r), s)
+}
+
+/// What the WAL's entries write: v3 requests (the db's keyspace) or v2
+/// requests (the v2 store of etcd 2.x and of etcd 3's v2 API).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WalUsage {
+    /// v3 requests that change the keyspace or leases.
+    pub v3_writes: u64,
+    /// v2 requests that write user keys (paths under `/1`).
+    pub v2_writes: u64,
+    /// Other v2 requests (membership and cluster version, under `/0`).
+    pub v2_cluster: u64,
+}
+
+impl WalUsage {
+    fn add(&mut self, e: &wal::Entry<'_>) {
+        use wal::payload::Request;
+        if e.kind != wal::EntryType::Normal || e.data.is_empty() {
+            return;
+        }
+        match wal::payload::decode(e).request {
+            Request::V2 { path, .. } if path.starts_with("/1") => self.v2_writes += 1,
+            Request::V2 { .. } => self.v2_cluster += 1,
+            Request::Put { .. }
+            | Request::DeleteRange { .. }
+            | Request::Txn { .. }
+            | Request::Compaction { .. }
+            | Request::LeaseGrant { .. }
+            | Request::LeaseRevoke { .. } => self.v3_writes += 1,
+            _ => {}
+        }
+    }
 }
 
 /// Names the files of a WAL or snap scan's findings by their path under

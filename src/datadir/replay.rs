@@ -15,6 +15,7 @@ use prost::Message;
 
 use crate::bolt::Db;
 use crate::mvcc::index::{Index, KeyRange};
+use crate::mvcc::keyspace::{Keyspace, Overlay};
 use crate::mvcc::kv::{KvError, read_meta};
 use crate::mvcc::revision::Revision;
 use crate::mvcc::schema::{decode_lease, meta_keys};
@@ -66,17 +67,12 @@ pub struct ReplayReport {
     pub notes: Vec<String>,
 }
 
-/// The result of a replay: records to add to the restored db.
+/// The result of a replay: what etcd applies on top of the db, and the
+/// report.
 #[derive(Debug, Default)]
 pub struct Replayed {
-    /// New key-bucket records (revision key -> KeyValue).
-    pub revisions: BTreeMap<Vec<u8>, Vec<u8>>,
-    /// Leases granted (lease key -> Lease).
-    pub lease_puts: BTreeMap<Vec<u8>, Vec<u8>>,
-    /// Leases revoked.
-    pub lease_deletes: Vec<Vec<u8>>,
-    /// Meta records changed (a scheduled compaction).
-    pub meta: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// The records to add (revisions, leases, meta).
+    pub changes: Overlay,
     /// The report.
     pub report: ReplayReport,
 }
@@ -297,7 +293,7 @@ impl State<'_> {
                         },
                     };
                     let rk = Revision { main, sub }.to_key().to_vec();
-                    self.out.revisions.insert(rk, kv_bytes(&key, &kv));
+                    self.out.changes.revisions.insert(rk, kv_bytes(&key, &kv));
                     self.overlay.insert(key, Some(kv));
                     sub += 1;
                 }
@@ -309,7 +305,7 @@ impl State<'_> {
                             key: k.clone(),
                             ..Default::default()
                         };
-                        self.out.revisions.insert(rk, tomb.encode_to_vec());
+                        self.out.changes.revisions.insert(rk, tomb.encode_to_vec());
                         self.overlay.insert(k, None);
                         sub += 1;
                     }
@@ -327,8 +323,8 @@ impl State<'_> {
             return false;
         }
         let key = (id as u64).to_be_bytes().to_vec();
-        self.out.lease_puts.remove(&key);
-        self.out.lease_deletes.push(key);
+        self.out.changes.lease_puts.remove(&key);
+        self.out.changes.lease_deletes.push(key);
         // Delete the keys attached to it, in key order, in one revision.
         let keys: Vec<Vec<u8>> = self
             .range(b"", Some(b"\0"))
@@ -353,7 +349,7 @@ fn bump(map: &mut BTreeMap<String, u64>, what: &str) {
 pub fn replay<'a>(db: &Db<'a>, wal: &WalDir) -> Result<Replayed, KvError> {
     let meta = read_meta(db)?;
     let ci = meta.consistent_index.unwrap_or(0);
-    let index = Index::build(db, &KeyRange::All)?;
+    let index = Index::build(&Keyspace::db(*db), &KeyRange::All)?;
     let mut leases = HashMap::new();
     if let Some(b) = db.bucket(b"lease")? {
         for e in b.iter() {
@@ -446,7 +442,7 @@ pub fn replay<'a>(db: &Db<'a>, wal: &WalDir) -> Result<Replayed, KvError> {
                     Err("already compacted".into())
                 } else {
                     st.compact = *revision;
-                    st.out.meta.insert(
+                    st.out.changes.meta.insert(
                         meta_keys::SCHEDULED_COMPACT_REV.to_vec(),
                         Revision {
                             main: *revision,
@@ -469,6 +465,7 @@ pub fn replay<'a>(db: &Db<'a>, wal: &WalDir) -> Result<Replayed, KvError> {
                         remaining_ttl: 0,
                     };
                     st.out
+                        .changes
                         .lease_puts
                         .insert((*id as u64).to_be_bytes().to_vec(), l.encode_to_vec());
                     Ok(true)
@@ -491,6 +488,7 @@ pub fn replay<'a>(db: &Db<'a>, wal: &WalDir) -> Result<Replayed, KvError> {
                             remaining_ttl: c.remaining_ttl,
                         };
                         st.out
+                            .changes
                             .lease_puts
                             .insert((c.id as u64).to_be_bytes().to_vec(), lease.encode_to_vec());
                     }

@@ -1,23 +1,32 @@
 //! The cross-checks between db, WAL and snap files, and the verdict: what
 //! etcd 3.4/3.5 would do if started on this member dir, and what it would
-//! lose. The steps follow etcd's start-up (`etcdserver.NewServer`):
+//! lose. The steps follow etcd's start-up (`etcdserver.NewServer`), one
+//! function each:
 //!
-//! 1. no `*.wal` file: etcd sees a new member, not this one;
-//! 2. read every segment for snapshot records (`ValidSnapshotEntries`): any
+//! 1. the db as bbolt opens it (`dbstart.rs`): refused, or damaged, or
+//!    missing/empty (etcd creates a new one);
+//! 2. no `*.wal` file: etcd sees a new member, not this one;
+//! 3. read every segment for snapshot records (`ValidSnapshotEntries`): any
 //!    corruption stops it, a torn tail in the last segment does not;
-//! 3. load the newest `.snap` that matches a snapshot record at or below the
+//! 4. load the newest `.snap` that matches a snapshot record at or below the
 //!    WAL's commit index (broken ones are renamed `.broken`), else start from
-//!    index 0;
-//! 4. if the db's consistent index is below that snapshot, replace the db by
+//!    index 0; recover the v2 store from it (a store etcd cannot decode
+//!    panics);
+//! 5. if the db's consistent index is below that snapshot, replace the db by
 //!    `<index>.snap.db`, or refuse;
-//! 5. open the WAL from the last segment named at or below the snapshot index
+//! 6. open the WAL from the last segment named at or below the snapshot index
 //!    (sequence numbers must be consecutive), read it all, cut a torn tail;
 //!    a gap in the entries or a missing snapshot record is fatal;
-//! 6. raft refuses a commit index beyond the last entry;
-//! 7. entries after the consistent index are applied again; entries at or
+//! 7. raft refuses a commit index beyond the last entry;
+//! 8. entries after the consistent index are applied again; entries at or
 //!    below it are skipped, so a db ahead of its WAL silently ignores writes.
+//!
+//! Every reason etcd refuses (`blockers`) or would lose data (`unsafe_`)
+//! comes with an error finding, and an error finding always comes with one
+//! of them: a member etcd starts on as it is has no errors.
 
-use super::{DbSummary, Layout};
+use super::dbstart::{self, DbStart};
+use super::{DbState, DbSummary, Layout, WalUsage};
 use crate::mvcc::DbReport;
 use crate::report::{Finding, Severity};
 use crate::snap::SnapDir;
@@ -27,7 +36,7 @@ use crate::wal::scan::Tail;
 use crate::wal::{Index, Term, WalReport};
 
 /// What etcd would do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// etcd starts on it.
@@ -36,6 +45,17 @@ pub enum Outcome {
     Unsafe,
     /// etcd refuses to start (or panics).
     WontStart,
+}
+
+impl Outcome {
+    /// The words tables show.
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Starts => "STARTS",
+            Outcome::Unsafe => "UNSAFE",
+            Outcome::WontStart => "WILL NOT START",
+        }
+    }
 }
 
 /// The status of one cross-check.
@@ -96,6 +116,23 @@ pub struct Verdict {
     pub recoverable: Recoverable,
 }
 
+/// Where an etcd 2.x member's data is: the v2 store, which etcd 3 serves
+/// only through the v2 API and the v3 API (`etcdctl get`) never shows.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct V2Data {
+    /// The newest `.snap` that loads, with the v2 keys in its store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snap_file: Option<String>,
+    /// Its index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snap_index: Option<Index>,
+    /// v2 keys in its store (under `/1`).
+    pub snap_keys: u64,
+    /// v2 writes to user keys in the WAL.
+    pub wal_writes: u64,
+}
+
 /// What the verdict is made from.
 pub struct Inputs<'a> {
     /// Paths.
@@ -106,15 +143,38 @@ pub struct Inputs<'a> {
     pub db_report: Option<&'a DbReport>,
     /// The WAL scan, when its dir could be read.
     pub wal: Option<&'a WalReport>,
+    /// Why the WAL dir could not be read.
+    pub wal_error: Option<&'a str>,
     /// The snap dir.
     pub snap: &'a SnapDir,
     /// WAL dir as shown.
     pub wal_rel: &'a str,
     /// Snap dir as shown.
     pub snap_rel: &'a str,
+    /// What the WAL's entries write (read when the db is missing or empty).
+    pub usage: Option<&'a WalUsage>,
+    /// Whether etcd is running on it now.
+    pub live: bool,
 }
 
-struct Judge {
+/// The verdict, the cross-checks, the findings they add, and (for an etcd
+/// 2.x member) where its data is.
+pub struct Judged {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The cross-checks.
+    pub checks: Vec<Check>,
+    /// Findings of the cross-checks.
+    pub findings: Vec<Finding>,
+    /// Findings of the files, by (code, file), that are errors here because
+    /// etcd cannot work around them in this dir (a `.snap` etcd must load).
+    pub raise: Vec<(&'static str, String)>,
+    /// Set for an etcd 2.x member.
+    pub v2: Option<V2Data>,
+}
+
+struct Judge<'i, 'a> {
+    i: &'i Inputs<'a>,
     blockers: Vec<String>,
     /// What a restore from the db would lose (told when etcd cannot start).
     loss: Vec<String>,
@@ -123,9 +183,13 @@ struct Judge {
     evidence: Vec<String>,
     checks: Vec<Check>,
     findings: Vec<Finding>,
+    raise: Vec<(&'static str, String)>,
+    /// The raft index the db holds, as etcd will see it after step 5.
+    db_index: Option<Index>,
+    v2: Option<V2Data>,
 }
 
-impl Judge {
+impl Judge<'_, '_> {
     fn check(&mut self, name: &'static str, status: CheckStatus, detail: String) {
         self.checks.push(Check { name, status, detail });
     }
@@ -134,6 +198,18 @@ impl Judge {
         self.findings
             .push(Finding::new(sev, code, msg).in_file(file.to_string()));
     }
+
+    /// etcd refuses: with the error finding that says so.
+    fn refuse(&mut self, code: &'static str, file: &str, msg: String) {
+        self.finding(Severity::Error, code, file, msg.clone());
+        self.blockers.push(msg);
+    }
+
+    /// etcd starts but loses or ignores data: with its error finding.
+    fn lose(&mut self, code: &'static str, file: &str, msg: String) {
+        self.finding(Severity::Error, code, file, msg.clone());
+        self.unsafe_.push(msg);
+    }
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {
@@ -141,8 +217,9 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 }
 
 /// The cross-checks, the verdict and the cross-check findings.
-pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
+pub fn judge(i: &Inputs<'_>) -> Judged {
     let mut j = Judge {
+        i,
         blockers: Vec::new(),
         loss: Vec::new(),
         unsafe_: Vec::new(),
@@ -150,15 +227,63 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
         evidence: Vec::new(),
         checks: Vec::new(),
         findings: Vec::new(),
+        raise: Vec::new(),
+        db_index: None,
+        v2: None,
     };
-    let db = i.db;
+    db_step(&mut j);
+    let recoverable_db = Recoverable {
+        index: i.db.consistent_index.filter(|_| i.db.readable).map(Index),
+        term: i.db.term.map(Term),
+        source: if i.db.readable { "db" } else { "none" },
+    };
+    let wal = match i.wal {
+        Some(w) if !w.segments.is_empty() => w,
+        other => {
+            no_wal(&mut j, other.is_some());
+            return finish(j, recoverable_db);
+        }
+    };
+    describe_wal(&mut j, wal);
+    wal_corruption(&mut j, wal);
+    let (si, st) = chosen_snapshot(&mut j, wal);
+    db_against_snapshot(&mut j, si);
+    wal_files_from_snapshot(&mut j, wal, si, st);
+    wal_covers_db(&mut j, wal, si);
+    db_against_wal(&mut j, wal, si);
+    tail(&mut j, wal);
+    member_checks(&mut j, wal);
+    v2_member(&mut j, wal);
+    loss_if_refused(&mut j, wal);
+    let recoverable = if j.blockers.is_empty() {
+        let commit = wal.hard_state.unwrap_or_default().commit;
+        let idx = commit.max(j.db_index.unwrap_or(Index(0)));
+        Recoverable {
+            index: Some(idx),
+            term: wal.log.term_at(idx).or(if idx == commit {
+                wal.hard_state.map(|h| h.term)
+            } else {
+                None
+            }),
+            source: "wal",
+        }
+    } else {
+        recoverable_db
+    };
+    finish(j, recoverable)
+}
+
+/// Step 1: the db as bbolt and etcd open it.
+fn db_step(j: &mut Judge<'_, '_>) {
+    let db = j.i.db;
     let ci = db.consistent_index;
-    let db_desc = match (db.exists, db.readable, db.revision, ci) {
-        (false, _, _, _) => "no db".to_string(),
-        (true, false, _, _) => "a db whose meta pages are unreadable".to_string(),
-        (true, true, rev, ci) => format!(
+    let db_desc = match db.state {
+        DbState::Missing => "no db".to_string(),
+        DbState::Empty => "an empty db file (0 bytes)".to_string(),
+        DbState::Invalid => "a db bbolt cannot open".to_string(),
+        DbState::Readable => format!(
             "the db at revision {}, consistent index {}{}{}",
-            rev.map_or("?".into(), |r| r.to_string()),
+            db.revision.map_or("?".into(), |r| r.to_string()),
             ci.map_or("missing".into(), |c| c.to_string()),
             db.term.map(|t| format!(" (term {t})")).unwrap_or_default(),
             if db.errors > 0 {
@@ -169,71 +294,113 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
         ),
     };
     j.evidence.push(format!("{}: {db_desc}", db.file));
-    if db.exists && db.readable && db.errors > 0 {
-        j.blockers.push(format!(
-            "the db ({}) is damaged ({}): etcd may refuse it, panic on it or serve wrong data",
-            db.file,
-            plural(db.errors as u64, "error", "errors")
+    if j.i.live {
+        j.evidence.push(format!(
+            "{} is locked by a running process: etcd is running on this dir now; what is read is a moment of a changing dir",
+            db.file
         ));
     }
-
-    let recoverable_db = Recoverable {
-        index: ci.filter(|_| db.readable).map(Index),
-        term: db.term.map(Term),
-        source: if db.readable { "db" } else { "none" },
-    };
-    let restore_advice = || -> Option<String> {
-        if db.readable && db.errors == 0 {
-            Some(format!(
-                "restore from its db (revision {}): `etcd-rescue restore {} --skip-hash-check --data-dir <new dir> --name ... --initial-cluster ...` writes a new cluster's data dir from it offline (or copy it and run `etcdutl snapshot restore <copy> --skip-hash-check`)",
-                db.revision.unwrap_or(0),
-                i.layout.db.display()
-            ))
-        } else {
-            None
+    j.db_index = ci.map(Index).filter(|_| db.readable);
+    let own: Vec<&Finding> =
+        j.i.db_report
+            .map(|r| r.findings.items().iter().collect())
+            .unwrap_or_default();
+    match db.state {
+        DbState::Invalid => {
+            let why = own
+                .iter()
+                .find(|f| f.severity == Severity::Error)
+                .map(|f| f.message.clone())
+                .unwrap_or_else(|| "it cannot be read".into());
+            j.blockers.push(format!(
+                "bbolt refuses the db ({}: {why}): etcd panics (\"failed to open database\")",
+                db.file
+            ));
         }
-    };
+        DbState::Readable => match dbstart::judge(own) {
+            DbStart::Refused(why) => j
+                .blockers
+                .push(format!("the db ({}) is damaged: {why}", db.file)),
+            DbStart::Damaged(why) => j.unsafe_.push(format!(
+                "the db ({}) is damaged ({}; first: {why}): etcd starts on it, but serves what is left of it, so data is lost or wrong",
+                db.file,
+                plural(db.errors as u64, "error", "errors")
+            )),
+            DbStart::Opens => {}
+        },
+        DbState::Missing | DbState::Empty => {}
+    }
+}
 
-    // 1. The WAL exists and has segments.
-    let wal = match i.wal {
-        Some(w) if !w.segments.is_empty() => w,
-        other => {
-            let why = if other.is_some() {
-                format!("the WAL directory {} holds no segment", i.wal_rel)
-            } else {
-                format!("there is no WAL directory ({})", i.wal_rel)
-            };
-            match ci.filter(|_| db.readable) {
-                Some(c) if c > 0 => j.unsafe_.push(format!(
-                    "{why}, so etcd would not see this as an existing member: it would start a new raft log on top of this db (or join a cluster as a new member); it serves the old data, but it skips every new entry up to index {c} as already applied, so writes time out and are never applied"
-                )),
-                _ if !db.exists => j.blockers.push(format!(
-                    "{why} and there is no db: there is nothing here to start from"
-                )),
-                _ => j.unsafe_.push(format!(
-                    "{why}, so etcd would not see this as an existing member: it would start a new raft log on top of this db, or join a cluster as a new member"
-                )),
-            }
-            for name in [
-                "db-vs-wal",
-                "member-ids",
-                "wal-covers-db",
-                "wal-files-from-snapshot",
-            ] {
-                j.check(name, CheckStatus::Skipped, "no WAL to compare with".into());
-            }
-            return finish(j, recoverable_db, restore_advice());
-        }
+/// Step 2: no WAL: etcd sees a new member.
+fn no_wal(j: &mut Judge<'_, '_>, dir_exists: bool) {
+    let i = j.i;
+    let why = if dir_exists {
+        format!("the WAL directory {} holds no segment", i.wal_rel)
+    } else {
+        format!(
+            "there is no WAL directory ({}{})",
+            i.wal_rel,
+            i.wal_error.map(|e| format!(": {e}")).unwrap_or_default()
+        )
     };
+    if !dir_exists {
+        j.finding(
+            Severity::Error,
+            "wal-dir-missing",
+            i.wal_rel,
+            format!(
+                "{why}: etcd would not recognise this member and would bootstrap or join a cluster as a new one"
+            ),
+        );
+    }
+    let db = i.db;
+    let v2_keys: u64 = i
+        .snap
+        .snaps
+        .iter()
+        .find_map(|f| f.snapshot.as_ref().and_then(|s| s.v2.as_ref()))
+        .map_or(0, |v| v.v2_keys);
+    if db.state != DbState::Readable && v2_keys > 0 {
+        let snap = i.snap.snaps.iter().find(|f| f.snapshot.is_some());
+        j.v2 = Some(V2Data {
+            snap_file: snap.map(|f| f.file.clone()),
+            snap_index: snap.and_then(|f| f.snapshot.as_ref()).map(|s| s.index),
+            snap_keys: v2_keys,
+            wal_writes: 0,
+        });
+    }
+    match j.db_index {
+        Some(c) if c.0 > 0 => j.unsafe_.push(format!(
+            "{why}, so etcd would not see this as an existing member: it would start a new raft log on top of this db (or join a cluster as a new member); it serves the old data, but it skips every new entry up to index {c} as already applied, so writes time out and are never applied"
+        )),
+        _ if db.state != DbState::Readable && j.v2.is_some() => j.unsafe_.push(format!(
+            "{why}, so etcd would start a new, empty member: the {v2_keys} v2 keys of this etcd 2.x member's snapshot would not be served"
+        )),
+        _ if db.state != DbState::Readable => j.blockers.push(format!(
+            "{why} and there is no usable db: there is nothing here to start from"
+        )),
+        _ => j.unsafe_.push(format!(
+            "{why}, so etcd would not see this as an existing member: it would start a new raft log on top of this db, or join a cluster as a new member"
+        )),
+    }
+    for name in [
+        "db-vs-wal",
+        "member-ids",
+        "wal-covers-db",
+        "wal-files-from-snapshot",
+    ] {
+        j.check(name, CheckStatus::Skipped, "no WAL to compare with".into());
+    }
+}
 
+fn describe_wal(j: &mut Judge<'_, '_>, wal: &WalReport) {
     let hs = wal.hard_state.unwrap_or_default();
-    let commit = hs.commit;
-    let last = wal.entries.last_index;
     j.evidence.push(format!(
         "{}: {}, {}, HardState term {} commit {}{}",
-        i.wal_rel,
+        j.i.wal_rel,
         plural(wal.segments.len() as u64, "segment", "segments"),
-        match (wal.entries.first_index, last) {
+        match (wal.entries.first_index, wal.entries.last_index) {
             (Some(a), Some(b)) => format!(
                 "entries {a}..{b} (last term {})",
                 wal.entries.last_term.map_or(0, |t| t.0)
@@ -241,7 +408,7 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
             _ => "no entries".to_string(),
         },
         hs.term,
-        commit,
+        hs.commit,
         match &wal.tail {
             Tail::Clean => String::new(),
             Tail::Torn { offset, file, .. } => format!(", torn tail at offset {offset} of {file}"),
@@ -249,19 +416,29 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
         }
     ));
     if !wal.tmp_files.is_empty() {
-        j.evidence.push(format!(
-            "{} holds a preallocated {}: etcd was killed or crashed rather than stopped (a clean stop removes it)",
-            i.wal_rel,
-            wal.tmp_files.join(", ")
-        ));
+        j.evidence.push(if j.i.live {
+            format!(
+                "{} holds a preallocated {}: the next segment of the running etcd",
+                j.i.wal_rel,
+                wal.tmp_files.join(", ")
+            )
+        } else {
+            format!(
+                "{} holds a preallocated {}: etcd was killed or crashed rather than stopped (a clean stop removes it)",
+                j.i.wal_rel,
+                wal.tmp_files.join(", ")
+            )
+        });
     }
+}
 
-    // 2. Corruption, and the other things etcd cannot read past.
+/// Step 3: corruption, and the other things etcd cannot read past.
+fn wal_corruption(j: &mut Judge<'_, '_>, wal: &WalReport) {
     if wal.metadata.is_none() {
         j.blockers
             .push("the WAL has no readable metadata record (member and cluster IDs)".into());
     }
-    let fatal_codes = [
+    const FATAL: [&str; 5] = [
         "wal-metadata-conflict",
         "wal-undecodable-data",
         "wal-bad-payload",
@@ -269,7 +446,7 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
         "wal-seq-gap",
     ];
     for f in wal.findings.items() {
-        if fatal_codes.contains(&f.code) {
+        if FATAL.contains(&f.code) {
             j.blockers.push(format!(
                 "{}{}",
                 f.file.as_deref().map(|x| format!("{x}: ")).unwrap_or_default(),
@@ -295,8 +472,12 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
             "the WAL is corrupt at {at}: {file} offset {offset}: {message}"
         ));
     }
+}
 
-    // 3. The snapshot etcd starts from.
+/// Step 4: the snapshot etcd starts from, and the v2 store it recovers from it.
+fn chosen_snapshot(j: &mut Judge<'_, '_>, wal: &WalReport) -> (Index, Term) {
+    let i = j.i;
+    let commit = wal.hard_state.unwrap_or_default().commit;
     let marks: Vec<(Index, Term)> = wal
         .snapshots
         .iter()
@@ -315,57 +496,91 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
             ));
         }
     }
-    let (si, st) = match chosen.and_then(|c| i.snap.snaps[c].snapshot.as_ref().map(|s| (c, s))) {
-        Some((c, s)) => {
-            j.evidence.push(format!(
-                "newest usable snapshot: {}/{} (index {}, term {}), matching a WAL snapshot record",
-                i.snap_rel, i.snap.snaps[c].file, s.index, s.term
-            ));
-            (s.index, s.term)
-        }
-        None => {
-            let newer = wal
-                .snapshots
-                .iter()
-                .map(|s| s.mark.index)
-                .max()
-                .unwrap_or(Index(0));
-            if newer > Index(0) {
-                j.evidence.push(format!(
-                    "no .snap file loads and matches the WAL's snapshot records (newest at index {newer}): etcd replays the WAL from index 0"
-                ));
-            } else if let Some(s) = i.snap.snaps.iter().find_map(|f| f.snapshot.as_ref()) {
-                j.evidence.push(format!(
-                    "the .snap files (newest at index {}) match no snapshot record left in the WAL: etcd ignores them and replays the WAL from index 0",
-                    s.index
-                ));
-            } else {
-                j.evidence
-                    .push("no snapshot yet: etcd replays the WAL from index 0".into());
-            }
-            (Index(0), Term(0))
-        }
-    };
-
-    // 4. The db against the snapshot.
-    let snap_db = (si > Index(0)).then(|| i.snap.snap_db(si)).flatten();
-    let mut db_index = ci.map(Index).filter(|_| db.readable);
-    if !db.exists {
-        if si > Index(0) && snap_db.is_none() {
-            j.blockers.push(format!(
-                "there is no db, and the snapshot at index {si} needs one: etcd panics (\"failed to find database snapshot file\")"
-            ));
-        } else if let Some(d) = snap_db {
-            j.statements
-                .push(format!("etcd will use {}/{} as the db", i.snap_rel, d.file));
-            db_index = Some(si);
+    let Some((c, s)) = chosen.and_then(|c| i.snap.snaps[c].snapshot.as_ref().map(|s| (c, s))) else {
+        let newer = wal
+            .snapshots
+            .iter()
+            .map(|s| s.mark.index)
+            .max()
+            .unwrap_or(Index(0));
+        j.evidence.push(if newer > Index(0) {
+            format!(
+                "no .snap file loads and matches the WAL's snapshot records (newest at index {newer}): etcd replays the WAL from index 0"
+            )
+        } else if let Some(s) = i.snap.snaps.iter().find_map(|f| f.snapshot.as_ref()) {
+            format!(
+                "the .snap files (newest at index {}) match no snapshot record left in the WAL: etcd ignores them and replays the WAL from index 0",
+                s.index
+            )
         } else {
-            j.statements
-                .push("there is no db: etcd will build one by replaying the whole WAL".into());
-            db_index = Some(Index(0));
+            "no snapshot yet: etcd replays the WAL from index 0".into()
+        });
+        return (Index(0), Term(0));
+    };
+    let file = &i.snap.snaps[c].file;
+    j.evidence.push(format!(
+        "newest usable snapshot: {}/{file} (index {}, term {}), matching a WAL snapshot record",
+        i.snap_rel, s.index, s.term
+    ));
+    if let Some(e) = &s.v2_error {
+        j.raise.push(("snap-v2-store", format!("{}/{file}", i.snap_rel)));
+        j.blockers.push(format!(
+            "etcd recovers its v2 store from {}/{file} and cannot decode it ({e}): it panics (\"failed to recover from snapshot\")",
+            i.snap_rel
+        ));
+    }
+    (s.index, s.term)
+}
+
+/// Step 5: the db against the snapshot (and a missing or empty db).
+fn db_against_snapshot(j: &mut Judge<'_, '_>, si: Index) {
+    let i = j.i;
+    let db = i.db;
+    let snap_db = (si > Index(0)).then(|| i.snap.snap_db(si)).flatten();
+    match db.state {
+        DbState::Missing | DbState::Empty => {
+            let (code, what) = if db.state == DbState::Missing {
+                ("db-missing", "there is no db")
+            } else {
+                ("db-empty", "the db file is empty (0 bytes)")
+            };
+            if si > Index(0) && snap_db.is_none() {
+                j.refuse(
+                    code,
+                    &db.file,
+                    format!(
+                        "{what}, and the snapshot at index {si} needs one: etcd panics (\"failed to recover v3 backend from snapshot\": no {})",
+                        snap_db_name(si)
+                    ),
+                );
+            } else if let Some(d) = snap_db {
+                j.statements
+                    .push(format!("etcd will use {}/{} as the db", i.snap_rel, d.file));
+                j.finding(
+                    Severity::Info,
+                    code,
+                    &db.file,
+                    format!("{what}: etcd uses {}/{} instead", i.snap_rel, d.file),
+                );
+                j.db_index = Some(si);
+            } else {
+                let msg = format!(
+                    "{what}: etcd creates a new one and rebuilds it by replaying the whole WAL"
+                );
+                j.statements.push(msg.clone());
+                // An etcd 2.x member never had a db; for etcd 3 it was lost.
+                let v2 = i.usage.is_some_and(|u| u.v3_writes == 0);
+                j.finding(
+                    if v2 { Severity::Info } else { Severity::Warning },
+                    code,
+                    &db.file,
+                    msg,
+                );
+                j.db_index = Some(Index(0));
+            }
         }
-    } else if db.readable {
-        match ci {
+        DbState::Invalid => {}
+        DbState::Readable => match db.consistent_index {
             None | Some(0) => j.statements.push(
                 "the db has no consistent index: etcd cannot tell which entries it already holds and applies every entry after the snapshot again".into(),
             ),
@@ -375,85 +590,83 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
                         "the db (consistent index {c}) is older than the snapshot at index {si}: etcd will replace it with {}/{}",
                         i.snap_rel, d.file
                     ));
-                    db_index = Some(si);
+                    j.db_index = Some(si);
                 }
-                None => {
-                    j.blockers.push(format!(
+                None => j.refuse(
+                    "db-behind-snapshot",
+                    &db.file,
+                    format!(
                         "the db (consistent index {c}) is older than the snapshot at index {si} and there is no {}: etcd refuses it (\"database file does not match with snapshot\")",
                         snap_db_name(si)
-                    ));
-                    j.finding(
-                        Severity::Error,
-                        "db-behind-snapshot",
-                        &i.db.file,
-                        format!(
-                            "consistent index {c} is below the snapshot index {si} and no {} exists",
-                            snap_db_name(si)
-                        ),
-                    );
-                }
+                    ),
+                ),
             },
             Some(_) => {}
-        }
+        },
     }
+}
 
-    // 5. The WAL files etcd opens from the snapshot.
-    let start = wal.segments.iter().rposition(|s| s.name_index <= si);
-    match start {
-        None => {
-            let first = &wal.segments[0];
-            let msg = format!(
-                "the WAL segments needed from the snapshot at index {si} are missing: the first segment, {}, starts at index {}",
-                first.file, first.name_index
-            );
-            j.check("wal-files-from-snapshot", CheckStatus::Error, msg.clone());
-            j.finding(Severity::Error, "wal-files-missing", i.wal_rel, msg.clone());
-            j.blockers
-                .push(format!("{msg}: etcd fails (\"wal: file not found\")"));
-        }
-        Some(p) => {
-            let consecutive = wal.segments[p..]
-                .windows(2)
-                .all(|w| w[1].seq == w[0].seq.wrapping_add(1));
-            let has_mark = wal
-                .snapshots
-                .iter()
-                .any(|s| s.segment >= p && s.mark.index == si && s.mark.term == st);
-            let n = wal.segments.len() - p;
-            let detail = format!(
-                "etcd reads {} {} (named at index {}, at or below the snapshot index {si}){}",
-                if n == 1 { "the segment" } else { "from" },
-                wal.segments[p].file,
-                wal.segments[p].name_index,
-                if n == 1 {
-                    String::new()
-                } else {
-                    format!(" to {}: {n} segments", wal.segments[wal.segments.len() - 1].file)
-                },
-            );
-            if !consecutive {
-                j.check(
-                    "wal-files-from-snapshot",
-                    CheckStatus::Error,
-                    format!("{detail}; sequence numbers are not consecutive: segments are missing"),
-                );
-            } else if !has_mark && wal.readable_by_etcd() {
-                let msg = format!(
-                    "{detail}; but none of them holds the snapshot record (index {si}, term {st}) etcd needs to start from"
-                );
-                j.check("wal-files-from-snapshot", CheckStatus::Error, msg.clone());
-                j.finding(Severity::Error, "wal-snapshot-not-found", i.wal_rel, msg);
-                j.blockers.push(format!(
-                    "the WAL holds no snapshot record for index {si} term {st}: etcd fails (\"wal: snapshot not found\")"
-                ));
-            } else {
-                j.check("wal-files-from-snapshot", CheckStatus::Ok, detail);
-            }
-        }
+/// Step 6: the WAL files etcd opens from the snapshot.
+fn wal_files_from_snapshot(j: &mut Judge<'_, '_>, wal: &WalReport, si: Index, st: Term) {
+    let Some(p) = wal.segments.iter().rposition(|s| s.name_index <= si) else {
+        let first = &wal.segments[0];
+        let msg = format!(
+            "the WAL segments needed from the snapshot at index {si} are missing: the first segment, {}, starts at index {}",
+            first.file, first.name_index
+        );
+        j.check("wal-files-from-snapshot", CheckStatus::Error, msg.clone());
+        let wal_rel = j.i.wal_rel;
+        j.refuse(
+            "wal-files-missing",
+            wal_rel,
+            format!("{msg}: etcd fails (\"wal: file not found\")"),
+        );
+        return;
+    };
+    let consecutive = wal.segments[p..]
+        .windows(2)
+        .all(|w| w[1].seq == w[0].seq.wrapping_add(1));
+    let has_mark = wal
+        .snapshots
+        .iter()
+        .any(|s| s.segment >= p && s.mark.index == si && s.mark.term == st);
+    let n = wal.segments.len() - p;
+    let detail = format!(
+        "etcd reads {} {} (named at index {}, at or below the snapshot index {si}){}",
+        if n == 1 { "the segment" } else { "from" },
+        wal.segments[p].file,
+        wal.segments[p].name_index,
+        if n == 1 {
+            String::new()
+        } else {
+            format!(" to {}: {n} segments", wal.segments[wal.segments.len() - 1].file)
+        },
+    );
+    if !consecutive {
+        j.check(
+            "wal-files-from-snapshot",
+            CheckStatus::Error,
+            format!("{detail}; sequence numbers are not consecutive: segments are missing"),
+        );
+    } else if !has_mark && wal.readable_by_etcd() {
+        let msg = format!(
+            "{detail}; but none of them holds the snapshot record (index {si}, term {st}) etcd needs to start from"
+        );
+        j.check("wal-files-from-snapshot", CheckStatus::Error, msg.clone());
+        j.finding(Severity::Error, "wal-snapshot-not-found", j.i.wal_rel, msg);
+        j.blockers.push(format!(
+            "the WAL holds no snapshot record for index {si} term {st}: etcd fails (\"wal: snapshot not found\")"
+        ));
+    } else {
+        j.check("wal-files-from-snapshot", CheckStatus::Ok, detail);
     }
+}
 
-    // 6. Every entry after the db's index, up to the commit index.
-    let from = db_index.unwrap_or(si).max(si);
+/// Step 7: every entry after the db's index, up to the commit index.
+fn wal_covers_db(j: &mut Judge<'_, '_>, wal: &WalReport, si: Index) {
+    let commit = wal.hard_state.unwrap_or_default().commit;
+    let last = wal.entries.last_index;
+    let from = j.db_index.unwrap_or(si).max(si);
     let bad_gap = wal.gaps.iter().find(|g| g.next.0 > si.0 + 1);
     let first_after = wal.entries.first_index;
     match (bad_gap, first_after) {
@@ -477,8 +690,8 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
                 f.0 - 1
             );
             j.check("wal-covers-db", CheckStatus::Error, msg.clone());
-            j.finding(Severity::Error, "wal-entries-missing", i.wal_rel, msg.clone());
-            j.blockers.push(msg);
+            let wal_rel = j.i.wal_rel;
+            j.refuse("wal-entries-missing", wal_rel, msg);
         }
         _ => {
             let status = if last.is_some_and(|l| l >= commit) || commit.0 == 0 {
@@ -505,11 +718,16 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
             );
         }
     }
+}
 
-    // 7. The db's index against the WAL's commit and last entry. (Against a
-    // corrupt WAL, what etcd reads ends early anyway: the loss is told below.)
+/// Step 8: the db's index against the WAL's commit and last entry. Against
+/// a corrupt WAL, what etcd reads ends early anyway: the loss is told below.
+fn db_against_wal(j: &mut Judge<'_, '_>, wal: &WalReport, si: Index) {
+    let commit = wal.hard_state.unwrap_or_default().commit;
+    let last = wal.entries.last_index;
     let corrupt = matches!(wal.tail, Tail::Corrupt { .. });
-    match (db_index, last) {
+    let db_file = j.i.db.file.clone();
+    match (j.db_index, last) {
         (Some(d), Some(l)) if d > l && d.0 > 0 && !corrupt => {
             let msg = format!(
                 "the db has applied entries up to index {d}, but the WAL ends at index {l}: the db is ahead of its WAL"
@@ -519,7 +737,7 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
                 CheckStatus::Error,
                 format!("{msg} (commit {commit}, snapshot {si})"),
             );
-            j.finding(Severity::Error, "db-ahead-of-wal", &i.db.file, msg.clone());
+            j.finding(Severity::Error, "db-ahead-of-wal", &db_file, msg.clone());
             j.unsafe_.push(format!(
                 "{msg}; etcd would start, but it skips every new entry up to index {d} as already applied, so the next {} writes would time out and never be applied",
                 d.0 - l.0
@@ -537,7 +755,7 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
                 );
                 detail.push_str(&format!(": {msg}"));
                 j.statements.push(msg.clone());
-                j.finding(Severity::Info, "db-behind-wal", &i.db.file, msg);
+                j.finding(Severity::Info, "db-behind-wal", &db_file, msg);
                 CheckStatus::Info
             } else if d > commit {
                 let msg = format!(
@@ -552,14 +770,15 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
             };
             j.check("db-vs-wal", status, detail);
             // The term of the db's last applied entry (3.5+).
-            if let (Some(t), Some(wt)) = (db.term, wal.log.term_at(d)) {
-                if t != wt.0 && d.0 > 0 {
-                    let msg = format!(
-                        "the db applied entry {d} at term {t}, but the WAL holds entry {d} at term {wt}: they come from different histories"
-                    );
-                    j.finding(Severity::Warning, "db-term-mismatch", &i.db.file, msg.clone());
-                    j.unsafe_.push(msg);
-                }
+            if let (Some(t), Some(wt)) = (j.i.db.term, wal.log.term_at(d))
+                && t != wt.0
+                && d.0 > 0
+                && j.i.db.state == DbState::Readable
+            {
+                let msg = format!(
+                    "the db applied entry {d} at term {t}, but the WAL holds entry {d} at term {wt}: they come from different histories"
+                );
+                j.lose("db-term-mismatch", &db_file, msg);
             }
         }
         (None, _) => j.check(
@@ -569,7 +788,7 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
         ),
     }
     if let Some(l) = last {
-        let applied = commit.max(db_index.unwrap_or(Index(0)));
+        let applied = commit.max(j.db_index.unwrap_or(Index(0)));
         if l > applied {
             let n = l.0 - applied.0;
             j.statements.push(format!(
@@ -581,26 +800,26 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
             ));
         }
     }
+}
 
-    // The tail.
-    match &wal.tail {
-        Tail::Torn {
-            file,
-            offset,
-            intact_after,
-            ..
-        } => {
-            j.statements.push(format!(
-                "the WAL ends in a torn record at offset {offset} of {file} that etcd will cut off (it keeps the original as {file}.broken); that write never completed, so no acknowledged data is lost"
+/// How the WAL ends.
+fn tail(j: &mut Judge<'_, '_>, wal: &WalReport) {
+    if let Tail::Torn {
+        file,
+        offset,
+        intact_after,
+        ..
+    } = &wal.tail
+    {
+        j.statements.push(format!(
+            "the WAL ends in a torn record at offset {offset} of {file} that etcd will cut off (it keeps the original as {file}.broken); that write never completed, so no acknowledged data is lost"
+        ));
+        if *intact_after > 0 {
+            j.unsafe_.push(format!(
+                "{} after the torn record in {file} look intact, and etcd would cut them off with it",
+                plural(*intact_after, "record", "records")
             ));
-            if *intact_after > 0 {
-                j.unsafe_.push(format!(
-                    "{} after the torn record in {file} look intact, and etcd would cut them off with it",
-                    plural(*intact_after, "record", "records")
-                ));
-            }
         }
-        Tail::Clean | Tail::Corrupt { .. } => {}
     }
     if wal
         .findings
@@ -612,45 +831,136 @@ pub fn judge(i: &Inputs<'_>) -> (Verdict, Vec<Check>, Vec<Finding>) {
             "the last WAL segment has intact records after its end marker, which etcd ignores and erases at start".into(),
         );
     }
-
-    // 8. Member and cluster IDs.
-    member_checks(&mut j, i, wal, db_index);
-
-    // What a restore from the db would lose, when etcd cannot start.
-    if !j.blockers.is_empty() {
-        if let Some(d) = db_index.filter(|_| db.readable && db.errors == 0) {
-            let wal_max = last.max(wal.salvage.last_index);
-            match wal_max {
-                Some(w) if w > d => j.loss.push(format!(
-                    "the WAL holds entries up to index {w} (some readable only by salvage) and the db up to {d}: restoring the db loses entries {}..{w}; `etcd-rescue wal --salvage --start-index {}` lists them",
-                    d.0 + 1,
-                    d.0 + 1
-                )),
-                _ => j.loss.push(format!(
-                    "the db holds every entry the WAL has (up to index {d}): restoring it loses nothing the WAL could give"
-                )),
-            }
-        }
-    }
-
-    let recoverable = if j.blockers.is_empty() {
-        let idx = commit.max(db_index.unwrap_or(Index(0)));
-        Recoverable {
-            index: Some(idx),
-            term: wal
-                .log
-                .term_at(idx)
-                .or(if idx == commit { Some(hs.term) } else { None }),
-            source: "wal",
-        }
-    } else {
-        recoverable_db
-    };
-    finish(j, recoverable, restore_advice())
 }
 
-fn member_checks(j: &mut Judge, i: &Inputs<'_>, wal: &WalReport, db_index: Option<Index>) {
+/// An etcd 2.x member: no v3 db, and the data is in the v2 store.
+fn v2_member(j: &mut Judge<'_, '_>, wal: &WalReport) {
+    let Some(u) = j.i.usage else { return };
+    if j.i.db.state == DbState::Readable || u.v3_writes > 0 {
+        return;
+    }
+    let snap =
+        j.i.snap
+            .snaps
+            .iter()
+            .find(|f| f.snapshot.as_ref().is_some_and(|s| s.v2.is_some()));
+    let snap_keys = snap
+        .and_then(|f| f.snapshot.as_ref())
+        .and_then(|s| s.v2.as_ref())
+        .map_or(0, |v| v.v2_keys);
+    if u.v2_writes == 0 && snap_keys == 0 && u.v2_cluster == 0 {
+        return;
+    }
+    let d = V2Data {
+        snap_file: snap.map(|f| f.file.clone()),
+        snap_index: snap.and_then(|f| f.snapshot.as_ref()).map(|s| s.index),
+        snap_keys,
+        wal_writes: u.v2_writes,
+    };
+    let mut where_ = Vec::new();
+    if let (Some(f), Some(i)) = (&d.snap_file, d.snap_index) {
+        where_.push(format!(
+            "{} in the v2 store of {}/{f} (index {i})",
+            plural(snap_keys, "key", "keys"),
+            j.i.snap_rel
+        ));
+    }
+    if u.v2_writes > 0 {
+        where_.push(format!(
+            "{} in the WAL{}",
+            plural(u.v2_writes, "v2 write", "v2 writes"),
+            wal.entries
+                .last_index
+                .map(|l| format!(" (up to index {l})"))
+                .unwrap_or_default()
+        ));
+    }
+    j.statements.push(format!(
+        "this is an etcd 2.x member (a v2 store and no v3 db): its data is {}; etcd 3 serves v2 keys only through the v2 API (`--enable-v2`, `ETCDCTL_API=2 etcdctl ls`), never through `etcdctl get`",
+        if where_.is_empty() {
+            "the membership only".to_string()
+        } else {
+            where_.join(" and ")
+        }
+    ));
+    j.v2 = Some(d);
+}
+
+/// What a restore from the db would lose, when etcd cannot start.
+fn loss_if_refused(j: &mut Judge<'_, '_>, wal: &WalReport) {
+    if j.blockers.is_empty() {
+        return;
+    }
+    let db = j.i.db;
+    if db.state != DbState::Readable || db.errors > 0 {
+        return;
+    }
+    let Some(d) = db.consistent_index.map(Index) else {
+        return;
+    };
+    let wal_max = wal.entries.last_index.max(wal.salvage.last_index);
+    j.loss.push(match wal_max {
+        Some(w) if w > d => format!(
+            "the WAL holds entries up to index {w} (some readable only by salvage) and the db up to {d}: restoring the db loses entries {}..{w}; `etcd-rescue wal --salvage --start-index {}` lists them",
+            d.0 + 1,
+            d.0 + 1
+        ),
+        _ => format!(
+            "the db holds every entry the WAL has (up to index {d}): restoring it loses nothing the WAL could give"
+        ),
+    });
+}
+
+/// What to do when etcd should not be started on this dir.
+fn advice(j: &Judge<'_, '_>) -> Option<String> {
+    let i = j.i;
     let db = i.db;
+    if db.state == DbState::Readable && db.errors == 0 {
+        return Some(format!(
+            "restore from its db (revision {}): `etcd-rescue restore {} --skip-hash-check --data-dir <new dir> --name ... --initial-cluster ...` writes a new cluster's data dir from it offline (or copy it and run `etcdutl snapshot restore <copy> --skip-hash-check`)",
+            db.revision.unwrap_or(0),
+            i.layout.show(&i.layout.db)
+        ));
+    }
+    if let Some(v2) = &j.v2 {
+        let mut places = Vec::new();
+        if let Some(f) = &v2.snap_file {
+            places.push(format!(
+                "the v2 store of {}",
+                i.layout.show(&i.layout.snap.join(f))
+            ));
+        }
+        if v2.wal_writes > 0 {
+            places.push(format!("the v2 requests of {}", i.layout.show(&i.layout.wal)));
+        }
+        return Some(format!(
+            "its keys are in {}: `etcd-rescue wal {} --type v2` lists the WAL's; etcd 3.4's `ETCDCTL_API=3 etcdctl migrate --data-dir <copy>` converts a v2 member dir into a v3 db (removed in 3.5), or start etcd 2.3/3.x with `--enable-v2` on a copy and read it with `ETCDCTL_API=2 etcdctl`",
+            if places.is_empty() {
+                "its v2 store".to_string()
+            } else {
+                places.join(" and ")
+            },
+            i.layout.show(&i.layout.input)
+        ));
+    }
+    if db.state == DbState::Readable {
+        return Some(format!(
+            "the db is damaged: `etcd-rescue salvage {} --out rescued.db` recovers what can be read, then `etcd-rescue check rescued.db` and restore it; check the other members first",
+            i.layout.show(&i.layout.db)
+        ));
+    }
+    let wal_usable = i.wal.is_some_and(|w| !w.segments.is_empty());
+    Some(if wal_usable {
+        "neither the WAL nor the db is usable as it is: `etcd-rescue wal --salvage` shows what the WAL still holds; check the other members".to_string()
+    } else {
+        "there is no usable db and no WAL here: check the other members and your backups".to_string()
+    })
+}
+
+fn member_checks(j: &mut Judge<'_, '_>, wal: &WalReport) {
+    let i = j.i;
+    let db = i.db;
+    let db_index = j.db_index;
     let Some(m) = wal.metadata else {
         j.check("member-ids", CheckStatus::Skipped, "no WAL metadata".into());
         return;
@@ -715,8 +1025,7 @@ fn member_checks(j: &mut Judge, i: &Inputs<'_>, wal: &WalReport, db_index: Optio
             m.node_id
         );
         detail.push_str(&format!(": {msg}"));
-        j.finding(Severity::Error, "member-removed", i.wal_rel, msg.clone());
-        j.unsafe_.push(msg);
+        j.lose("member-removed", i.wal_rel, msg);
     } else if !ids.contains(&m.node_id.0) && !added_later {
         if ids.is_empty() {
             status = CheckStatus::Warning;
@@ -728,8 +1037,7 @@ fn member_checks(j: &mut Judge, i: &Inputs<'_>, wal: &WalReport, db_index: Optio
                 m.node_id
             );
             detail.push_str(&format!(": {msg}"));
-            j.finding(Severity::Error, "member-not-in-db", i.wal_rel, msg.clone());
-            j.unsafe_.push(msg);
+            j.lose("member-not-in-db", i.wal_rel, msg);
         }
     } else if let Some(x) = db.member(m.node_id.0) {
         j.evidence.push(format!(
@@ -758,11 +1066,8 @@ fn member_checks(j: &mut Judge, i: &Inputs<'_>, wal: &WalReport, db_index: Optio
     j.check("member-ids", status, detail);
 }
 
-fn finish(
-    j: Judge,
-    recoverable: Recoverable,
-    restore: Option<String>,
-) -> (Verdict, Vec<Check>, Vec<Finding>) {
+fn finish(j: Judge<'_, '_>, recoverable: Recoverable) -> Judged {
+    let advice = advice(&j);
     let Judge {
         blockers,
         loss,
@@ -771,6 +1076,9 @@ fn finish(
         evidence,
         checks,
         findings,
+        raise,
+        v2,
+        ..
     } = j;
     let (outcome, headline, mut statements, advice) = if !blockers.is_empty() {
         let mut st = blockers.clone();
@@ -780,9 +1088,7 @@ fn finish(
             Outcome::WontStart,
             format!("this member cannot start: {}", blockers[0]),
             st.split_off(1),
-            restore.or_else(|| {
-                Some("neither the WAL nor the db is usable as it is: try `etcd-rescue wal --salvage` on the WAL and check the other members".into())
-            }),
+            advice,
         )
     } else if !unsafe_.is_empty() {
         let mut st = unsafe_.clone();
@@ -791,7 +1097,7 @@ fn finish(
             Outcome::Unsafe,
             format!("etcd would start on this, but it should not: {}", unsafe_[0]),
             st.split_off(1),
-            restore,
+            advice,
         )
     } else if statements.is_empty() {
         (
@@ -809,8 +1115,8 @@ fn finish(
         )
     };
     statements.dedup();
-    (
-        Verdict {
+    Judged {
+        verdict: Verdict {
             outcome,
             headline,
             statements,
@@ -820,5 +1126,7 @@ fn finish(
         },
         checks,
         findings,
-    )
+        raise,
+        v2,
+    }
 }

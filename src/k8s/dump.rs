@@ -18,7 +18,7 @@ use super::keys::{self, Location};
 use super::object::{self, Context, Object};
 use super::store;
 use super::yaml;
-use crate::bolt::Db;
+use crate::mvcc::keyspace::Keyspace;
 use crate::mvcc::kv::KvError;
 
 /// What to dump.
@@ -228,16 +228,16 @@ where
     })
 }
 
-/// Dumps the objects of `db`, on all cores. `progress(done, total)` is
+/// Dumps the objects of the keyspace `ks`, on all cores. `progress(done, total)` is
 /// called as objects are processed. The files written do not depend on the
 /// order the workers run in, and the summary is sorted.
 pub fn dump(
-    db: &Db<'_>,
+    ks: &Keyspace<'_>,
     o: &DumpOptions<'_>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<DumpSummary, DumpError> {
     let prefix = format!("{}/", o.cx.prefix.trim_end_matches('/'));
-    let idx = store::index(db, o.rev, prefix.as_bytes())?;
+    let idx = store::index(ks, o.rev, prefix.as_bytes())?;
     // Cheap filter on the key before decoding (custom resources' keys can be
     // read two ways: they are decided after decoding).
     let key_selected = |e: &&store::KeyEntry<'_>| {
@@ -258,7 +258,7 @@ pub fn dump(
         .filter(key_selected)
         .collect();
     let read = |e: &store::KeyEntry<'_>| -> Result<Option<Object>, DumpError> {
-        let obj = store::value_at(db, e.last_put)?.map(|kv| object::decode(&kv, None, o.cx));
+        let obj = store::value_at(ks, e.last_put)?.map(|kv| object::decode(&kv, None, o.cx));
         Ok(obj.filter(|obj| selected(&obj.location, &obj.kind, o.namespace.as_deref(), &o.resources)))
     };
     // --for-apply needs every selected object's uid first (owners).

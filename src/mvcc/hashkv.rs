@@ -7,11 +7,9 @@
 //! revisions at or below the compact revision that a compaction at R would
 //! not keep (unless nothing would be kept).
 
-use crate::bolt::Db;
-
 use super::index::Index;
+use super::keyspace::Keyspace;
 use super::kv::KvError;
-use super::revision::RevKey;
 
 /// A HashKV result, with etcdutl's field names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -25,27 +23,30 @@ pub struct KvHash {
     pub compact_revision: i64,
 }
 
-/// Computes HashKV at `rev` (0 = the head). `index` must cover all keys.
-pub fn hash_kv(db: &Db<'_>, index: &Index<'_>, rev: i64) -> Result<KvHash, KvError> {
+/// Computes HashKV at `rev` (0 = the head) as etcd 3.4/3.5 do: a revision
+/// at or below the compact revision is refused ("required revision has been
+/// compacted"), as is one above the head. `index` must cover all keys.
+pub fn hash_kv(ks: &Keyspace<'_>, index: &Index<'_>, rev: i64) -> Result<KvHash, KvError> {
+    if rev > 0 && rev <= index.compact {
+        return Err(KvError::Compacted {
+            rev,
+            compact: index.compact,
+        });
+    }
     let at = index.check_rev(rev)?;
     let keep = index.keep(at);
     let compact = index.compact;
-    let bucket = db.bucket(b"key")?.ok_or(KvError::NoKeyBucket)?;
     let mut crc = crc32c::crc32c(b"key");
-    let mut c = bucket.cursor();
-    let mut cur = c.first()?;
-    while let Some(e) = cur {
-        let page = c.position().map_or(0, |(n, _)| n.loc.pgid().0);
-        let rk = RevKey::parse(e.key).map_err(|source| KvError::RevKey { page, source })?;
-        if rk.rev.main > at {
+    for e in ks.revisions()? {
+        let e = e?;
+        if e.rev.rev.main > at {
             break;
         }
-        let compacted = rk.rev.main <= compact && !keep.is_empty() && !keep.contains(&rk.rev);
+        let compacted = e.rev.rev.main <= compact && !keep.is_empty() && !keep.contains(&e.rev.rev);
         if !compacted {
-            crc = crc32c::crc32c_append(crc, e.key);
+            crc = crc32c::crc32c_append(crc, e.raw_key);
             crc = crc32c::crc32c_append(crc, e.value);
         }
-        cur = c.next_elem()?;
     }
     Ok(KvHash {
         hash: crc,

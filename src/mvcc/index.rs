@@ -14,11 +14,11 @@
 use std::collections::HashSet;
 use std::ops::Range;
 
-use crate::bolt::Db;
 use crate::keyhash::KeyMap;
 
-use super::kv::{KeyValueRef, KvError, read_meta};
-use super::revision::{RevKey, Revision};
+use super::keyspace::Keyspace;
+use super::kv::{KeyValueRef, KvError};
+use super::revision::Revision;
 
 /// Which user keys a query covers, as etcdctl's key, `--prefix`, `--from-key`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,7 +60,7 @@ impl<'a> RevEntry<'a> {
     /// Decodes the stored KeyValue (zero-copy).
     pub fn kv(&self) -> Result<KeyValueRef<'a>, KvError> {
         KeyValueRef::decode(self.raw).map_err(|source| KvError::Decode {
-            page: 0,
+            page: None,
             rev: self.rev,
             source,
         })
@@ -95,14 +95,15 @@ pub struct Index<'a> {
 }
 
 impl<'a> Index<'a> {
-    /// Builds the index of the keys in `range` from the `key` bucket of `db`.
-    pub fn build(db: &Db<'a>, range: &KeyRange) -> Result<Index<'a>, KvError> {
-        let meta = read_meta(db)?;
+    /// Builds the index of the keys in `range` from the keyspace `ks` (a
+    /// db's `key` bucket, and what the WAL adds on top).
+    pub fn build(ks: &Keyspace<'a>, range: &KeyRange) -> Result<Index<'a>, KvError> {
+        let db = &ks.db;
+        let meta = ks.meta()?;
         let compact = meta
             .finished_compact_rev
             .max(meta.scheduled_compact_rev)
             .unwrap_or(-1);
-        let bucket = db.bucket(b"key")?.ok_or(KvError::NoKeyBucket)?;
         // Pass 1: number the distinct keys in first-seen order and copy them
         // to the arena; remember each revision with its key number.
         let mut ids: KeyMap<&'a [u8], u32> = KeyMap::default();
@@ -120,14 +121,12 @@ impl<'a> Index<'a> {
         let mut flat: Vec<(u32, RevEntry<'a>)> = Vec::new();
         let mut last_main = 0;
         let mut scanned = 0u64;
-        let mut c = bucket.cursor();
-        let mut cur = c.first()?;
-        while let Some(e) = cur {
-            let page = c.position().map_or(0, |(n, _)| n.loc.pgid().0);
-            let rk = RevKey::parse(e.key).map_err(|source| KvError::RevKey { page, source })?;
+        for e in ks.revisions()? {
+            let e = e?;
+            let rk = e.rev;
             // Only the key field is read; values are decoded when a query needs them.
             let key = KeyValueRef::key_of(e.value).map_err(|source| KvError::Decode {
-                page,
+                page: e.page,
                 rev: rk.rev,
                 source,
             })?;
@@ -149,7 +148,6 @@ impl<'a> Index<'a> {
                     },
                 ));
             }
-            cur = c.next_elem()?;
         }
         drop(ids);
         // Pass 2: group revisions by key (a counting sort keeps each key's
@@ -274,8 +272,11 @@ impl<'a> Index<'a> {
 
     /// The keys alive at revision `at` with the revision that holds their
     /// value, in key order. `at` must have passed [`Index::check_rev`].
+    /// The empty key (the marker a restore with `--bump-revision` leaves)
+    /// is never served: no request can name it.
     pub fn live_at(&self, at: i64) -> impl Iterator<Item = (&[u8], RevEntry<'a>)> + '_ {
         self.iter()
+            .filter(|(k, _)| !k.is_empty())
             .filter_map(move |(k, revs)| live(revs, at).map(|r| (k, r)))
     }
 

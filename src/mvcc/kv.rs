@@ -197,18 +197,18 @@ pub enum KvError {
     #[error("the db has no `key` bucket: it is not an etcd v3 backend")]
     NoKeyBucket,
     /// A key of the `key` bucket is not a revision key.
-    #[error("key bucket, page {page}: {source}")]
+    #[error("key bucket{}: {source}", at_page(*.page))]
     RevKey {
-        /// The page holding it.
-        page: u64,
+        /// The page holding it (none for a revision replayed from the WAL).
+        page: Option<u64>,
         /// What is wrong.
         source: RevKeyError,
     },
     /// A value does not decode.
-    #[error("key bucket, page {page}: the value at revision {rev} is not a valid KeyValue: {source}")]
+    #[error("key bucket{}: the value at revision {rev} is not a valid KeyValue: {source}", at_page(*.page))]
     Decode {
-        /// The page holding it.
-        page: u64,
+        /// The page holding it (none when not known).
+        page: Option<u64>,
         /// Its revision.
         rev: Revision,
         /// The decode error.
@@ -230,6 +230,10 @@ pub enum KvError {
         /// Head.
         head: i64,
     },
+}
+
+fn at_page(p: Option<u64>) -> String {
+    p.map(|p| format!(", page {p}")).unwrap_or_default()
 }
 
 /// The keyspace at one revision.
@@ -260,7 +264,7 @@ pub fn read_meta(db: &Db<'_>) -> Result<MetaInfo, bolt::Error> {
 /// `etcdctl get "" --prefix --rev N`, copied out of the file. For large
 /// keyspaces prefer [`super::index::Index`], which copies nothing.
 pub fn read_at(db: &Db<'_>, rev: Option<i64>) -> Result<Snapshot, KvError> {
-    let index = Index::build(db, &KeyRange::All)?;
+    let index = Index::build(&super::keyspace::Keyspace::db(*db), &KeyRange::All)?;
     let at = index.check_rev(rev.unwrap_or(0))?;
     let kvs = index
         .live_at(at)

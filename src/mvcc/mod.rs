@@ -4,6 +4,7 @@
 
 pub mod hashkv;
 pub mod index;
+pub mod keyspace;
 pub mod kv;
 pub mod revision;
 pub mod scan;

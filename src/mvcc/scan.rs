@@ -350,13 +350,33 @@ impl<'a> Scan<'a> {
         let main = rk.rev.main;
         let rev = rk.rev;
         if kv.key.is_empty() {
-            self.finding(
-                Severity::Error,
-                "empty-user-key",
-                node,
-                index,
-                format!("revision {rev} has an empty key"),
-            );
+            let blank = !rk.tombstone
+                && kv.create_revision == 0
+                && kv.mod_revision == 0
+                && kv.version == 0
+                && kv.lease == 0
+                && kv.value.is_empty();
+            if blank && self.meta.scheduled_compact_rev == Some(main) {
+                self.finding(
+                    Severity::Info,
+                    "revision-bump-marker",
+                    node,
+                    index,
+                    format!(
+                        "an empty record at revision {rev}, where a compaction is scheduled: the marker a restore with --bump-revision writes so that etcd starts at this revision; etcd keeps it but never serves it"
+                    ),
+                );
+            } else {
+                self.finding(
+                    Severity::Warning,
+                    "empty-user-key",
+                    node,
+                    index,
+                    format!(
+                        "revision {rev} has an empty key: etcd keeps it in its index but never serves it (no request can name an empty key)"
+                    ),
+                );
+            }
             return;
         }
         let shown = bolt::KeyDisplay(kv.key);
@@ -406,7 +426,9 @@ impl<'a> Scan<'a> {
             }
         }
         let compact = self.compact;
-        let scheduled = self.meta.scheduled_compact_rev.unwrap_or(compact);
+        // A compaction etcd has not finished yet: it resumes it at start,
+        // so revisions below it that are still stored are expected.
+        let pending = self.meta.scheduled_compact_rev > self.meta.finished_compact_rev;
         let slot = self.states.entry(kv.key);
         let prev = match &slot {
             Entry::Occupied(o) => Some(*o.get()),
@@ -509,7 +531,7 @@ impl<'a> Scan<'a> {
         let mut next = next;
         if main <= compact {
             next.below_compact += 1;
-            if next.below_compact == 2 && scheduled <= compact {
+            if next.below_compact == 2 && !pending {
                 problem = problem.or(Some((
                     "uncompacted-revision",
                     format!("{shown}: more than one revision at or below the compact revision {compact} survives (a compaction did not finish)"),
@@ -676,6 +698,7 @@ pub fn scan(data: &[u8], opts: ScanOptions) -> DbReport {
         keys: KeyStats::default(),
         meta: MetaInfo {
             scheduled_compact_rev: pre.scheduled_compact_rev,
+            finished_compact_rev: pre.finished_compact_rev,
             ..MetaInfo::default()
         },
         members: Vec::new(),

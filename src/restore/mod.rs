@@ -15,6 +15,7 @@
 //! ```
 //! where N is the number of members. IDs follow etcd (members.rs).
 
+pub mod admit;
 pub mod db;
 pub mod members;
 
@@ -150,10 +151,12 @@ pub fn write_member(
         consistent_index: n,
         term: 1,
         bump_revision,
-        extra_revisions: replayed.map(|r| r.revisions.clone()).unwrap_or_default(),
-        extra_meta: replayed.map(|r| r.meta.clone()).unwrap_or_default(),
-        lease_puts: replayed.map(|r| r.lease_puts.clone()).unwrap_or_default(),
-        lease_deletes: replayed.map(|r| r.lease_deletes.clone()).unwrap_or_default(),
+        extra_revisions: replayed.map(|r| r.changes.revisions.clone()).unwrap_or_default(),
+        extra_meta: replayed.map(|r| r.changes.meta.clone()).unwrap_or_default(),
+        lease_puts: replayed.map(|r| r.changes.lease_puts.clone()).unwrap_or_default(),
+        lease_deletes: replayed
+            .map(|r| r.changes.lease_deletes.clone())
+            .unwrap_or_default(),
         pages_copied: false,
     };
     let db_path = snap_dir.join("db");

@@ -24,6 +24,9 @@ pub struct LoadedSnap {
     /// The v2 store's membership, when it decodes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub v2: Option<V2Store>,
+    /// Why the v2 store does not decode: etcd panics recovering it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub v2_error: Option<String>,
 }
 
 /// One `.snap` file.
@@ -144,7 +147,7 @@ pub fn scan(path: &Path) -> SnapDir {
         if let (Some(code), Some(e)) = (s.error_code, &s.error) {
             d.findings.push(
                 Finding::new(
-                    Severity::Error,
+                    Severity::Warning,
                     code,
                     format!("{e}; etcd renames the file to {}.broken when it tries to load it and falls back to an older snapshot", s.file),
                 )
@@ -177,12 +180,12 @@ pub fn scan(path: &Path) -> SnapDir {
             );
         }
         if let Some(l) = &s.snapshot {
-            if l.v2.is_none() {
+            if let Some(e) = &l.v2_error {
                 d.findings.push(
                     Finding::new(
                         Severity::Warning,
                         "snap-v2-store",
-                        "the snapshot's v2 store (membership) is not valid JSON: etcd 3.4/3.5 panic when they recover from it",
+                        format!("{e}: etcd 3.4/3.5 panic when they recover from this snapshot (\"failed to recover from snapshot\")"),
                     )
                     .in_file(s.file.clone()),
                 );
@@ -203,42 +206,45 @@ pub fn scan(path: &Path) -> SnapDir {
 }
 
 fn load(p: &Path, n: &str) -> SnapFile {
-    let name = SnapName::parse(n);
-    let file = match MappedFile::open(p) {
-        Ok(f) => f,
-        Err(e) => {
-            return SnapFile {
-                file: n.to_string(),
-                size: 0,
-                name,
-                snapshot: None,
-                error: Some(e.to_string()),
-                error_code: Some("snap-unreadable"),
-            };
-        }
-    };
-    let size = file.bytes().len() as u64;
-    match file::read(file.bytes()) {
-        Ok(s) => SnapFile {
+    match MappedFile::open(p) {
+        Ok(f) => load_bytes(n, f.bytes()),
+        Err(e) => SnapFile {
             file: n.to_string(),
-            size,
-            name,
-            snapshot: Some(LoadedSnap {
+            size: 0,
+            name: SnapName::parse(n),
+            snapshot: None,
+            error: Some(e.to_string()),
+            error_code: Some("snap-unreadable"),
+        },
+    }
+}
+
+/// Reads a `.snap` file's bytes as etcd's snapshotter does, and decodes the
+/// v2 store in it as etcd's store recovery does.
+pub fn load_bytes(n: &str, bytes: &[u8]) -> SnapFile {
+    let mut f = SnapFile {
+        file: n.to_string(),
+        size: bytes.len() as u64,
+        name: SnapName::parse(n),
+        snapshot: None,
+        error: None,
+        error_code: None,
+    };
+    match file::read(bytes) {
+        Ok(s) => {
+            let v2 = v2store::decode(&s.data);
+            f.snapshot = Some(LoadedSnap {
                 index: s.index,
                 term: s.term,
                 conf_state: s.conf_state,
-                v2: v2store::decode(&s.data).ok(),
-            }),
-            error: None,
-            error_code: None,
-        },
-        Err(e) => SnapFile {
-            file: n.to_string(),
-            size,
-            name,
-            snapshot: None,
-            error_code: Some(SnapError::code(&e)),
-            error: Some(e.to_string()),
-        },
+                v2: v2.as_ref().ok().cloned(),
+                v2_error: v2.err(),
+            });
+        }
+        Err(e) => {
+            f.error_code = Some(SnapError::code(&e));
+            f.error = Some(e.to_string());
+        }
     }
+    f
 }

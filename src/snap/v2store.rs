@@ -93,10 +93,74 @@ pub struct V2Store {
     pub current_index: u64,
 }
 
-/// Decodes the v2 store JSON.
+/// How deep Go's `encoding/json` lets values nest; etcd's store recovery
+/// fails (and etcd panics) on anything deeper.
+pub const GO_MAX_DEPTH: usize = 10_000;
+
+/// The deepest nesting of arrays and objects in `json` (strings skipped),
+/// counted without recursion.
+pub fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for &b in json {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Parses the store and reads it on a thread with a stack large enough for
+/// Go's depth limit (the recursion of parsing, reading and dropping the
+/// tree is bounded by the depth checked before).
+fn parse(json: &[u8]) -> Result<V2Store, String> {
+    // Go replaces invalid UTF-8 in strings instead of failing.
+    let text = String::from_utf8_lossy(json).into_owned();
+    let work = move || -> Result<V2Store, String> {
+        let mut de = serde_json::Deserializer::from_str(&text);
+        de.disable_recursion_limit();
+        let s: Store = serde::Deserialize::deserialize(&mut de)
+            .map_err(|e| format!("the v2 store is not valid JSON: {e}"))?;
+        de.end()
+            .map_err(|e| format!("the v2 store is not valid JSON: {e}"))?;
+        read_store(&s)
+    };
+    std::thread::Builder::new()
+        .name("v2store".into())
+        .stack_size(256 << 20)
+        .spawn(work)
+        .map_err(|e| format!("cannot start the decoder: {e}"))?
+        .join()
+        .map_err(|_| "the decoder failed".to_string())?
+}
+
+/// Decodes the v2 store JSON, accepting and refusing what etcd's store
+/// recovery (Go's `encoding/json`) does.
 pub fn decode(json: &[u8]) -> Result<V2Store, String> {
-    let s: Store =
-        serde_json::from_slice(json).map_err(|e| format!("the v2 store is not valid JSON: {e}"))?;
+    let depth = nesting_depth(json);
+    if depth > GO_MAX_DEPTH {
+        return Err(format!(
+            "the v2 store nests {depth} levels deep, more than Go's JSON decoder accepts ({GO_MAX_DEPTH})"
+        ));
+    }
+    parse(json)
+}
+
+fn read_store(s: &Store) -> Result<V2Store, String> {
     let mut out = V2Store {
         current_index: s.current_index,
         ..V2Store::default()
@@ -178,5 +242,31 @@ mod tests {
         assert!(decode(b"{").is_err());
         let deep = "[".repeat(10_000);
         assert!(decode(deep.as_bytes()).is_err());
+    }
+
+    /// A v2 key 3,000 path levels deep nests 6,000 JSON levels: Go (and
+    /// etcd) read it; one more than 10,000 levels is refused.
+    #[test]
+    fn nesting_as_go_accepts_it() {
+        let mut j = String::from(r#"{"Root":{"Children":{"1":{"Children":{"#);
+        let levels = 3_000;
+        for i in 0..levels {
+            j.push_str(&format!(r#""k{i}":{{"Children":{{"#));
+        }
+        j.push_str(r#""leaf":{"Value":"v"}"#);
+        for _ in 0..levels {
+            j.push_str("}}");
+        }
+        j.push_str("}}}},\"CurrentIndex\":7}");
+        assert!(nesting_depth(j.as_bytes()) > 6_000);
+        let s = decode(j.as_bytes()).unwrap();
+        assert_eq!((s.v2_keys, s.current_index), (1, 7));
+        let too_deep = format!("{}{}", "[".repeat(GO_MAX_DEPTH + 1), "]".repeat(GO_MAX_DEPTH + 1));
+        assert!(
+            decode(too_deep.as_bytes())
+                .unwrap_err()
+                .contains("Go's JSON decoder")
+        );
+        assert_eq!(nesting_depth(br#"{"a":"[[[[{{{"}"#), 1);
     }
 }

@@ -152,6 +152,23 @@ impl WalDir {
         Ok(d)
     }
 
+    /// One segment file on its own, mapped read-only, as the only segment of
+    /// a WAL (a name etcd does not parse counts as sequence 0, index 0).
+    pub fn single(path: &Path) -> Result<WalDir, DirError> {
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = SegmentName::parse(&file_name).unwrap_or_default();
+        let mut d = WalDir::empty(path.parent().unwrap_or(Path::new(".")));
+        d.segments.push(SegmentFile {
+            name,
+            file_name,
+            file: SegmentData::Mapped(MappedFile::open(path)?),
+        });
+        Ok(d)
+    }
+
     /// A WAL directory held in memory, for tests and fuzzing: `files` are
     /// (file name, bytes), sorted and classified as [`WalDir::open`] does;
     /// `path` only names it in reports. Nothing is read from disk.

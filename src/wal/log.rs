@@ -115,6 +115,30 @@ impl Log {
     }
 }
 
+/// Which of the entry records read in file order raft keeps in its log:
+/// `false` for one that a later record with the same or a lower index
+/// replaced (a new leader overwrote it), and for records etcd does not read
+/// (`seen` false: found by salvage).
+pub fn kept_by_raft(records: impl Iterator<Item = (Index, bool)>) -> Vec<bool> {
+    let mut n = 0;
+    let mut stack: Vec<(Index, usize)> = Vec::new();
+    for (i, (index, seen)) in records.enumerate() {
+        n = i + 1;
+        if !seen {
+            continue;
+        }
+        while stack.last().is_some_and(|(idx, _)| *idx >= index) {
+            stack.pop();
+        }
+        stack.push((index, i));
+    }
+    let mut kept = vec![false; n];
+    for (_, i) in stack {
+        kept[i] = true;
+    }
+    kept
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +177,12 @@ mod tests {
         assert_eq!(l.term_at(Index(u64::MAX)), Some(Term(2)));
         assert_eq!(l.append(Index(1), Term(3)), Appended::Replaced(2));
         assert_eq!((l.first(), l.last()), (Some(Index(1)), Some(Index(1))));
+    }
+
+    #[test]
+    fn kept_by_raft_follows_the_replace_rule() {
+        let recs = [(1, true), (2, true), (3, true), (2, true), (3, false), (3, true)];
+        let kept = kept_by_raft(recs.iter().map(|&(i, s)| (Index(i), s)));
+        assert_eq!(kept, [true, false, false, true, false, true]);
     }
 }

@@ -13,7 +13,7 @@ use std::fmt;
 use super::ids::Index;
 
 /// A parsed segment name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct SegmentName {
     /// Sequence number.
     pub seq: u64,
