@@ -83,6 +83,34 @@ pub fn locate_db(path: &Path) -> Result<DbLocation, SourceError> {
     })
 }
 
+/// The bytes of a db to read: a mapped input file, or a db made in memory
+/// (the empty db etcd creates for a member dir that has none).
+#[derive(Debug)]
+pub enum DbImage {
+    /// An input file, mapped read-only.
+    Mapped(MappedFile),
+    /// Bytes in memory.
+    Owned(Vec<u8>),
+}
+
+impl DbImage {
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            DbImage::Mapped(f) => f.bytes(),
+            DbImage::Owned(b) => b,
+        }
+    }
+
+    /// The open file, when it is one.
+    pub fn file(&self) -> Option<&File> {
+        match self {
+            DbImage::Mapped(f) => Some(f.file()),
+            DbImage::Owned(_) => None,
+        }
+    }
+}
+
 /// What a non-regular file is, in a word.
 pub fn file_type_word(md: &std::fs::Metadata) -> &'static str {
     use std::os::unix::fs::FileTypeExt;

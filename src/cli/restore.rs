@@ -16,7 +16,7 @@ use crate::mvcc::{ScanOptions, scan, trailer};
 use crate::restore::admit::Admission;
 use crate::restore::members::{ClusterSpec, parse_initial_cluster};
 use crate::restore::{MemberOutcome, RestoreSource, start_flags, write_member};
-use crate::source::MappedFile;
+use crate::source::{DbImage, MappedFile};
 use crate::wal::WalDir;
 
 /// Arguments of `restore` (flag-compatible with `etcdutl snapshot restore`).
@@ -93,7 +93,7 @@ pub struct ForceNewClusterArgs {
 /// The source of a restore, opened.
 struct Source {
     path: PathBuf,
-    file: MappedFile,
+    file: DbImage,
     wal: Option<WalDir>,
     name: String,
 }
@@ -102,16 +102,24 @@ fn open_source(path: &Path) -> anyhow::Result<Source> {
     if path.is_dir() {
         let layout = crate::datadir::resolve(path, None)?;
         let wal = WalDir::open(&layout.wal).map_err(|e| anyhow!("{}: {e}", layout.wal.display()))?;
+        // No db, or an empty file: etcd creates a new db and replays the
+        // whole WAL into it, and so does the restore.
+        let missing = std::fs::metadata(&layout.db).map_or(true, |m| m.is_file() && m.len() == 0);
+        let file = if missing {
+            DbImage::Owned(crate::datadir::replay::empty_db().map_err(|e| anyhow!("{e}"))?)
+        } else {
+            DbImage::Mapped(MappedFile::open(&layout.db)?)
+        };
         Ok(Source {
             path: path.to_path_buf(),
-            file: MappedFile::open(&layout.db)?,
+            file,
             wal: Some(wal),
             name: layout.db.display().to_string(),
         })
     } else {
         Ok(Source {
             path: path.to_path_buf(),
-            file: MappedFile::open(path)?,
+            file: DbImage::Mapped(MappedFile::open(path)?),
             wal: None,
             name: path.display().to_string(),
         })
@@ -524,7 +532,7 @@ pub(super) fn run(
     let extra = replayed.as_ref().map(replay_rows).unwrap_or_default();
     let plan = Plan {
         cluster: &cluster,
-        src_file: Some(src.file.file()),
+        src_file: src.file.file(),
         replayed,
         bump: a.bump_revision.map(|b| b as i64),
     };
@@ -619,7 +627,7 @@ pub(super) fn run_force_new_cluster(
     ));
     let plan = Plan {
         cluster: &cluster,
-        src_file: Some(src.file.file()),
+        src_file: src.file.file(),
         replayed,
         bump: None,
     };

@@ -521,3 +521,15 @@ pub fn replay<'a>(db: &Db<'a>, wal: &WalDir) -> Result<Replayed, KvError> {
     st.out.report.revision_after = st.rev;
     Ok(st.out)
 }
+
+/// A new, empty etcd db (the `key` and `meta` buckets), as etcd creates one
+/// when a member dir has none: what a WAL that starts at index 1 is
+/// replayed into.
+pub fn empty_db() -> Result<Vec<u8>, crate::bolt::writer::WriteError> {
+    let mut w = crate::bolt::writer::Writer::new(std::io::Cursor::new(Vec::new()), 4096, 0.9, 1)?;
+    let none: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    w.bucket(b"key", 0, none.clone())?;
+    w.bucket(b"meta", 0, none)?;
+    let (_, out) = w.finish()?;
+    Ok(out.into_inner())
+}

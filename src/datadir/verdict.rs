@@ -438,12 +438,11 @@ fn wal_corruption(j: &mut Judge<'_, '_>, wal: &WalReport) {
         j.blockers
             .push("the WAL has no readable metadata record (member and cluster IDs)".into());
     }
-    const FATAL: [&str; 5] = [
+    const FATAL: [&str; 4] = [
         "wal-metadata-conflict",
         "wal-undecodable-data",
         "wal-bad-payload",
         "wal-commit-beyond-log",
-        "wal-seq-gap",
     ];
     for f in wal.findings.items() {
         if FATAL.contains(&f.code) {
@@ -623,9 +622,10 @@ fn wal_files_from_snapshot(j: &mut Judge<'_, '_>, wal: &WalReport, si: Index, st
         );
         return;
     };
+    // etcd's isValidSeq: a previous sequence of 0 counts as "none yet".
     let consecutive = wal.segments[p..]
         .windows(2)
-        .all(|w| w[1].seq == w[0].seq.wrapping_add(1));
+        .all(|w| w[0].seq == 0 || w[1].seq == w[0].seq.wrapping_add(1));
     let has_mark = wal
         .snapshots
         .iter()
@@ -643,11 +643,10 @@ fn wal_files_from_snapshot(j: &mut Judge<'_, '_>, wal: &WalReport, si: Index, st
         },
     );
     if !consecutive {
-        j.check(
-            "wal-files-from-snapshot",
-            CheckStatus::Error,
-            format!("{detail}; sequence numbers are not consecutive: segments are missing"),
-        );
+        let msg = format!("{detail}; sequence numbers are not consecutive: segments are missing");
+        j.check("wal-files-from-snapshot", CheckStatus::Error, msg.clone());
+        j.blockers
+            .push(format!("{msg}: etcd fails (\"wal: file not found\")"));
     } else if !has_mark && wal.readable_by_etcd() {
         let msg = format!(
             "{detail}; but none of them holds the snapshot record (index {si}, term {st}) etcd needs to start from"

@@ -209,7 +209,18 @@ pub fn sniff(b: &[u8]) -> Sniff {
 /// or destroyed): etcd's own names, and the names backup jobs give
 /// snapshots (etcdctl, k3s/rke2 `etcd-snapshot-*`, cron scripts).
 pub fn name_hint(name: &str) -> Option<Kind> {
-    let n = name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
+    let mut n = name
+        .rsplit(['/', '!'])
+        .next()
+        .unwrap_or(name)
+        .to_ascii_lowercase();
+    // `backup.db.gz`: the name of what is inside.
+    for suf in [".gz", ".zst", ".zstd", ".xz", ".bz2", ".gzip"] {
+        if let Some(s) = n.strip_suffix(suf) {
+            n = s.to_string();
+            break;
+        }
+    }
     if n.ends_with(".snap.db") {
         Some(Kind::SnapDb)
     } else if n.ends_with(".snap") {

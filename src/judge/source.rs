@@ -19,7 +19,7 @@ use crate::datadir::replay::{ReplayReport, replay};
 use crate::mvcc::keyspace::{Keyspace, Overlay};
 use crate::mvcc::trailer;
 use crate::report::Verdict;
-use crate::source::MappedFile;
+use crate::source::{DbImage, MappedFile};
 use crate::wal::WalDir;
 
 /// Why a source cannot be read at all.
@@ -45,7 +45,7 @@ pub struct ReadSource {
     pub name: String,
     /// The db file read (the data dir's `member/snap/db`, or the file).
     pub db_path: PathBuf,
-    file: MappedFile,
+    file: DbImage,
     overlay: Option<Overlay>,
     /// What the WAL replay did, for a member dir.
     pub replay: Option<ReplayReport>,
@@ -169,7 +169,7 @@ fn open_file(path: &Path, name: &str) -> Result<ReadSource, OpenError> {
     Ok(ReadSource {
         name: name.into(),
         db_path: path.to_path_buf(),
-        file,
+        file: DbImage::Mapped(file),
         overlay: None,
         replay: None,
         judgment,
@@ -184,11 +184,21 @@ fn open_dir(path: &Path, name: &str, db_only: bool) -> Result<ReadSource, OpenEr
         path: name.into(),
         why: e.to_string(),
     })?;
-    let file = MappedFile::open(&layout.db).map_err(|e| OpenError::NotKeyspace {
-        path: name.into(),
-        why: format!("its db cannot be read ({e}): {}", judgment.headline),
-    })?;
     let mut notes = Vec::new();
+    // No db, or an empty file: etcd creates a new one and replays the WAL
+    // into it; so is it read here.
+    let missing = std::fs::metadata(&layout.db).map_or(true, |m| m.is_file() && m.len() == 0);
+    let file = if missing && !db_only {
+        notes.push(format!(
+            "note: {name} has no db: reading what etcd rebuilds from its WAL"
+        ));
+        DbImage::Owned(crate::datadir::replay::empty_db().map_err(|e| OpenError::Io(e.to_string()))?)
+    } else {
+        DbImage::Mapped(MappedFile::open(&layout.db).map_err(|e| OpenError::NotKeyspace {
+            path: name.into(),
+            why: format!("its db cannot be read ({e}): {}", judgment.headline),
+        })?)
+    };
     if judgment.live {
         notes.push(format!(
             "note: etcd is running on {name}: this is what it held at the moment it was read"

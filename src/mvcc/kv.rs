@@ -215,7 +215,7 @@ pub enum KvError {
         source: KvDecodeError,
     },
     /// The revision asked for was compacted away.
-    #[error("revision {rev} has been compacted; the oldest readable revision is {compact}")]
+    #[error("required revision {rev} has been compacted (the compact revision is {compact})")]
     Compacted {
         /// Asked.
         rev: i64,

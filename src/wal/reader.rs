@@ -7,10 +7,11 @@
 //!
 //! - a zero length word or the end of a file ends a segment; etcd moves on
 //!   to the next file;
-//! - in the **last** segment, a cut-off length word or frame, or a record that
-//!   fails to decode or to match its CRC while some 512-byte sector of its
-//!   frame is all zeros, is a **torn write**: etcd truncates the file there
-//!   at start (keeping a `.broken` copy) and starts;
+//! - in the **last** segment, a cut-off length word or frame, a record whose
+//!   protobuf is cut short (Go's decoder says `io.ErrUnexpectedEOF`), or a
+//!   record that fails to decode or to match its CRC while some 512-byte
+//!   sector of its frame is all zeros, is a **torn write**: etcd truncates
+//!   the file there at start (keeping a `.broken` copy) and starts;
 //! - anything else (a CRC mismatch, an undecodable record, a record of 10 MiB
 //!   or more, a crc record that does not continue the chain, an unknown
 //!   record type, or a cut-off frame in an earlier segment) is **corruption**:
@@ -377,8 +378,12 @@ fn read_segment<'a, F: FnMut(Event<'a>)>(
             }
             Ok(Slot::Frame(f)) => match Record::parse(f.body) {
                 Err(e) => {
-                    let torn =
-                        last && frame::has_zero_sector(f.offset, &seg[f.offset + frame::HEADER..f.end()]);
+                    // Go's decoder returns io.ErrUnexpectedEOF for a record
+                    // cut short, which etcd takes for a torn write as it
+                    // does a record with a zeroed sector.
+                    let torn = last
+                        && (e.is_unexpected_eof()
+                            || frame::has_zero_sector(f.offset, &seg[f.offset + frame::HEADER..f.end()]));
                     (DamageKind::Undecodable(e), torn, None, None)
                 }
                 Ok(rec) => {

@@ -754,12 +754,26 @@ fn dir_findings(dir: &WalDir, out: &mut Findings) {
     for w in dir.segments.windows(2) {
         let (a, b) = (&w[0], &w[1]);
         if b.name.seq != a.name.seq.wrapping_add(1) {
+            // etcd's isValidSeq skips the check after sequence 0 (it takes
+            // 0 for "no previous segment yet"): there only the CRC chain
+            // tells whether records are missing.
+            let (sev, what) = if a.name.seq != 0 {
+                (
+                    Severity::Error,
+                    "etcd refuses a WAL with missing segments (\"wal: file not found\")",
+                )
+            } else {
+                (
+                    Severity::Warning,
+                    "etcd does not check the sequence after segment 0; the CRC chain at the next segment shows whether records are missing",
+                )
+            };
             out.push(
                 Finding::new(
-                    Severity::Error,
+                    sev,
                     "wal-seq-gap",
                     format!(
-                        "segment sequence jumps from {} ({}) to {} ({}): {} segment(s) are missing; etcd refuses a WAL with missing segments",
+                        "segment sequence jumps from {} ({}) to {} ({}): {} segment(s) missing or renamed; {what}",
                         a.name.seq,
                         a.file_name,
                         b.name.seq,

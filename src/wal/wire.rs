@@ -15,9 +15,15 @@ use std::fmt;
 /// Why bytes are not a valid protobuf message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
-    /// A varint runs past the end or is longer than 10 bytes.
+    /// A varint is longer than 10 bytes.
     #[error("bad varint at byte {at}")]
     BadVarint {
+        /// Byte offset in the message.
+        at: usize,
+    },
+    /// A varint runs past the end of the message.
+    #[error("a varint at byte {at} runs past the end of the message")]
+    VarintPastEnd {
         /// Byte offset in the message.
         at: usize,
     },
@@ -57,6 +63,18 @@ pub enum WireError {
         /// Expected.
         expected: u8,
     },
+}
+
+impl WireError {
+    /// Whether Go's generated decoder reports this as `io.ErrUnexpectedEOF`
+    /// (a message cut short), which etcd's WAL decoder takes for a torn
+    /// write in the last segment.
+    pub fn is_unexpected_eof(&self) -> bool {
+        matches!(
+            self,
+            WireError::VarintPastEnd { .. } | WireError::Truncated { .. }
+        )
+    }
 }
 
 /// A field value.
@@ -101,7 +119,7 @@ pub fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, WireError> {
     let mut v: u64 = 0;
     for i in 0..10 {
         let Some(&b) = buf.get(start + i) else {
-            return Err(WireError::BadVarint { at: start });
+            return Err(WireError::VarintPastEnd { at: start });
         };
         v |= u64::from(b & 0x7f) << (7 * i);
         if b < 0x80 {

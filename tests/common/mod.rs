@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod agree;
 pub mod etcd;
 pub mod walwrite;
 
