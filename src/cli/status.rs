@@ -48,8 +48,11 @@ pub struct StatusJson<'a> {
     pub file: String,
     /// Its size in bytes.
     pub file_size: u64,
-    /// Last finished compaction.
+    /// The compact revision etcd works with: the last finished compaction,
+    /// or a scheduled one (etcd finishes it at start).
     pub compact_revision: Option<i64>,
+    /// Last finished compaction.
+    pub finished_compact_revision: Option<i64>,
     /// Last scheduled compaction.
     pub scheduled_compact_revision: Option<i64>,
     /// Last applied raft index.
@@ -118,7 +121,8 @@ impl<'a> StatusJson<'a> {
             version: r.meta.storage_version.as_deref(),
             file: file.to_string(),
             file_size: r.file_size,
-            compact_revision: r.meta.finished_compact_rev,
+            compact_revision: r.meta.finished_compact_rev.max(r.meta.scheduled_compact_rev),
+            finished_compact_revision: r.meta.finished_compact_rev,
             scheduled_compact_revision: r.meta.scheduled_compact_rev,
             consistent_index: r.meta.consistent_index,
             term: r.meta.term,
@@ -411,7 +415,15 @@ fn write_table(out: &mut dyn Write, s: &StatusJson<'_>) -> anyhow::Result<()> {
         rows.push(("VERSION".into(), v.to_string()));
     }
     rows.extend([
-        ("COMPACT REVISION".to_string(), opt(s.compact_revision)),
+        (
+            "COMPACT REVISION".to_string(),
+            match (s.compact_revision, s.finished_compact_revision) {
+                (Some(c), f) if f != Some(c) => {
+                    format!("{c} (scheduled; etcd finishes the compaction when it starts)")
+                }
+                (c, _) => opt(c),
+            },
+        ),
         ("CONSISTENT INDEX".to_string(), opt(s.consistent_index)),
         ("TERM".to_string(), opt(s.term)),
         ("CLUSTER VERSION".to_string(), opt(s.cluster_version)),

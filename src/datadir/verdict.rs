@@ -874,7 +874,7 @@ fn v2_member(j: &mut Judge<'_, '_>, wal: &WalReport) {
                 .unwrap_or_default()
         ));
     }
-    j.statements.push(format!(
+    j.evidence.insert(1, format!(
         "this is an etcd 2.x member (a v2 store and no v3 db): its data is {}; etcd 3 serves v2 keys only through the v2 API (`--enable-v2`, `ETCDCTL_API=2 etcdctl ls`), never through `etcdctl get`",
         if where_.is_empty() {
             "the membership only".to_string()

@@ -492,7 +492,7 @@ fn judge_container(c: Container, data: &[u8], name: &str, opts: &Options, depth:
     }
     let mut others = 0usize;
     let root = u.scratch.path();
-    if kind::dir_kind(root) == kind::DirKind::Member {
+    if archive_is_member_dir(root) {
         out.push(judge_member(root, name, opts));
     } else {
         for unit in units_under(root, &mut others) {
@@ -507,6 +507,13 @@ fn judge_container(c: Container, data: &[u8], name: &str, opts: &Options, depth:
         ));
     }
     in_container(out)
+}
+
+/// Whether an unpacked archive is itself a member dir (packed from inside
+/// the data dir: `member/`, or `wal/` and `snap/`), rather than a tree
+/// holding one (a lone `wal/` is a WAL dir).
+fn archive_is_member_dir(root: &Path) -> bool {
+    root.join("member").is_dir() || root.join("wal").is_dir() && root.join("snap").is_dir()
 }
 
 /// The units under an unpacked archive: member dirs (not descended into),

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::kind::{self, DirKind, Sniff};
+use super::kind::{self, Sniff};
 use super::unpack::{self, Unpacked};
 use super::{Judgment, Options};
 use crate::bolt::{self, Db};
@@ -124,7 +124,7 @@ impl ReadSource {
 /// The one unit inside an archive, or an error naming them.
 fn single_unit(u: &Unpacked, name: &str) -> Result<PathBuf, OpenError> {
     let root = u.scratch.path();
-    if kind::dir_kind(root) == DirKind::Member {
+    if super::archive_is_member_dir(root) {
         return Ok(root.to_path_buf());
     }
     let mut others = 0;
@@ -188,7 +188,11 @@ fn open_dir(path: &Path, name: &str, db_only: bool) -> Result<ReadSource, OpenEr
     // No db, or an empty file: etcd creates a new one and replays the WAL
     // into it; so is it read here.
     let missing = std::fs::metadata(&layout.db).map_or(true, |m| m.is_file() && m.len() == 0);
-    let file = if missing && !db_only {
+    let file = if judgment.live && !missing {
+        DbImage::Owned(
+            stable_copy(&layout.db).map_err(|e| OpenError::Io(format!("{}: {e}", layout.db.display())))?,
+        )
+    } else if missing && !db_only {
         notes.push(format!(
             "note: {name} has no db: reading what etcd rebuilds from its WAL"
         ));
@@ -254,4 +258,27 @@ fn open_dir(path: &Path, name: &str, db_only: bool) -> Result<ReadSource, OpenEr
         s.notes.push(format!("note: {}", s.judgment.headline));
     }
     Ok(s)
+}
+
+/// The newest committed transaction of the db file at `p`, as bbolt picks it.
+fn txid(p: &Path) -> Option<u64> {
+    let f = MappedFile::open(p).ok()?;
+    let (db, _) = Db::open(f.bytes()).ok()?;
+    Some(db.meta().txid.0)
+}
+
+/// A copy of a db etcd is writing to, taken while no transaction committed:
+/// the pages the newest meta page reaches are only reused two commits
+/// later, so a copy during which the committed transaction did not change
+/// holds one consistent tree.
+fn stable_copy(p: &Path) -> Result<Vec<u8>, String> {
+    for _ in 0..20 {
+        let before = txid(p);
+        let bytes = std::fs::read(p).map_err(|e| e.to_string())?;
+        if before.is_some() && txid(p) == before {
+            return Ok(bytes);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Err("etcd committed during every attempt to read a consistent copy".into())
 }

@@ -189,6 +189,41 @@ pub struct Served {
     pub revision: i64,
     /// Every key (`get "" --prefix`, serializable).
     pub kvs: Vec<Kv>,
+    /// Every v2 key with its value (etcd 2.x data, served through the v2 API).
+    pub v2: Vec<(String, String)>,
+}
+
+/// Every v2 key and value etcd serves (`GET /v2/keys/?recursive=true`).
+fn v2_keys(port: u16) -> Result<Vec<(String, String)>, String> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    write!(
+        s,
+        "GET /v2/keys/?recursive=true&sorted=true HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
+    let body = resp.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    // A chunked body: the JSON object is between the first '{' and the last '}'.
+    let (a, b) = (body.find('{'), body.rfind('}'));
+    let (Some(a), Some(b)) = (a, b) else {
+        return Err(format!("v2 answer: {resp}"));
+    };
+    let j: Value = serde_json::from_str(&body[a..=b]).map_err(|e| format!("{e}: {body}"))?;
+    let mut out = Vec::new();
+    fn walk(n: &Value, out: &mut Vec<(String, String)>) {
+        if let Some(v) = n["value"].as_str() {
+            out.push((n["key"].as_str().unwrap_or("").to_string(), v.to_string()));
+        }
+        for c in n["nodes"].as_array().into_iter().flatten() {
+            walk(c, out);
+        }
+    }
+    walk(&j["node"], &mut out);
+    out.sort();
+    Ok(out)
 }
 
 struct Running {
@@ -196,6 +231,7 @@ struct Running {
     bin: PathBuf,
     url: String,
     log: PathBuf,
+    port: u16,
 }
 
 impl Running {
@@ -259,7 +295,7 @@ fn start(bin: &Path, dir: &Path, wait: Duration) -> Result<Running, String> {
             &purl,
         ])
         .args(["--initial-cluster", &format!("agreement={purl}")])
-        .args(["--logger", "zap", "--log-outputs", "stderr"])
+        .args(["--logger", "zap", "--log-outputs", "stderr", "--enable-v2"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -269,6 +305,7 @@ fn start(bin: &Path, dir: &Path, wait: Duration) -> Result<Running, String> {
         bin: bin.to_path_buf(),
         url,
         log,
+        port: client,
     };
     let t = Instant::now();
     while t.elapsed() < wait {
@@ -311,13 +348,14 @@ pub fn serve(bin: &Path, dir: &Path) -> Result<(Served, bool), String> {
     }
     let j: Value = serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))?;
     let (revision, kvs) = etcdctl_get_json(&j);
+    let v2 = v2_keys(r.port)?;
     let members = r.ctl(&["--command-timeout=5s", "member", "list", "-w", "json"]);
     let single = serde_json::from_str::<Value>(&members.1)
         .ok()
         .and_then(|m| m["members"].as_array().map(|a| a.len() == 1))
         .unwrap_or(true);
     let writes = !single || r.ctl(&["--command-timeout=5s", "put", "/agreement/probe", "x"]).0;
-    Ok((Served { revision, kvs }, writes))
+    Ok((Served { revision, kvs, v2 }, writes))
 }
 
 /// What etcd does with (a copy of) `dir`, against what it serves from the
@@ -328,12 +366,25 @@ pub fn etcd_does(bin: &Path, dir: &Path, reference: &Served) -> Does {
         Ok((_, false)) => Does::Loses("etcd starts but cannot commit a write".into()),
         Ok((s, true)) if s == *reference => Does::ServesAll,
         Ok((s, true)) => Does::Loses(format!(
-            "etcd serves {} keys at revision {}, where the undamaged dir gives {} keys at revision {}",
+            "etcd serves {} keys at revision {} ({} v2 keys), where the undamaged dir gives {} keys at revision {} ({} v2 keys)",
             s.kvs.len(),
             s.revision,
+            s.v2.len(),
             reference.kvs.len(),
-            reference.revision
+            reference.revision,
+            reference.v2.len()
         )),
+    }
+}
+
+/// What etcd does with (a copy of) `dir` when there is no undamaged dir to
+/// compare its answers with: refuses, or starts without committing a
+/// write, or starts and commits one.
+pub fn etcd_alone(bin: &Path, dir: &Path) -> Does {
+    match serve(bin, dir) {
+        Err(e) => Does::Refuses(e),
+        Ok((_, false)) => Does::Loses("etcd starts but cannot commit a write".into()),
+        Ok((_, true)) => Does::ServesAll,
     }
 }
 
