@@ -41,9 +41,9 @@ pub(super) fn run(
         Ok(i) => i,
         Err(e) => return src.kv_error(err, &e),
     };
-    let revs = index.history(key);
+    let revs = index.served_history(key);
     let mut rows = Vec::with_capacity(revs.len());
-    for r in revs {
+    for r in &revs {
         let kv = r.kv()?;
         let mut o = Map::new();
         o.insert("revision".into(), r.rev.main.into());

@@ -285,34 +285,47 @@ impl<'a> Index<'a> {
     /// the first generation that reaches `at` (or the last generation),
     /// except a tombstone that closes its generation.
     pub fn keep(&self, at: i64) -> HashSet<Revision> {
-        let mut keep = HashSet::new();
-        for (_, revs) in self.iter() {
-            let gens = generations(revs);
-            let Some(last_gen) = gens.len().checked_sub(1) else {
-                continue;
-            };
-            // The first generation whose last revision is >= at, else the last.
-            let mut gi = 0;
-            while gi < last_gen {
-                let g = &revs[gens[gi].clone()];
-                if g.last().is_some_and(|r| r.rev.main >= at) {
-                    break;
-                }
-                gi += 1;
-            }
-            let g = &revs[gens[gi].clone()];
-            let n = g.partition_point(|r| r.rev.main <= at);
-            if n == 0 {
-                continue;
-            }
-            let r = &g[n - 1];
-            let closes_generation = n == g.len() && r.tombstone && gi != last_gen;
-            if !closes_generation {
-                keep.insert(r.rev);
-            }
-        }
-        keep
+        self.iter().filter_map(|(_, revs)| kept(revs, at)).collect()
     }
+
+    /// The stored revisions of `key` that etcd still has, oldest first:
+    /// every revision above the compact revision, and at or below it only
+    /// the one its compaction keeps. (A compaction etcd has not finished
+    /// leaves the others in the file until it finishes it at start.)
+    pub fn served_history(&self, key: &[u8]) -> Vec<RevEntry<'a>> {
+        let revs = self.history(key);
+        let keep = kept(revs, self.compact);
+        revs.iter()
+            .filter(|r| r.rev.main > self.compact || Some(r.rev) == keep)
+            .copied()
+            .collect()
+    }
+}
+
+/// The revision of one key etcd keeps when compacting at `at`
+/// (`keyIndex.keep`): the newest revision at or below `at` in the first
+/// generation that reaches `at` (or the last generation), unless it is a
+/// tombstone that closes its generation.
+fn kept(revs: &[RevEntry<'_>], at: i64) -> Option<Revision> {
+    let gens = generations(revs);
+    let last_gen = gens.len().checked_sub(1)?;
+    // The first generation whose last revision is >= at, else the last.
+    let mut gi = 0;
+    while gi < last_gen {
+        let g = &revs[gens[gi].clone()];
+        if g.last().is_some_and(|r| r.rev.main >= at) {
+            break;
+        }
+        gi += 1;
+    }
+    let g = &revs[gens[gi].clone()];
+    let n = g.partition_point(|r| r.rev.main <= at);
+    if n == 0 {
+        return None;
+    }
+    let r = &g[n - 1];
+    let closes_generation = n == g.len() && r.tombstone && gi != last_gen;
+    (!closes_generation).then_some(r.rev)
 }
 
 /// The newest revision of `revs` at or below `at`, unless it is a delete.

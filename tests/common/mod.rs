@@ -21,8 +21,17 @@ pub fn repo() -> PathBuf {
 /// Fixture roots: the committed `testdata/fixtures`, plus a freshly generated
 /// tree when `ETCD_RESCUE_FRESH_FIXTURES` names one (CI regenerates fixtures
 /// with real etcd and runs every test against them too).
+///
+/// `ETCD_RESCUE_FRESH_ONLY=1` leaves the committed tree out (to run a suite
+/// against many regenerated fixture sets, one after another).
 pub fn fixture_roots() -> Vec<PathBuf> {
-    let mut roots = vec![repo().join("testdata/fixtures")];
+    let fresh_only = std::env::var_os("ETCD_RESCUE_FRESH_ONLY").is_some_and(|v| v == "1")
+        && std::env::var_os("ETCD_RESCUE_FRESH_FIXTURES").is_some();
+    let mut roots = if fresh_only {
+        Vec::new()
+    } else {
+        vec![repo().join("testdata/fixtures")]
+    };
     if let Some(p) = std::env::var_os("ETCD_RESCUE_FRESH_FIXTURES") {
         let p = PathBuf::from(p);
         assert!(
