@@ -10,7 +10,8 @@ use common::*;
 /// Whether `s` looks like a finding code (`kebab-case`, two words or more).
 fn is_code(s: &str) -> bool {
     s.contains('-')
-        && s.split('-').all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && s.split('-')
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
         && s.as_bytes()[0].is_ascii_lowercase()
 }
 
@@ -83,15 +84,29 @@ fn every_code_is_documented_with_what_etcd_does() {
     let mut documented = BTreeSet::new();
     for line in doc.lines().filter(|l| l.starts_with("| `")) {
         let cols: Vec<&str> = line.split(" | ").collect();
-        assert_eq!(cols.len(), 4, "a row needs code, severity, meaning and what etcd does: {line}");
+        assert_eq!(
+            cols.len(),
+            4,
+            "a row needs code, severity, meaning and what etcd does: {line}"
+        );
         assert!(cols[3].trim_end_matches(" |").len() > 5, "{line}");
         let code = cols[0].trim_start_matches("| `").trim_end_matches('`');
         documented.insert(code.to_string());
     }
     let source = codes_in_source();
-    assert!(source.len() > 80, "the scan found only {} codes: {source:?}", source.len());
+    assert!(
+        source.len() > 80,
+        "the scan found only {} codes: {source:?}",
+        source.len()
+    );
     let missing: Vec<&String> = source.difference(&documented).collect();
-    assert!(missing.is_empty(), "codes reported but not in docs/findings.md: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "codes reported but not in docs/findings.md: {missing:?}"
+    );
     let stale: Vec<&String> = documented.difference(&source).collect();
-    assert!(stale.is_empty(), "codes in docs/findings.md the source never reports: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "codes in docs/findings.md the source never reports: {stale:?}"
+    );
 }

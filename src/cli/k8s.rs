@@ -16,8 +16,8 @@ use super::{EXIT_OK, EXIT_PROBLEMS, Format, SourceDb, show_path};
 use crate::k8s::dump::{self, DumpOptions};
 use crate::k8s::encryption::Keyring;
 use crate::k8s::keys::{self, DEFAULT_PREFIX};
-use crate::k8s::object::{self, Context, Object};
-use crate::k8s::{store, yaml};
+use crate::k8s::object::{Context, Object};
+use crate::k8s::{list, yaml};
 use crate::mvcc::keyspace::Keyspace;
 
 /// The `k8s` subcommands.
@@ -175,63 +175,6 @@ impl Source {
     }
 }
 
-/// Objects of the source at the revision, filtered, in (resource,
-/// namespace, name) order; deleted ones only when asked. `resource` filters
-/// on the key before decoding; `keep` decides on the decoded object;
-/// `bodies: false` drops the decoded objects (listings).
-fn objects(
-    ks: &Keyspace<'_>,
-    c: &Common,
-    cx: Context<'_>,
-    include_deleted: bool,
-    resource: Option<&str>,
-    keep: &dyn Fn(&Object) -> bool,
-    bodies: bool,
-) -> anyhow::Result<(i64, Vec<Object>)> {
-    let prefix = format!("{}/", cx.prefix);
-    let idx = store::index(ks, c.rev, prefix.as_bytes())?;
-    let mut out = Vec::new();
-    for e in &idx.entries {
-        if e.deleted_at.is_some() && !include_deleted {
-            continue;
-        }
-        if let (Some(r), Some(loc)) = (
-            resource,
-            keys::locate(&String::from_utf8_lossy(e.key), cx.prefix, None, None),
-        ) {
-            // Custom resources' keys can be read two ways: decide after decoding.
-            if !keys::matches(r, &loc.resource, "") && !loc.resource.contains('.') {
-                continue;
-            }
-        }
-        if let Some(kv) = store::value_at(ks, e.last_put)? {
-            let mut o = object::decode(&kv, e.deleted_at.map(|r| r.main), cx);
-            if keep(&o) {
-                if !bodies {
-                    // Listings keep one row per object, not the objects.
-                    o.body = None;
-                }
-                out.push(o);
-            }
-        }
-    }
-    out.sort_by(|a, b| {
-        (
-            &a.location.resource,
-            &a.location.namespace,
-            &a.location.name,
-            a.deleted_at,
-        )
-            .cmp(&(
-                &b.location.resource,
-                &b.location.namespace,
-                &b.location.name,
-                b.deleted_at,
-            ))
-    });
-    Ok((idx.revision, out))
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Row<'a> {
@@ -350,9 +293,9 @@ fn ls(a: &LsArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyh
                 .as_deref()
                 .is_none_or(|r| keys::matches(r, &o.location.resource, &o.kind))
     };
-    let (rev, objs) = objects(
+    let (rev, objs) = list::objects(
         &ks,
-        &a.common,
+        a.common.rev,
         cx,
         a.include_deleted,
         a.resource.as_deref(),
@@ -440,9 +383,9 @@ fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> an
             // Cluster-scoped objects have no namespace and match any -n.
             && (o.location.namespace.is_empty() || ns.as_deref().is_none_or(|n| o.location.namespace == n))
     };
-    let (rev, objs) = objects(
+    let (rev, objs) = list::objects(
         &ks,
-        &a.common,
+        a.common.rev,
         cx,
         a.include_deleted,
         Some(&a.resource),

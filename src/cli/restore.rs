@@ -2,22 +2,17 @@
 //! data dirs, written offline.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::anyhow;
 use serde_json::json;
 
 use super::render::{self, human_bytes};
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, Format};
-use crate::bolt::Db;
 use crate::datadir::replay::{Replayed, replay};
-use crate::judge;
-use crate::mvcc::{ScanOptions, scan, trailer};
-use crate::restore::admit::Admission;
+use crate::restore::MemberOutcome;
+use crate::restore::job::{self, Checked, Plan, Source};
 use crate::restore::members::{ClusterSpec, parse_initial_cluster};
-use crate::restore::{MemberOutcome, RestoreSource, start_flags, write_member};
-use crate::source::{DbImage, MappedFile};
-use crate::wal::WalDir;
 
 /// Arguments of `restore` (flag-compatible with `etcdutl snapshot restore`).
 #[derive(Debug, clap::Args)]
@@ -90,232 +85,282 @@ pub struct ForceNewClusterArgs {
     pub dry_run: bool,
 }
 
-/// The source of a restore, opened.
-struct Source {
-    path: PathBuf,
-    file: DbImage,
-    wal: Option<WalDir>,
-    name: String,
+/// The judgment's summary of a source, for `-o json`.
+fn source_json(c: &Checked) -> serde_json::Value {
+    let j = &c.judgment;
+    json!({
+        "path": j.path,
+        "kind": j.kind,
+        "verdict": c.admission.verdict,
+        "etcd": j.etcd,
+        "headline": j.headline,
+    })
 }
 
-fn open_source(path: &Path) -> anyhow::Result<Source> {
-    if path.is_dir() {
-        let layout = crate::datadir::resolve(path, None)?;
-        let wal = WalDir::open(&layout.wal).map_err(|e| anyhow!("{}: {e}", layout.wal.display()))?;
-        // No db, or an empty file: etcd creates a new db and replays the
-        // whole WAL into it, and so does the restore.
-        let missing = std::fs::metadata(&layout.db).map_or(true, |m| m.is_file() && m.len() == 0);
-        let file = if missing {
-            DbImage::Owned(crate::datadir::replay::empty_db().map_err(|e| anyhow!("{e}"))?)
-        } else {
-            DbImage::Mapped(MappedFile::open(&layout.db)?)
-        };
-        Ok(Source {
-            path: path.to_path_buf(),
-            file,
-            wal: Some(wal),
-            name: layout.db.display().to_string(),
-        })
+/// The exit code of a refusal: 2 for a source a restore does not take (or
+/// cannot read), 1 for damage.
+fn refuse_code(c: &Checked) -> i32 {
+    if c.admission.usage {
+        EXIT_ERROR
     } else {
-        Ok(Source {
-            path: path.to_path_buf(),
-            file: DbImage::Mapped(MappedFile::open(path)?),
-            wal: None,
-            name: path.display().to_string(),
-        })
+        EXIT_PROBLEMS
     }
 }
 
-/// The decision on a restore's source, and how to tell it.
-struct Verification {
-    admission: Admission,
-    /// The judgment's kind and outcome, for `-o json`.
-    source: serde_json::Value,
+/// What the judgment has to say before anything else, on stderr.
+fn messages(c: &Checked) -> String {
+    let mut m = String::new();
+    let a = &c.admission;
+    if (a.refused.is_some() && !a.usage || a.forced.is_some()) && !a.findings.is_empty() {
+        m.push_str(&render::findings_table(&a.findings).to_string());
+        m.push('\n');
+    }
+    if let Some(r) = &a.refused {
+        m.push_str(&format!("etcd-rescue: {r}\n"));
+    }
+    if let Some(f) = &a.forced {
+        m.push_str(&format!("etcd-rescue: warning: {f}\n"));
+    }
+    m
 }
 
-impl Verification {
-    fn refuse_code(&self) -> Option<i32> {
-        self.admission.refused.as_ref().map(|_| {
-            if self.admission.usage {
-                EXIT_ERROR
-            } else {
-                EXIT_PROBLEMS
-            }
-        })
+/// Tells the user why nothing was written: the messages on stderr and,
+/// with `-o json`, an object on stdout that scripts can read.
+fn refused(c: &Checked, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+    err.write_all(messages(c).as_bytes())?;
+    if fmt != Format::Table {
+        let j = json!({
+            "source": source_json(c),
+            "restored": false,
+            "reason": c.admission.refused,
+            "findings": c.admission.findings,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&j)?)?;
     }
-
-    /// What to print on stderr before anything else.
-    fn messages(&self) -> String {
-        let mut m = String::new();
-        let a = &self.admission;
-        if (a.refused.is_some() && !a.usage || a.forced.is_some()) && !a.findings.is_empty() {
-            m.push_str(&render::findings_table(&a.findings).to_string());
-            m.push('\n');
-        }
-        if let Some(r) = &a.refused {
-            m.push_str(&format!("etcd-rescue: {r}\n"));
-        }
-        if let Some(f) = &a.forced {
-            m.push_str(&format!("etcd-rescue: warning: {f}\n"));
-        }
-        m
-    }
-
-    /// Tells the user why nothing was written: the messages on stderr and,
-    /// with `-o json`, an object on stdout that scripts can read.
-    fn refused(
-        &self,
-        src: &Source,
-        fmt: Format,
-        out: &mut dyn Write,
-        err: &mut dyn Write,
-    ) -> anyhow::Result<i32> {
-        err.write_all(self.messages().as_bytes())?;
-        let code = self.refuse_code().unwrap_or(EXIT_PROBLEMS);
-        if fmt != Format::Table {
-            let j = json!({
-                "source": self.source,
-                "sourceFile": src.name,
-                "restored": false,
-                "reason": self.admission.refused,
-                "findings": self.admission.findings,
-            });
-            writeln!(out, "{}", serde_json::to_string_pretty(&j)?)?;
-        }
-        Ok(code)
-    }
+    Ok(refuse_code(c))
 }
 
-/// Judges the source with the one judgment and decides. Runs on its own
-/// thread while the output is being written; the output is only renamed
-/// into place when this passes.
-fn verify_source(path: &Path, skip_hash: bool, force: bool) -> Verification {
-    let js = judge::judge(path, &judge::Options::full());
-    let j = js.first().expect("one judgment per path");
-    let admission = crate::restore::admit::admit(j, skip_hash, force);
-    Verification {
-        source: json!({
-            "path": j.path,
-            "kind": j.kind,
-            "verdict": admission.verdict,
-            "etcd": j.etcd,
-            "headline": j.headline,
-        }),
-        admission,
-    }
-}
-
-/// The db could not be read to replay the WAL onto it: the judgment says
-/// why (and refuses it), or the read error is reported as it is.
-fn replay_failed(
-    src: &Source,
+/// The source opened, or the judgment's refusal when it cannot be.
+fn open(
+    path: &std::path::Path,
     skip_hash: bool,
     fmt: Format,
     out: &mut dyn Write,
     err: &mut dyn Write,
-    e: &crate::mvcc::kv::KvError,
-) -> anyhow::Result<i32> {
-    let v = verify_source(&src.path, skip_hash, false);
-    if v.refuse_code().is_some() {
-        return v.refused(src, fmt, out, err);
+) -> anyhow::Result<Result<Source, i32>> {
+    match Source::open(path) {
+        Ok(s) if s.db().is_ok() => Ok(Ok(s)),
+        opened => {
+            // Not something a restore opens, or not a readable db: the
+            // judgment says what it is.
+            let c = job::check(path, skip_hash, false);
+            if c.refused() {
+                return refused(&c, fmt, out, err).map(Err);
+            }
+            Ok(Ok(opened?))
+        }
     }
-    Err(anyhow!("{}: {e}", src.name))
 }
-
-/// A restore refused by the verification (the temporary output is removed).
-#[derive(Debug, thiserror::Error)]
-#[error("the source did not pass verification")]
-struct Refused(i32);
 
 fn cluster_spec(initial: &str, token: &str) -> anyhow::Result<ClusterSpec> {
     parse_initial_cluster(initial, token).map_err(|e| anyhow!("{e}"))
 }
 
-struct Plan<'a> {
-    cluster: &'a ClusterSpec,
-    src_file: Option<&'a std::fs::File>,
-    replayed: Option<Replayed>,
-    bump: Option<i64>,
-}
-
-impl Plan<'_> {
-    fn source<'s, 'a>(&'s self, db: &'s Db<'a>) -> RestoreSource<'s, 'a> {
-        RestoreSource {
-            db,
-            file: self.src_file,
-            replayed: self.replayed.as_ref(),
-            bump_revision: self.bump,
+/// The WAL replay of a member dir, or the judgment's refusal when its db
+/// cannot be read for it.
+fn replayed(
+    src: &Source,
+    skip_hash: bool,
+    fmt: Format,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<Result<Option<Replayed>, i32>> {
+    let Some(w) = &src.wal else { return Ok(Ok(None)) };
+    let db = src.db().map_err(|e| anyhow!("{}: {e}", src.name))?;
+    match replay(&db, w) {
+        Ok(r) => Ok(Ok(Some(r))),
+        Err(e) => {
+            let c = job::check(&src.path, skip_hash, false);
+            if c.refused() {
+                return refused(&c, fmt, out, err).map(Err);
+            }
+            Err(anyhow!("{}: {e}", src.name))
         }
     }
 }
 
-/// Called after everything is written and before it is renamed into place:
-/// an error (the source failed verification) removes the output instead.
-type Gate<'g> = &'g mut dyn FnMut() -> Result<(), crate::restore::BoxError>;
-
-fn write_all_members(
-    db: &Db<'_>,
-    p: &Plan<'_>,
-    out_dir: &Path,
+/// Writes (or, with `--dry-run`, only judges) and reports.
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    src: &Source,
+    plan: &Plan<'_>,
+    skip_hash: bool,
     force: bool,
-    gate: Gate<'_>,
-) -> anyhow::Result<Vec<MemberOutcome>> {
-    crate::atomic::write_dir(out_dir, force, 0o700, |tmp| {
-        let mut outs = Vec::new();
-        for m in &p.cluster.members {
-            let dir = tmp.join(&m.name);
-            let o = write_member(&p.source(db), p.cluster, m, &dir, &dir.join("member/wal"))?;
-            outs.push(MemberOutcome {
-                data_dir: out_dir.join(&m.name).display().to_string(),
-                wal_dir: out_dir.join(&m.name).join("member/wal").display().to_string(),
-                ..o
-            });
-            let flags = start_flags(p.cluster, m, "/var/lib/etcd");
-            std::fs::write(tmp.join(format!("{}.flags", m.name)), flags)?;
+    dry_run: bool,
+    extra: &[(String, String)],
+    fmt: Format,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    write: impl FnOnce(job::Gate<'_>) -> Result<Vec<MemberOutcome>, crate::restore::BoxError>,
+) -> anyhow::Result<i32> {
+    if dry_run {
+        let c = job::check(&src.path, skip_hash, force);
+        if c.refused() {
+            return refused(&c, fmt, out, err);
         }
-        gate()?;
-        Ok(outs)
-    })
-    .map_err(|e| anyhow!("{e}"))
+        err.write_all(messages(&c).as_bytes())?;
+        report(out, fmt, plan, &[], Some(&source_json(&c)), extra)?;
+        return Ok(EXIT_OK);
+    }
+    let (c, written) = job::with_check(&src.path, skip_hash, force, write);
+    match written {
+        None => refused(&c, fmt, out, err),
+        Some(w) => {
+            err.write_all(messages(&c).as_bytes())?;
+            let w = w.map_err(|e| anyhow!("{e}"))?;
+            report(out, fmt, plan, &w, None, extra)?;
+            Ok(EXIT_OK)
+        }
+    }
 }
 
-fn write_one(
-    db: &Db<'_>,
-    p: &Plan<'_>,
-    name: &str,
-    data_dir: &Path,
-    wal_dir: Option<&Path>,
-    force: bool,
-    gate: Gate<'_>,
-) -> anyhow::Result<MemberOutcome> {
-    let local = p
-        .cluster
-        .members
-        .iter()
-        .find(|m| m.name == name)
-        .expect("checked");
-    let mut inner = |wal_tmp: Option<&Path>| {
-        crate::atomic::write_dir(data_dir, force, 0o700, |tmp| {
-            let wal = wal_tmp
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| tmp.join("member/wal"));
-            let o = write_member(&p.source(db), p.cluster, local, tmp, &wal)?;
-            gate()?;
-            Ok(MemberOutcome {
-                data_dir: data_dir.display().to_string(),
-                wal_dir: wal_dir
-                    .map_or_else(|| data_dir.join("member/wal"), Path::to_path_buf)
-                    .display()
-                    .to_string(),
-                ..o
-            })
-        })
+pub(super) fn run(
+    a: &RestoreArgs,
+    fmt: Format,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    let skip_hash = a.skip_hash_check;
+    let src = match open(&a.source, skip_hash, fmt, out, err)? {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
     };
-    match wal_dir {
-        Some(w) => crate::atomic::write_dir(w, force, 0o700, |wtmp| inner(Some(wtmp))),
-        None => inner(None),
+    let db = src.db().map_err(|e| anyhow!("{}: {e}", src.name))?;
+    let cluster = cluster_spec(&a.initial_cluster, &a.initial_cluster_token)?;
+    let local = match a.all_members {
+        Some(_) => None,
+        None => match cluster.local(&a.name, Some(&a.initial_advertise_peer_urls)) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                writeln!(err, "etcd-rescue: {e}")?;
+                return Ok(EXIT_ERROR);
+            }
+        },
+    };
+    let replayed = match replayed(&src, skip_hash, fmt, out, err)? {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    let extra = replayed.as_ref().map(replay_rows).unwrap_or_default();
+    let plan = Plan {
+        cluster: &cluster,
+        src_file: src.file.file(),
+        replayed,
+        bump: a.bump_revision.map(|b| b as i64),
+    };
+    let data_dir = a
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", a.name)));
+    execute(
+        &src,
+        &plan,
+        skip_hash,
+        a.force,
+        a.dry_run,
+        &extra,
+        fmt,
+        out,
+        err,
+        |gate| match (&a.all_members, local) {
+            (Some(dir), _) => job::write_all_members(&db, &plan, dir, a.force, gate),
+            (None, Some(local)) => Ok(vec![job::write_one(
+                &db,
+                &plan,
+                local,
+                &data_dir,
+                a.wal_dir.as_deref(),
+                a.force,
+                gate,
+            )?]),
+            (None, None) => unreachable!("a restore of one member has its member"),
+        },
+    )
+}
+
+pub(super) fn run_force_new_cluster(
+    a: &ForceNewClusterArgs,
+    fmt: Format,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    if !a.data_dir.is_dir() {
+        writeln!(err, "etcd-rescue: {}: not a data dir", a.data_dir.display())?;
+        return Ok(EXIT_ERROR);
     }
-    .map_err(|e| anyhow!("{e}"))
+    let src = match open(&a.data_dir, true, fmt, out, err)? {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let db = src.db().map_err(|e| anyhow!("{}: {e}", src.name))?;
+    // Who this member was: its ID from the WAL, its name and URLs from the db.
+    let me = job::survivor(&src, src.file.bytes());
+    let name = a
+        .name
+        .clone()
+        .or_else(|| me.as_ref().map(|m| m.name.clone()).filter(|n| !n.is_empty()))
+        .unwrap_or_else(|| "default".into());
+    let urls = a
+        .initial_advertise_peer_urls
+        .clone()
+        .or_else(|| {
+            me.as_ref()
+                .map(|m| m.peer_urls.join(","))
+                .filter(|u| !u.is_empty())
+        })
+        .unwrap_or_else(|| "http://localhost:2380".into());
+    let token = a
+        .initial_cluster_token
+        .clone()
+        .unwrap_or_else(|| format!("force-new-cluster-{}", crate::batch::now()));
+    let initial: Vec<String> = urls.split(',').map(|u| format!("{name}={}", u.trim())).collect();
+    let cluster = cluster_spec(&initial.join(","), &token)?;
+    let replayed = match replayed(&src, true, fmt, out, err)? {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    let mut extra = replayed.as_ref().map(replay_rows).unwrap_or_default();
+    extra.push((
+        "NEXT".into(),
+        format!(
+            "1. start etcd on {} with\n   --name {name} --initial-cluster {}\n   --initial-cluster-token {token} --initial-advertise-peer-urls {urls}\n2. for each other member: `etcdctl member add NAME --peer-urls URL`,\n   then start it with an empty data dir and --initial-cluster-state existing",
+            a.out.display(),
+            initial.join(",")
+        ),
+    ));
+    let plan = Plan {
+        cluster: &cluster,
+        src_file: src.file.file(),
+        replayed,
+        bump: None,
+    };
+    let local = cluster.members.first().ok_or_else(|| anyhow!("no member"))?;
+    execute(
+        &src,
+        &plan,
+        true,
+        a.force,
+        a.dry_run,
+        &extra,
+        fmt,
+        out,
+        err,
+        |gate| {
+            Ok(vec![job::write_one(
+                &db, &plan, local, &a.out, None, a.force, gate,
+            )?])
+        },
+    )
 }
 
 fn report(
@@ -438,215 +483,4 @@ fn replay_rows(r: &Replayed) -> Vec<(String, String)> {
         rows.push(("NOTE".into(), n.clone()));
     }
     rows
-}
-
-/// Runs `write` while the source is verified on another thread; the output
-/// is renamed into place only if the verification passes. Returns the exit
-/// code when the source is refused.
-fn with_verification<T>(
-    src: &Source,
-    skip_hash: bool,
-    force: bool,
-    err: &mut dyn Write,
-    write: impl FnOnce(Gate<'_>) -> anyhow::Result<T>,
-) -> anyhow::Result<Result<T, Verification>> {
-    std::thread::scope(|sc| {
-        let mut handle = Some(sc.spawn(|| verify_source(&src.path, skip_hash, force)));
-        let mut verdict: Option<Verification> = None;
-        let result = {
-            let mut gate = || -> Result<(), crate::restore::BoxError> {
-                let v = handle
-                    .take()
-                    .expect("joined once")
-                    .join()
-                    .expect("verification thread");
-                let refused = v.refuse_code();
-                verdict = Some(v);
-                match refused {
-                    Some(code) => Err(Box::new(Refused(code))),
-                    None => Ok(()),
-                }
-            };
-            write(&mut gate)
-        };
-        let verdict = match verdict {
-            Some(v) => v,
-            None => handle
-                .take()
-                .expect("not joined")
-                .join()
-                .expect("verification thread"),
-        };
-        if verdict.refuse_code().is_some() {
-            return Ok(Err(verdict));
-        }
-        err.write_all(verdict.messages().as_bytes())?;
-        result.map(Ok)
-    })
-}
-
-pub(super) fn run(
-    a: &RestoreArgs,
-    fmt: Format,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> anyhow::Result<i32> {
-    let src = match open_source(&a.source) {
-        Ok(s) => s,
-        // Not something a restore opens: the judgment says what it is.
-        Err(_) => {
-            let v = verify_source(&a.source, a.skip_hash_check, false);
-            if v.refuse_code().is_some() {
-                err.write_all(v.messages().as_bytes())?;
-                if fmt != Format::Table {
-                    let j = json!({"source": v.source, "restored": false, "reason": v.admission.refused});
-                    writeln!(out, "{}", serde_json::to_string_pretty(&j)?)?;
-                }
-                return Ok(v.refuse_code().unwrap_or(EXIT_ERROR));
-            }
-            open_source(&a.source)?
-        }
-    };
-    let skip_hash = a.skip_hash_check;
-    let (db, _) = match Db::open(trailer::image(src.file.bytes())) {
-        Ok(x) => x,
-        Err(_) => {
-            // Not even a readable db: the verification says why.
-            return verify_source(&src.path, skip_hash, false).refused(&src, fmt, out, err);
-        }
-    };
-    let cluster = cluster_spec(&a.initial_cluster, &a.initial_cluster_token)?;
-    if a.all_members.is_none()
-        && let Err(e) = cluster.local(&a.name, Some(&a.initial_advertise_peer_urls))
-    {
-        writeln!(err, "etcd-rescue: {e}")?;
-        return Ok(EXIT_ERROR);
-    }
-    let replayed = match &src.wal {
-        Some(w) => match replay(&db, w) {
-            Ok(r) => Some(r),
-            Err(e) => return replay_failed(&src, skip_hash, fmt, out, err, &e),
-        },
-        None => None,
-    };
-    let extra = replayed.as_ref().map(replay_rows).unwrap_or_default();
-    let plan = Plan {
-        cluster: &cluster,
-        src_file: src.file.file(),
-        replayed,
-        bump: a.bump_revision.map(|b| b as i64),
-    };
-    if a.dry_run {
-        let v = verify_source(&src.path, skip_hash, a.force);
-        if v.refuse_code().is_some() {
-            return v.refused(&src, fmt, out, err);
-        }
-        err.write_all(v.messages().as_bytes())?;
-        report(out, fmt, &plan, &[], Some(&v.source), &extra)?;
-        return Ok(EXIT_OK);
-    }
-    let written = with_verification(&src, skip_hash, a.force, err, |gate| match &a.all_members {
-        Some(dir) => write_all_members(&db, &plan, dir, a.force, gate),
-        None => {
-            let data_dir = a
-                .data_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", a.name)));
-            Ok(vec![write_one(
-                &db,
-                &plan,
-                &a.name,
-                &data_dir,
-                a.wal_dir.as_deref(),
-                a.force,
-                gate,
-            )?])
-        }
-    })?;
-    match written {
-        Ok(written) => {
-            report(out, fmt, &plan, &written, None, &extra)?;
-            Ok(EXIT_OK)
-        }
-        Err(v) => v.refused(&src, fmt, out, err),
-    }
-}
-
-pub(super) fn run_force_new_cluster(
-    a: &ForceNewClusterArgs,
-    fmt: Format,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> anyhow::Result<i32> {
-    if !a.data_dir.is_dir() {
-        writeln!(err, "etcd-rescue: {}: not a data dir", a.data_dir.display())?;
-        return Ok(EXIT_ERROR);
-    }
-    let src = open_source(&a.data_dir)?;
-    let (db, _) = match Db::open(trailer::image(src.file.bytes())) {
-        Ok(x) => x,
-        Err(_) => {
-            return verify_source(&src.path, true, false).refused(&src, fmt, out, err);
-        }
-    };
-    // Who this member was: its ID from the WAL, its name and URLs from the db.
-    let wal = src.wal.as_ref().expect("a data dir has a WAL");
-    let node = crate::wal::scan(wal, crate::wal::ScanOptions::default(), |_| {})
-        .metadata
-        .map(|m| m.node_id.0);
-    let report_db = scan(src.file.bytes(), ScanOptions::default());
-    let me = node.and_then(|id| report_db.members.iter().find(|m| m.id == id));
-    let name = a
-        .name
-        .clone()
-        .or_else(|| me.map(|m| m.name.clone()).filter(|n| !n.is_empty()))
-        .unwrap_or_else(|| "default".into());
-    let urls = a
-        .initial_advertise_peer_urls
-        .clone()
-        .or_else(|| me.map(|m| m.peer_urls.join(",")).filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "http://localhost:2380".into());
-    let token = a
-        .initial_cluster_token
-        .clone()
-        .unwrap_or_else(|| format!("force-new-cluster-{}", crate::batch::now()));
-    let initial: Vec<String> = urls.split(',').map(|u| format!("{name}={}", u.trim())).collect();
-    let cluster = cluster_spec(&initial.join(","), &token)?;
-    let replayed = match replay(&db, wal) {
-        Ok(r) => Some(r),
-        Err(e) => return replay_failed(&src, true, fmt, out, err, &e),
-    };
-    let mut extra = replayed.as_ref().map(replay_rows).unwrap_or_default();
-    extra.push((
-        "NEXT".into(),
-        format!(
-            "1. start etcd on {} with\n   --name {name} --initial-cluster {}\n   --initial-cluster-token {token} --initial-advertise-peer-urls {urls}\n2. for each other member: `etcdctl member add NAME --peer-urls URL`,\n   then start it with an empty data dir and --initial-cluster-state existing",
-            a.out.display(),
-            initial.join(",")
-        ),
-    ));
-    let plan = Plan {
-        cluster: &cluster,
-        src_file: src.file.file(),
-        replayed,
-        bump: None,
-    };
-    if a.dry_run {
-        let v = verify_source(&src.path, true, a.force);
-        if v.refuse_code().is_some() {
-            return v.refused(&src, fmt, out, err);
-        }
-        err.write_all(v.messages().as_bytes())?;
-        report(out, fmt, &plan, &[], Some(&v.source), &extra)?;
-        return Ok(EXIT_OK);
-    }
-    match with_verification(&src, true, a.force, err, |gate| {
-        Ok(vec![write_one(&db, &plan, &name, &a.out, None, a.force, gate)?])
-    })? {
-        Ok(written) => {
-            report(out, fmt, &plan, &written, None, &extra)?;
-            Ok(EXIT_OK)
-        }
-        Err(v) => v.refused(&src, fmt, out, err),
-    }
 }

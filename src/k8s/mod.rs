@@ -11,6 +11,7 @@ pub mod encryption;
 pub mod envelope;
 pub mod gotime;
 pub mod keys;
+pub mod list;
 pub mod object;
 pub mod schema;
 pub mod store;

@@ -17,6 +17,7 @@
 
 pub mod admit;
 pub mod db;
+pub mod job;
 pub mod members;
 
 use std::fs;
