@@ -726,3 +726,49 @@ fn reads_of_a_killed_member_equal_what_etcd_serves() {
         assert!(revs.last().unwrap()["deleted"] == true, "{h:#}");
     }
 }
+
+/// The read commands on a damaged source answer what can be read, say on
+/// stderr that it is damaged, and exit 1.
+#[test]
+fn reads_of_a_damaged_source_say_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("damaged.snapshot.db");
+    let mut b = std::fs::read(repo().join("testdata/fixtures/v3.5.1/single.snapshot.db")).unwrap();
+    let ps = page_size(&b);
+    let image_len = b.len() - 32;
+    let leaf = key_leaves(&b[..image_len])[1] as usize;
+    b[leaf * ps + 8..leaf * ps + 10].copy_from_slice(&0x10u16.to_le_bytes());
+    std::fs::write(&snap, &b).unwrap();
+    let s = snap.to_str().unwrap();
+    for args in [
+        vec!["status", s],
+        vec!["get", s, "", "--prefix", "--count-only"],
+        vec!["history", s, "/demo/counter"],
+        vec!["stats", s],
+        vec![
+            "diff",
+            s,
+            repo()
+                .join("testdata/fixtures/v3.5.1/single.snapshot.db")
+                .to_str()
+                .unwrap(),
+        ],
+    ] {
+        let r = unchanged(&[&snap], || run(&args));
+        assert_eq!(r.code, 1, "{args:?}: {}{}", r.out, r.err);
+        assert!(
+            r.err.contains("damaged") || r.err.contains("problem"),
+            "{args:?}: {}",
+            r.err
+        );
+    }
+    let r = run(&["hashkv", s]);
+    assert_ne!(r.code, 0, "{}{}", r.out, r.err);
+    // A Kubernetes snapshot cut short: `k8s get` says so.
+    let k = tmp.path().join("k8s.db");
+    let kb = std::fs::read(repo().join("testdata/k8s/objects.snapshot.db")).unwrap();
+    std::fs::write(&k, &kb[..kb.len() / 2]).unwrap();
+    let r = run(&["k8s", "get", k.to_str().unwrap(), "cm", "-A"]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    assert!(r.err.contains("damaged"), "{}", r.err);
+}

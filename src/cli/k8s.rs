@@ -156,10 +156,11 @@ impl Source {
         Ok(Source { db, keyring })
     }
 
-    fn keyspace(&self) -> anyhow::Result<Keyspace<'_>> {
-        self.db
-            .keyspace()
-            .with_context(|| "not a readable etcd db".to_string())
+    fn keyspace(&self, err: &mut dyn Write) -> anyhow::Result<Result<Keyspace<'_>, i32>> {
+        match self.db.keyspace() {
+            Ok(ks) => Ok(Ok(ks)),
+            Err(e) => self.db.damaged(err, e).map(Err),
+        }
     }
 
     fn cx<'a>(&'a self, c: &'a Common) -> Context<'a> {
@@ -284,7 +285,10 @@ fn ls(a: &LsArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyh
         bail!("ls prints a table or JSON (-o table|json); use `k8s get -o yaml` for manifests");
     }
     let src = Source::open(&a.common, err)?;
-    let ks = src.keyspace()?;
+    let ks = match src.keyspace(err)? {
+        Ok(ks) => ks,
+        Err(code) => return Ok(code),
+    };
     let cx = src.cx(&a.common);
     let ns = a.namespace.as_deref();
     let keep = |o: &Object| {
@@ -293,7 +297,7 @@ fn ls(a: &LsArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyh
                 .as_deref()
                 .is_none_or(|r| keys::matches(r, &o.location.resource, &o.kind))
     };
-    let (rev, objs) = list::objects(
+    let (rev, objs) = match list::objects(
         &ks,
         a.common.rev,
         cx,
@@ -301,7 +305,10 @@ fn ls(a: &LsArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyh
         a.resource.as_deref(),
         &keep,
         false,
-    )?;
+    ) {
+        Ok(x) => x,
+        Err(e) => return src.db.kv_error(err, &e),
+    };
     if fmt == Format::Json {
         let rows: Vec<Row<'_>> = objs.iter().map(row).collect();
         render::json(out, &rows)?;
@@ -370,7 +377,10 @@ fn redacted_data(o: &Object, show: bool) -> String {
 
 fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
     let src = Source::open(&a.common, err)?;
-    let ks = src.keyspace()?;
+    let ks = match src.keyspace(err)? {
+        Ok(ks) => ks,
+        Err(code) => return Ok(code),
+    };
     let cx = src.cx(&a.common);
     let ns: Option<String> = if a.all_namespaces {
         None
@@ -383,7 +393,7 @@ fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> an
             // Cluster-scoped objects have no namespace and match any -n.
             && (o.location.namespace.is_empty() || ns.as_deref().is_none_or(|n| o.location.namespace == n))
     };
-    let (rev, objs) = list::objects(
+    let (rev, objs) = match list::objects(
         &ks,
         a.common.rev,
         cx,
@@ -391,7 +401,10 @@ fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> an
         Some(&a.resource),
         &keep,
         true,
-    )?;
+    ) {
+        Ok(x) => x,
+        Err(e) => return src.db.kv_error(err, &e),
+    };
     if objs.is_empty() {
         let what = match &a.name {
             Some(n) => format!("{} \"{n}\"", a.resource),
@@ -507,7 +520,10 @@ fn dump_cmd(a: &DumpArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write)
         bail!("dump writes YAML files; its summary is a table or JSON (-o table|json)");
     }
     let src = Source::open(&a.common, err)?;
-    let ks = src.keyspace()?;
+    let ks = match src.keyspace(err)? {
+        Ok(ks) => ks,
+        Err(code) => return Ok(code),
+    };
     let opts = DumpOptions {
         out: a.out.clone(),
         for_apply: a.for_apply,
@@ -526,7 +542,11 @@ fn dump_cmd(a: &DumpArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write)
             last: Instant::now() - Duration::from_secs(1),
             start,
         };
-        dump::dump(&ks, &opts, &mut |d, t| p.tick(d, t))?
+        match dump::dump(&ks, &opts, &mut |d, t| p.tick(d, t)) {
+            Ok(s) => s,
+            Err(dump::DumpError::Kv(e)) => return src.db.kv_error(err, &e),
+            Err(e) => return Err(e.into()),
+        }
     };
     let secs = start.elapsed().as_secs_f64();
     if fmt == Format::Json {

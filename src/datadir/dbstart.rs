@@ -83,3 +83,31 @@ pub fn judge<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> DbStart {
         None => DbStart::Opens,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(sev: Severity, code: &'static str) -> Finding {
+        Finding::new(sev, code, "x")
+    }
+
+    #[test]
+    fn refusals_damage_and_what_etcd_tolerates() {
+        let refused = [
+            f(Severity::Error, "history-gap"),
+            f(Severity::Error, "page-wrong-type"),
+        ];
+        assert!(matches!(judge(&refused), DbStart::Refused(m) if m.contains("invalid type")));
+        let damaged = [
+            f(Severity::Warning, "meta-invalid"),
+            f(Severity::Error, "key-order"),
+        ];
+        assert!(matches!(judge(&damaged), DbStart::Damaged(m) if m.starts_with("key-order")));
+        let fine = [
+            f(Severity::Warning, "meta-invalid"),
+            f(Severity::Info, "unknown-bucket"),
+        ];
+        assert_eq!(judge(&fine), DbStart::Opens);
+    }
+}

@@ -43,7 +43,7 @@ fn judge_bolt(name: &str, kind: Kind, bytes: &[u8], opts: &Options) -> Judgment 
             verify_trailer: full || opts.trailer,
             file_digest: opts.fingerprint,
             single_thread: opts.single_thread,
-            skip_hash: false,
+            skip_hash: opts.skip_hash,
         },
     );
     // A `.snap.db` or a member's db has no trailer, as it should be.
@@ -57,18 +57,18 @@ fn judge_bolt(name: &str, kind: Kind, bytes: &[u8], opts: &Options) -> Judgment 
     let mut j = Judgment::new(name.to_string(), kind);
     j.set_findings(&findings);
     j.verdict = Verdict::of(&findings);
-    j.facts = facts_of(&r);
+    j.facts = facts_of(&r, opts.skip_hash);
     j.headline = bolt_headline(kind, &j, &r);
     j.detail = Detail::Db(Box::new(r));
     j
 }
 
-fn facts_of(r: &DbReport) -> Facts {
+fn facts_of(r: &DbReport, skip_hash: bool) -> Facts {
     let opened = r.meta_choice.is_some();
     Facts {
         size: r.file_size,
         revision: opened.then_some(r.revision),
-        hash: (opened && !r.incomplete).then_some(r.hash),
+        hash: (opened && !r.incomplete && !skip_hash).then_some(r.hash),
         key_revisions: opened.then_some(r.keys.revisions),
         live_keys: r.keys.live_keys,
         trailer: opened.then(|| r.trailer.clone()),

@@ -62,6 +62,9 @@ pub struct Options {
     pub max_unpacked: u64,
     /// Verify a snapshot's sha256 trailer even in a quick judgment.
     pub trailer: bool,
+    /// Leave out etcdutl's snapshot hash (a fact, not part of the verdict):
+    /// for callers that only need the verdict, such as `restore`.
+    pub skip_hash: bool,
 }
 
 impl Default for Options {
@@ -73,6 +76,7 @@ impl Default for Options {
             fingerprint: false,
             max_unpacked: 16 << 30,
             trailer: false,
+            skip_hash: false,
         }
     }
 }

@@ -414,6 +414,41 @@ mod tests {
     }
 
     #[test]
+    fn served_history_drops_what_a_pending_compaction_removes() {
+        // put(1) put(2) put(3) put(5): compacted at 3, etcd keeps 3 and 5.
+        let revs = [rev(1, false), rev(2, false), rev(3, false), rev(5, false)];
+        let index = Index {
+            arena: b"k".to_vec(),
+            keys: vec![KeyEntry {
+                key: (0, 1),
+                revs: (0, 4),
+            }],
+            revs: revs.to_vec(),
+            compact: 3,
+            head: 5,
+            term: None,
+            scanned: 4,
+        };
+        let mains: Vec<i64> = index.served_history(b"k").iter().map(|r| r.rev.main).collect();
+        assert_eq!(mains, [3, 5]);
+        // The empty key is never served.
+        let blank = Index {
+            arena: Vec::new(),
+            keys: vec![KeyEntry {
+                key: (0, 0),
+                revs: (0, 1),
+            }],
+            revs: vec![rev(7, false)],
+            compact: 7,
+            head: 7,
+            term: None,
+            scanned: 1,
+        };
+        assert_eq!(blank.live_at(7).count(), 0);
+        assert_eq!(blank.keep(7).len(), 1, "but HashKV counts it, as etcd does");
+    }
+
+    #[test]
     fn double_tombstone_is_ignored_like_etcd() {
         let revs = [rev(1, false), rev(2, true), rev(3, true), rev(4, false)];
         assert_eq!(generations(&revs), vec![0..2, 3..4]);

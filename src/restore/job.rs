@@ -108,7 +108,11 @@ impl Checked {
 
 /// Judges the source at `path` with the one judgment and decides.
 pub fn check(path: &Path, skip_hash: bool, force: bool) -> Checked {
-    let js = judge::judge(path, &judge::Options::full());
+    let opts = judge::Options {
+        skip_hash: true,
+        ..judge::Options::full()
+    };
+    let js = judge::judge(path, &opts);
     let judgment = js.into_iter().next().expect("one judgment per path");
     let admission = admit(&judgment, skip_hash, force);
     Checked { judgment, admission }
