@@ -339,43 +339,33 @@ fn judge_member(path: &Path, name: &str, opts: &Options) -> Judgment {
         Ok(r) => r,
         Err(e) => return Judgment::unreadable(name.to_string(), Kind::DataDir, e.to_string()),
     };
-    let mut transient = Vec::new();
-    if report.live && report.has_problems() {
-        let problems = |r: &MemberReport| -> Vec<(String, Option<String>)> {
-            let mut v: Vec<_> = r
-                .findings
-                .items()
-                .iter()
-                .filter(|f| f.counts())
-                .map(|f| (f.code.to_string(), f.file.clone()))
-                .collect();
-            v.sort();
-            v
-        };
-        let mut stable = false;
-        for _ in 0..2 {
-            let Ok(again) = read() else { break };
-            let same = problems(&again) == problems(&report);
-            let before = problems(&report);
-            report = again;
-            if same {
-                stable = true;
-                break;
-            }
-            transient = before;
-        }
-        if !stable {
-            label_transient(&mut report);
-        }
+    // A live dir is read again while its readings disagree, three times at
+    // most: a problem is damage only when two readings in a row find it.
+    let mut readings = 1;
+    let mut agreed = !(report.live && report.has_problems());
+    while !agreed && readings < 3 {
+        let Ok(again) = read() else { break };
+        readings += 1;
+        agreed = problems(&again) == problems(&report);
+        report = again;
     }
-    let mut j = from_member(name, report);
-    if !transient.is_empty() && j.live {
-        j.statements.push(format!(
-            "{} seen while etcd was writing were not seen again: transient, not damage",
-            transient.len()
-        ));
+    if !agreed {
+        label_transient(&mut report);
     }
-    j
+    from_member(name, report)
+}
+
+/// The warnings and errors of a reading, by code and file.
+fn problems(r: &MemberReport) -> Vec<(&'static str, Option<String>)> {
+    let mut v: Vec<_> = r
+        .findings
+        .items()
+        .iter()
+        .filter(|f| f.counts())
+        .map(|f| (f.code, f.file.clone()))
+        .collect();
+    v.sort();
+    v
 }
 
 /// Readings of a live dir that never agreed: what they found may be etcd's
