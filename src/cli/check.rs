@@ -132,11 +132,23 @@ fn facts_line(j: &Judgment) -> String {
     let mut parts = Vec::new();
     match j.kind {
         Kind::DataDir | Kind::V2DataDir => {
-            parts.push(format!(
-                "db revision {}, WAL up to index {}",
-                f.revision.map_or("-".into(), |r| r.to_string()),
-                f.wal_last_index.map_or("-".into(), |i| i.to_string())
-            ));
+            let served = match &j.detail {
+                judge::Detail::Member(m) => m.served,
+                _ => None,
+            };
+            parts.push(match served {
+                Some(s) => format!(
+                    "revision {} once etcd replays {} WAL entries, WAL up to index {}",
+                    s.revision,
+                    s.entries,
+                    f.wal_last_index.map_or("-".into(), |i| i.to_string())
+                ),
+                None => format!(
+                    "db revision {}, WAL up to index {}",
+                    f.revision.map_or("-".into(), |r| r.to_string()),
+                    f.wal_last_index.map_or("-".into(), |i| i.to_string())
+                ),
+            });
         }
         Kind::RaftSnap => {
             if let (Some(i), Some(t)) = (f.snapshot_index, f.snapshot_term) {

@@ -127,6 +127,19 @@ impl DbSummary {
     }
 }
 
+/// What etcd serves after starting on a member dir whose db is behind its
+/// WAL: the db plus the committed entries replayed.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Served {
+    /// The revision etcd serves.
+    pub revision: i64,
+    /// The committed WAL entries applied on top of the db.
+    pub entries: u64,
+    /// The keys it serves at that revision.
+    pub keys: u64,
+}
+
 /// Everything known about one member's data dir.
 #[derive(Clone, Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -156,6 +169,10 @@ pub struct MemberReport {
     /// The db's scan, when it opens.
     #[serde(skip)]
     pub db_report: Option<DbReport>,
+    /// What etcd serves after replaying the WAL (full readings of a dir
+    /// whose db is behind its WAL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub served: Option<Served>,
     /// Every finding (db, WAL, snap and cross-checks), errors first, with its file.
     pub findings: Findings,
     /// Errors.
@@ -199,16 +216,17 @@ pub fn inspect_as(
 
     // The db.
     let db_file = rel(&layout, &layout.db);
-    let (db_report, db) = read_db(&layout.db, &db_file, opts, &mut findings);
+    let (db_report, db, db_map) = read_db(&layout.db, &db_file, opts, &mut findings);
 
     // The WAL. When the db has nothing to say (missing or empty), the
     // payloads tell whether this is an etcd 2.x member (v2 store only).
     let wal_rel = rel(&layout, &layout.wal);
     let want_usage = opts.deep || matches!(db.state, DbState::Missing | DbState::Empty);
     let mut usage = WalUsage::default();
-    let (wal, wal_error) = match WalDir::open(&layout.wal) {
+    let wal_dir = WalDir::open(&layout.wal);
+    let (wal, wal_error) = match &wal_dir {
         Ok(d) => {
-            let mut r = wal::scan(&d, wal::ScanOptions { payloads: opts.deep }, |e| {
+            let mut r = wal::scan(d, wal::ScanOptions { payloads: opts.deep }, |e| {
                 if want_usage && e.seen_by_etcd {
                     usage.add(&e.entry);
                 }
@@ -256,7 +274,22 @@ pub fn inspect_as(
         );
     }
     findings.sort();
+    // What etcd serves once it has replayed the committed entries the db
+    // lacks (full readings only; nothing to do when the db holds them all).
+    let behind = match (db.consistent_index, wal.as_ref().and_then(|w| w.hard_state)) {
+        (Some(ci), Some(h)) => ci < h.commit.0,
+        _ => false,
+    };
+    let served = match (&wal_dir, &db_map) {
+        (Ok(d), Some(m)) if opts.deep && behind && verdict.outcome == Outcome::Starts => {
+            crate::bolt::Db::open(crate::mvcc::trailer::image(m.bytes()))
+                .ok()
+                .and_then(|(bdb, _)| served(bdb, d))
+        }
+        _ => None,
+    };
     Ok(MemberReport {
+        served,
         path: shown.to_string(),
         errors: findings.count(Severity::Error),
         warnings: findings.count(Severity::Warning),
@@ -274,11 +307,34 @@ pub fn inspect_as(
     })
 }
 
+/// What etcd serves from `db` once it has applied the committed entries
+/// of `wal` the db lacks.
+fn served(db: crate::bolt::Db<'_>, wal: &WalDir) -> Option<Served> {
+    use crate::mvcc::index::{Index, KeyRange};
+    use crate::mvcc::keyspace::Keyspace;
+    let r = replay::replay(&db, wal).ok()?;
+    let ks = Keyspace {
+        db,
+        overlay: Some(&r.changes),
+    };
+    let index = Index::build(&ks, &KeyRange::All).ok()?;
+    Some(Served {
+        revision: r.report.revision_after,
+        entries: r.report.applied_entries,
+        keys: index.live_at(index.head).count() as u64,
+    })
+}
+
 /// Reads the db of a member dir: its summary, and its scan when it opens.
 /// Its findings go to `findings` (named by their file); that it is missing
 /// or empty is the verdict's to say, since what etcd does then depends on
 /// the rest of the dir.
-fn read_db(path: &Path, file: &str, opts: Options, findings: &mut Findings) -> (Option<DbReport>, DbSummary) {
+fn read_db(
+    path: &Path,
+    file: &str,
+    opts: Options,
+    findings: &mut Findings,
+) -> (Option<DbReport>, DbSummary, Option<MappedFile>) {
     let f = match MappedFile::open(path) {
         Ok(f) => f,
         Err(e) => {
@@ -306,6 +362,7 @@ fn read_db(path: &Path, file: &str, opts: Options, findings: &mut Findings) -> (
                     state,
                     ..DbSummary::default()
                 },
+                None,
             );
         }
     };
@@ -318,6 +375,7 @@ fn read_db(path: &Path, file: &str, opts: Options, findings: &mut Findings) -> (
                 state: DbState::Empty,
                 ..DbSummary::default()
             },
+            None,
         );
     }
     let r = db_scan(
@@ -339,7 +397,7 @@ fn read_db(path: &Path, file: &str, opts: Options, findings: &mut Findings) -> (
             findings.push(f.clone());
         }
     }
-    (Some(r), s)
+    (Some(r), s, Some(f))
 }
 
 /// What the WAL's entries write: v3 requests (the db's keyspace) or v2

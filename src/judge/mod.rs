@@ -243,7 +243,11 @@ impl Judgment {
     /// The first problem, in one line (for tables).
     pub fn first_problem(&self) -> Option<String> {
         if let Some(e) = &self.error {
-            return Some(e.clone());
+            return Some(if self.verdict == Verdict::Skipped {
+                format!("not etcd data ({e})")
+            } else {
+                e.clone()
+            });
         }
         if self.etcd.is_some_and(|o| o != Outcome::Starts) {
             return Some(self.headline.clone());
@@ -423,11 +427,14 @@ fn from_member(name: &str, r: MemberReport) -> Judgment {
     j.advice = r.verdict.advice.clone();
     j.facts = Facts {
         size: r.db.size,
-        revision: r.db.revision,
+        revision: r.served.map(|s| s.revision).or(r.db.revision),
         hash: r.db.hash,
         consistent_index: r.db.consistent_index,
         wal_last_index: r.wal.as_ref().and_then(|w| w.entries.last_index).map(|i| i.0),
-        live_keys: r.db_report.as_ref().and_then(|d| d.keys.live_keys),
+        live_keys: match r.served {
+            Some(s) => Some(s.keys),
+            None => r.db_report.as_ref().and_then(|d| d.keys.live_keys),
+        },
         key_revisions: r
             .db_report
             .as_ref()
