@@ -2,7 +2,9 @@
 
 fn main() {
     let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    let code = etcd_rescue::cli::run(std::env::args_os(), &mut stdout.lock(), &mut stderr.lock());
+    // stderr is not locked for the whole run: progress bars draw on it from
+    // other threads, and a lock held here would make them wait forever.
+    let mut stderr = std::io::stderr();
+    let code = etcd_rescue::cli::run(std::env::args_os(), &mut stdout.lock(), &mut stderr);
     std::process::exit(code);
 }
