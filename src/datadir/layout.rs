@@ -61,15 +61,36 @@ impl Layout {
     }
 }
 
-/// Whether `dir` directly holds WAL files (`*.wal` or the preallocated `*.tmp`).
+/// Whether `dir` directly holds WAL segment files (`*.wal`, or the
+/// preallocated `*.tmp`).
 pub fn holds_wal_files(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|rd| {
         rd.filter_map(|e| e.ok()).any(|e| {
             let n = e.file_name();
             let n = n.to_string_lossy();
-            n.ends_with(".wal")
+            n.ends_with(".wal") || n.ends_with(".tmp")
         })
     })
+}
+
+/// Whether `dir` holds what etcd keeps in `member/snap/`: its `db`, or
+/// raft `.snap` / `.snap.db` files.
+fn holds_snap_files(dir: &Path) -> bool {
+    dir.join("db").is_file()
+        || std::fs::read_dir(dir).is_ok_and(|rd| {
+            rd.filter_map(|e| e.ok()).any(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.ends_with(".snap") || n.ends_with(".snap.db")
+            })
+        })
+}
+
+/// Whether `dir` is a member dir: its `wal/` holds segments or its `snap/`
+/// holds etcd's files (a folder that merely has a `snap/` subfolder of
+/// backups is not one).
+pub fn is_member_dir(dir: &Path) -> bool {
+    holds_wal_files(&dir.join("wal")) || holds_snap_files(&dir.join("snap"))
 }
 
 /// Finds the member dir of `path` (a data dir or a member dir).

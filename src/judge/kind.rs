@@ -17,6 +17,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub use crate::datadir::layout::{holds_wal_files, is_member_dir};
+
 use crate::bolt::PageHeader;
 use crate::bolt::meta::MAGIC;
 
@@ -277,17 +279,10 @@ pub enum DirKind {
     Other,
 }
 
-/// Whether `dir` directly holds WAL segment files (`*.wal`).
-pub fn holds_wal_files(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|rd| {
-        rd.filter_map(|e| e.ok())
-            .any(|e| e.file_name().to_string_lossy().ends_with(".wal"))
-    })
-}
-
 /// What the directory at `p` is.
 pub fn dir_kind(p: &Path) -> DirKind {
-    if p.join("member").is_dir() || p.join("wal").is_dir() || p.join("snap").is_dir() {
+    let member = p.join("member");
+    if member.is_dir() && (member.join("wal").is_dir() || member.join("snap").is_dir()) || is_member_dir(p) {
         DirKind::Member
     } else if holds_wal_files(p) {
         DirKind::Wal
@@ -320,5 +315,23 @@ mod tests {
             Kind::RaftSnap
         );
         assert_eq!(file_kind("notes.txt", b"hello"), Kind::Other);
+    }
+
+    #[test]
+    fn a_folder_named_snap_is_not_a_member_dir() {
+        let base = std::env::temp_dir().join(format!("etcd-rescue-kind-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("backups/snap")).unwrap();
+        std::fs::write(base.join("backups/snap/etcd-2024.db"), b"x").unwrap();
+        assert_eq!(dir_kind(&base.join("backups")), DirKind::Other);
+        std::fs::create_dir_all(base.join("m/snap")).unwrap();
+        std::fs::write(base.join("m/snap/db"), b"x").unwrap();
+        assert_eq!(dir_kind(&base.join("m")), DirKind::Member);
+        std::fs::create_dir_all(base.join("d/member/wal")).unwrap();
+        assert_eq!(dir_kind(&base.join("d")), DirKind::Member);
+        std::fs::create_dir_all(base.join("w")).unwrap();
+        std::fs::write(base.join("w/0000000000000000-0000000000000000.wal"), b"").unwrap();
+        assert_eq!(dir_kind(&base.join("w")), DirKind::Wal);
+        let _ = std::fs::remove_dir_all(&base);
     }
 }

@@ -514,7 +514,7 @@ fn judge_container(c: Container, data: &[u8], name: &str, opts: &Options, depth:
 /// the data dir: `member/`, or `wal/` and `snap/`), rather than a tree
 /// holding one (a lone `wal/` is a WAL dir).
 fn archive_is_member_dir(root: &Path) -> bool {
-    root.join("member").is_dir() || root.join("wal").is_dir() && root.join("snap").is_dir()
+    root.join("member").is_dir() || kind::is_member_dir(root) && root.join("snap").is_dir()
 }
 
 /// The units under an unpacked archive: member dirs (not descended into),
