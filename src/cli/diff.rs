@@ -219,9 +219,10 @@ pub(super) fn run(
             writeln!(out, "{summary}")?;
         }
     }
-    Ok(if changes.is_empty() {
+    let damaged = src_bref.exit_code().max(src_a.exit_code());
+    Ok(damaged.max(if changes.is_empty() {
         EXIT_OK
     } else {
         EXIT_PROBLEMS
-    })
+    }))
 }
