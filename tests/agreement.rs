@@ -313,28 +313,7 @@ struct Live {
 
 impl Live {
     fn start(bin: &Path, dir: &Path, extra: &[&str]) -> Live {
-        let client = free_port();
-        let peer = free_port();
-        let url = format!("http://127.0.0.1:{client}");
-        let purl = format!("http://127.0.0.1:{peer}");
-        let log = dir.with_extension("log");
-        let child = Command::new(bin.join("etcd"))
-            .args(["--name", "t", "--data-dir"])
-            .arg(dir)
-            .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
-            .args([
-                "--listen-peer-urls",
-                &purl,
-                "--initial-advertise-peer-urls",
-                &purl,
-            ])
-            .args(["--initial-cluster", &format!("t={purl}")])
-            .args(["--logger", "zap", "--log-outputs", "stderr"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start etcd");
+        let (child, client, log) = common::agree::spawn(bin, dir, extra);
         let l = Live {
             child,
             bin: bin.to_path_buf(),
@@ -464,6 +443,12 @@ fn etcd_2_member_dirs_are_named_and_judged_as_etcd_does() {
     }
 }
 
+/// The index in a `.snap` or `.wal` file's name (`<a>-<index>.<ext>`).
+fn name_index(p: &Path) -> u64 {
+    let stem = p.file_stem().unwrap().to_str().unwrap();
+    u64::from_str_radix(stem.split('-').nth(1).unwrap(), 16).unwrap()
+}
+
 /// A member dir whose only loadable `.snap` is broken and whose older WAL
 /// segments etcd has purged: etcd cannot fall back, so it refuses.
 fn purged_snapcount(bin: &Path, vdir: &Path, into: &Path) {
@@ -477,32 +462,8 @@ fn purged_snapcount(bin: &Path, vdir: &Path, into: &Path) {
     // What etcd's purge (--max-wals 1, --max-snapshots 1) removes: the
     // segments before the one the newest snapshot needs, and older .snaps.
     let newest = newest_snap(into);
-    let index = u64::from_str_radix(
-        newest
-            .file_stem()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .split('-')
-            .nth(1)
-            .unwrap(),
-        16,
-    )
-    .unwrap();
+    let index = name_index(&newest);
     let segs = wal_segments(&into.join("member"));
-    let name_index = |p: &Path| {
-        u64::from_str_radix(
-            p.file_stem()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .split('-')
-                .nth(1)
-                .unwrap(),
-            16,
-        )
-        .unwrap()
-    };
     let keep = segs.iter().rposition(|s| name_index(s) <= index).unwrap();
     assert!(keep > 0, "the newest snapshot must need only later segments");
     for s in &segs[..keep] {

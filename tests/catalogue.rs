@@ -551,7 +551,8 @@ const TYPE_AT: usize = 8 + 1;
 // ---------------------------------------------------------------------------
 // WAL damage
 
-fn wal_torn_tail(d: &Path) -> Vec<Loc> {
+/// The last entry record of a member dir's WAL, and where its records end.
+fn last_entry(d: &Path) -> (At, usize) {
     let recs = records(d);
     let last = recs
         .iter()
@@ -559,6 +560,11 @@ fn wal_torn_tail(d: &Path) -> Vec<Loc> {
         .unwrap()
         .clone();
     let end = recs.last().map(|r| r.offset + r.frame_len).unwrap();
+    (last, end)
+}
+
+fn wal_torn_tail(d: &Path) -> Vec<Loc> {
+    let (last, end) = last_entry(d);
     // The length word of the last entry reached the disk, nothing after it.
     edit(&last.file, |b| b[last.offset + 8..end].fill(0));
     vec![at("wal-torn-tail").file(last.name()).offset(last.offset as u64)]
@@ -568,13 +574,7 @@ fn wal_torn_tail(d: &Path) -> Vec<Loc> {
 /// the torn record would have started (the reference real etcd's answer on
 /// the torn copy is compared with).
 fn wal_torn_tail_reference(d: &Path) {
-    let recs = records(d);
-    let last = recs
-        .iter()
-        .rfind(|r| r.kind == RecordType::Entry)
-        .unwrap()
-        .clone();
-    let end = recs.last().map(|r| r.offset + r.frame_len).unwrap();
+    let (last, end) = last_entry(d);
     edit(&last.file, |b| b[last.offset..end].fill(0));
 }
 

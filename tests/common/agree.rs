@@ -276,16 +276,16 @@ impl Drop for Running {
     }
 }
 
-/// Starts etcd from `bin` on `dir` (which it may change: a copy) and waits
-/// up to `wait` for a serializable read to answer.
-fn start(bin: &Path, dir: &Path, wait: Duration) -> Result<Running, String> {
+/// Spawns one etcd member from `bin` on `dir` on free loopback ports, its
+/// log beside `dir`: (the process, its client port, its log).
+pub fn spawn(bin: &Path, dir: &Path, extra: &[&str]) -> (Child, u16, PathBuf) {
     let client = free_port();
     let peer = free_port();
     let url = format!("http://127.0.0.1:{client}");
     let purl = format!("http://127.0.0.1:{peer}");
     let log = dir.with_extension("log");
     let child = Command::new(bin.join("etcd"))
-        .args(["--name", "agreement", "--data-dir"])
+        .args(["--name", "t", "--data-dir"])
         .arg(dir)
         .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
         .args([
@@ -294,12 +294,21 @@ fn start(bin: &Path, dir: &Path, wait: Duration) -> Result<Running, String> {
             "--initial-advertise-peer-urls",
             &purl,
         ])
-        .args(["--initial-cluster", &format!("agreement={purl}")])
-        .args(["--logger", "zap", "--log-outputs", "stderr", "--enable-v2"])
+        .args(["--initial-cluster", &format!("t={purl}")])
+        .args(["--logger", "zap", "--log-outputs", "stderr"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("start etcd");
+    (child, client, log)
+}
+
+/// Starts etcd from `bin` on `dir` (which it may change: a copy) and waits
+/// up to `wait` for a serializable read to answer.
+fn start(bin: &Path, dir: &Path, wait: Duration) -> Result<Running, String> {
+    let (child, client, log) = spawn(bin, dir, &["--enable-v2"]);
+    let url = format!("http://127.0.0.1:{client}");
     let mut r = Running {
         child,
         bin: bin.to_path_buf(),
