@@ -58,10 +58,17 @@ fn every_fixture_is_judged_alike_and_as_etcd_does() {
         }
         paths.extend(wal_segments(&snapcount));
         paths.push(snapcount.join("wal"));
+        // A db as a follower receives it from its leader.
+        let tmp = tempfile::tempdir().unwrap();
+        let snap_db = tmp.path().join("0000000000000132.snap.db");
+        std::fs::copy(snapcount.join("snap/db"), &snap_db).unwrap();
+        paths.push(snap_db.clone());
         for p in paths.iter().chain(&dirs) {
             let a = agreed(p);
             assert!(a.class == "ok" || a.class == "warnings", "{}: {a:?}", p.display());
         }
+        assert_eq!(agreed(&snap_db).kind, "snap-db");
+        assert_eq!(agreed(&snapcount.join("wal")).kind, "wal-dir");
         let Some(bin) = bin else { continue };
         // A member of the 3-member cluster waits for its peers: the cluster
         // is started together below.
