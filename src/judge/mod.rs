@@ -404,14 +404,12 @@ fn from_member(name: &str, r: MemberReport) -> Judgment {
     };
     let mut j = Judgment::new(name.to_string(), kind);
     j.set_findings(&r.findings);
+    // etcd's outcome is the class: a member etcd starts on has no error
+    // (datadir::inspect makes sure of it).
     j.verdict = match r.verdict.outcome {
-        Outcome::Starts
-            if j.warnings > 0 || r.findings.has_problems() && j.errors == 0 && j.warnings == 0 =>
-        {
-            Verdict::Warnings
-        }
-        Outcome::Starts if j.errors == 0 => Verdict::Ok,
-        _ => Verdict::Damaged,
+        Outcome::Starts if r.findings.has_problems() => Verdict::Warnings,
+        Outcome::Starts => Verdict::Ok,
+        Outcome::Unsafe | Outcome::WontStart => Verdict::Damaged,
     };
     j.etcd = Some(r.verdict.outcome);
     j.live = r.live;
