@@ -674,6 +674,11 @@ fn reads_of_a_killed_member_equal_what_etcd_serves() {
         assert_eq!(g.code, 0, "{}", g.err);
         let (rev, kvs) = etcdctl_get_json(&g.json());
         assert_eq!((rev, &kvs), (want_rev, &want), "{}", vdir.display());
+        // The same dir as it is packed: read in place from the tarball.
+        let packed = vdir.join("killed.datadir.tar.gz");
+        let g = run(&["get", "-o", "json", packed.to_str().unwrap(), "", "--prefix"]);
+        assert_eq!(g.code, 0, "{}", g.err);
+        assert_eq!(etcdctl_get_json(&g.json()), (want_rev, want.clone()));
         let db_only = run(&["get", "-o", "json", d, "", "--prefix", "--db-only"]);
         assert!(etcdctl_get_json(&db_only.json()).0 < want_rev);
         let Some(bin) = etcd_bin_for(&vdir) else { continue };

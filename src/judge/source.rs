@@ -53,7 +53,7 @@ pub struct ReadSource {
     pub judgment: Judgment,
     /// Sentences for stderr: what is read, and how it differs from etcd.
     pub notes: Vec<String>,
-    _scratch: Option<Unpacked>,
+    _scratch: Vec<Unpacked>,
 }
 
 impl ReadSource {
@@ -64,27 +64,53 @@ impl ReadSource {
         if md.is_dir() {
             return open_dir(path, &name, db_only);
         }
-        let file = MappedFile::open(path).map_err(|e| OpenError::Io(e.to_string()))?;
-        if let Sniff::Container(c) = kind::sniff(file.bytes()) {
+        // Compressed, archived, or both (a .tar.gz of a member dir): each
+        // layer is unpacked in turn, and the scratch dirs kept while read.
+        let mut scratches = Vec::new();
+        let mut containers = Vec::new();
+        let mut current = path.to_path_buf();
+        // What the unit is called: the archive, then `archive!member`.
+        let mut shown = name.clone();
+        loop {
+            if current.is_dir() {
+                let mut s = open_dir(&current, &shown, db_only)?;
+                s.judgment.containers = containers;
+                s._scratch = scratches;
+                return Ok(s);
+            }
+            let file = MappedFile::open(&current).map_err(|e| OpenError::Io(e.to_string()))?;
+            let Sniff::Container(c) = kind::sniff(file.bytes()) else {
+                drop(file);
+                let mut s = open_file(&current, &shown)?;
+                s.judgment.containers = containers;
+                s._scratch = scratches;
+                return Ok(s);
+            };
+            if containers.len() >= super::MAX_CONTAINER_DEPTH {
+                return Err(OpenError::Io(format!(
+                    "{name}: containers nested more than {} deep",
+                    super::MAX_CONTAINER_DEPTH
+                )));
+            }
             let limits = unpack::Limits {
                 max_bytes: Options::default().max_unpacked,
             };
             let u = unpack::unpack(c, file.bytes(), &name, limits).map_err(OpenError::Io)?;
-            let inner = match &u.single {
+            current = match &u.single {
                 Some(rel) => u.scratch.path().join(rel),
-                None => single_unit(&u, &name)?,
+                None => {
+                    let unit = single_unit(&u, &name)?;
+                    if let Ok(rel) = unit.strip_prefix(u.scratch.path())
+                        && !rel.as_os_str().is_empty()
+                    {
+                        shown = format!("{shown}!{}", rel.display());
+                    }
+                    unit
+                }
             };
-            let mut s = if inner.is_dir() {
-                open_dir(&inner, &name, db_only)?
-            } else {
-                open_file(&inner, &name)?
-            };
-            s.judgment.containers.insert(0, c.word());
-            s._scratch = Some(u);
-            return Ok(s);
+            containers.push(c.word());
+            scratches.push(u);
         }
-        drop(file);
-        open_file(path, &name)
     }
 
     /// The keyspace to answer from.
@@ -174,16 +200,18 @@ fn open_file(path: &Path, name: &str) -> Result<ReadSource, OpenError> {
         replay: None,
         judgment,
         notes: Vec::new(),
-        _scratch: None,
+        _scratch: Vec::new(),
     })
 }
 
 fn open_dir(path: &Path, name: &str, db_only: bool) -> Result<ReadSource, OpenError> {
     let judgment = super::judge_dir(path, name, &Options::default());
-    let layout = crate::datadir::resolve(path, None).map_err(|e| OpenError::NotKeyspace {
+    let mut layout = crate::datadir::resolve(path, None).map_err(|e| OpenError::NotKeyspace {
         path: name.into(),
         why: e.to_string(),
     })?;
+    // An archive's member dir is shown by the archive's name.
+    layout.shown = PathBuf::from(name);
     let mut notes = Vec::new();
     // No db, or an empty file: etcd creates a new one and replays the WAL
     // into it; so is it read here.
@@ -216,7 +244,7 @@ fn open_dir(path: &Path, name: &str, db_only: bool) -> Result<ReadSource, OpenEr
         replay: None,
         judgment,
         notes,
-        _scratch: None,
+        _scratch: Vec::new(),
     };
     let shown = layout.show(&layout.db);
     if db_only {
