@@ -1,7 +1,9 @@
 //! Opening input files: read-only, memory-mapped, never modified.
 //!
 //! This is the one module allowed `unsafe`: mapping a file is unsafe in Rust
-//! because another process could change it underneath us. We map read-only
+//! because another process could change it underneath us (the few other
+//! system calls without a safe std wrapper live here too: `flock`,
+//! `SEEK_DATA`, `statvfs`, `getrlimit`). We map read-only
 //! and private; callers are told in the docs that inputs must not be written
 //! while being read (etcd must be stopped, or work on a copy).
 
@@ -226,6 +228,47 @@ pub fn locked(path: &Path) -> bool {
         return false;
     }
     std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+}
+
+/// The offset of the next byte of data at or after `from` in `f` (`None`:
+/// only a hole remains), by `SEEK_DATA`; where the filesystem cannot tell,
+/// `from` (data is assumed).
+pub fn next_data(f: &File, from: u64) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let Ok(off) = libc::off_t::try_from(from) else {
+        return Some(from);
+    };
+    // SAFETY: lseek on a file descriptor we own; no memory is passed.
+    let r = unsafe { libc::lseek(f.as_raw_fd(), off, libc::SEEK_DATA) };
+    if r >= 0 {
+        Some(r as u64)
+    } else if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) {
+        None
+    } else {
+        Some(from)
+    }
+}
+
+/// Bytes free for an unprivileged user on the filesystem of `dir`.
+pub fn free_space(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs writes into `st`, which we own; `c` is a valid C string.
+    let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (r == 0).then(|| (st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// The process's address-space limit (`ulimit -v`, `prlimit --as`), if any.
+pub fn address_space_limit() -> Option<u64> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into `r`, which we own.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) } == 0;
+    (ok && r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur)
 }
 
 #[cfg(test)]

@@ -1,22 +1,32 @@
 //! The verification catalog: an embedded redb database remembering every
-//! verified backup by a content fingerprint, so re-runs skip what has not
-//! changed and `verify --history` can show how each series moved.
+//! verified backup by path, so re-runs skip what has not changed and
+//! `verify --history` can show how each series moved.
 //!
 //! Tables:
-//! - `paths`: absolute path -> the file's stat key and content fingerprint;
-//! - `results`: fingerprint -> the records of that content (JSON);
+//! - `backups`: absolute path -> [`Entry`]: the stat key, the chunk sums, when
+//!   it was verified, and its records (JSON); one entry per path, always;
 //! - `events`: `series \0 taken \0 file \0 verified-at` -> one verification (JSON).
+//!
+//! The catalog stores; [`crate::batch`] decides whether an entry still
+//! stands for the file. A catalog redb cannot read (truncated, bytes
+//! flipped, a panic inside redb) is moved aside and rebuilt: it only ever
+//! costs a fresh verification, never a wrong verdict or a crash.
 
-use std::path::Path;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::Record;
+use super::sums::Sums;
 
-const PATHS: TableDefinition<&str, &str> = TableDefinition::new("paths");
-const RESULTS: TableDefinition<&str, &str> = TableDefinition::new("results");
+const BACKUPS: TableDefinition<&str, &str> = TableDefinition::new("backups");
 const EVENTS: TableDefinition<&str, &str> = TableDefinition::new("events");
+/// Tables of the first layout (results shared by content, which made two
+/// paths with the same bytes one row): dropped on open.
+const OLD: [TableDefinition<&str, &str>; 2] =
+    [TableDefinition::new("paths"), TableDefinition::new("results")];
 
 /// Errors of the catalog.
 #[derive(Debug, thiserror::Error)]
@@ -44,10 +54,20 @@ pub struct StatKey {
     pub listing: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct PathEntry {
-    stat: StatKey,
-    fingerprint: String,
+/// What the catalog holds for one path.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// The file's stat key when it was verified.
+    pub stat: StatKey,
+    /// Its chunk sums then.
+    pub sums: Sums,
+    /// The name the records were made under (the path as given then).
+    pub name: String,
+    /// When it was verified (Unix seconds).
+    pub verified_at: i64,
+    /// The records.
+    pub records: Vec<Record>,
 }
 
 /// One verification, for the history view.
@@ -73,9 +93,92 @@ pub struct Catalog {
     path: String,
 }
 
+/// Whether a redb error means the file is damaged (rather than in use,
+/// unreadable for permissions, or on a full disk).
+fn is_damage(e: &DatabaseError) -> bool {
+    match e {
+        DatabaseError::Storage(StorageError::Corrupted(_)) | DatabaseError::UpgradeRequired(_) => true,
+        DatabaseError::Storage(StorageError::Io(io)) => {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            )
+        }
+        _ => false,
+    }
+}
+
+/// The message of a caught panic.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
+
+/// Runs `f`, turning a panic inside redb into an error.
+fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(format!("redb failed: {}", panic_message(&*p))))
+}
+
+/// How opening went.
+enum Open {
+    Ok(Database),
+    Damaged(String),
+    Failed(String),
+}
+
+/// Opens the database and reads all of it once: a damaged file shows here,
+/// not in the middle of a run. Runs before any worker starts, so the panic
+/// message redb's assertions would print is silenced here (the damage is
+/// reported in one line instead).
+fn open_checked(path: &Path) -> Open {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = catch_unwind(AssertUnwindSafe(|| -> Open {
+        let mut db = match Database::create(path) {
+            Ok(db) => db,
+            Err(e) if is_damage(&e) => return Open::Damaged(e.to_string()),
+            Err(e) => return Open::Failed(e.to_string()),
+        };
+        match db.check_integrity() {
+            Ok(_) => {}
+            Err(e) if is_damage(&e) => return Open::Damaged(e.to_string()),
+            Err(e) => return Open::Failed(e.to_string()),
+        }
+        let init = || -> Result<(), redb::Error> {
+            let tx = db.begin_write()?;
+            for t in OLD {
+                tx.delete_table(t)?;
+            }
+            for t in [BACKUPS, EVENTS] {
+                tx.open_table(t)?;
+            }
+            tx.commit()?;
+            let tx = db.begin_read()?;
+            for t in [BACKUPS, EVENTS] {
+                for item in tx.open_table(t)?.iter()? {
+                    let (k, v) = item?;
+                    let _ = (k.value().len(), v.value().len());
+                }
+            }
+            Ok(())
+        };
+        match init() {
+            Ok(()) => Open::Ok(db),
+            Err(redb::Error::Corrupted(e)) => Open::Damaged(e),
+            Err(e) => Open::Failed(e.to_string()),
+        }
+    }));
+    std::panic::set_hook(hook);
+    r.unwrap_or_else(|p| Open::Damaged(format!("redb failed reading it: {}", panic_message(&*p))))
+}
+
 impl Catalog {
-    /// Opens (or creates) the catalog at `path`, creating its directory.
-    pub fn open(path: &Path) -> Result<Catalog, CatalogError> {
+    /// Opens (or creates) the catalog at `path`, creating its directory. A
+    /// damaged catalog is moved aside (`PATH.damaged-UNIXTIME`) and a new one
+    /// made; the second value then says so.
+    pub fn open(path: &Path) -> Result<(Catalog, Option<String>), CatalogError> {
         let shown = path.display().to_string();
         let err = |msg: String| CatalogError {
             path: shown.clone(),
@@ -84,18 +187,25 @@ impl Catalog {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create its directory: {e}")))?;
         }
-        let db = Database::create(path).map_err(|e| err(e.to_string()))?;
-        let c = Catalog {
-            db,
-            path: shown.clone(),
+        let mut notice = None;
+        let db = match open_checked(path) {
+            Open::Ok(db) => db,
+            Open::Failed(e) => return Err(err(e)),
+            Open::Damaged(why) => {
+                let aside = PathBuf::from(format!("{shown}.damaged-{}", super::now()));
+                std::fs::rename(path, &aside)
+                    .map_err(|e| err(format!("damaged ({why}) and cannot be moved aside: {e}")))?;
+                notice = Some(format!(
+                    "the catalog {shown} was damaged ({why}); moved aside to {} and rebuilt: every backup is verified afresh",
+                    aside.display()
+                ));
+                match open_checked(path) {
+                    Open::Ok(db) => db,
+                    Open::Failed(e) | Open::Damaged(e) => return Err(err(e)),
+                }
+            }
         };
-        // Make sure the tables exist so that read transactions find them.
-        let tx = c.db.begin_write().map_err(|e| err(e.to_string()))?;
-        for t in [PATHS, RESULTS, EVENTS] {
-            tx.open_table(t).map_err(|e| err(e.to_string()))?;
-        }
-        tx.commit().map_err(|e| err(e.to_string()))?;
-        Ok(c)
+        Ok((Catalog { db, path: shown }, notice))
     }
 
     fn err(&self, e: impl std::fmt::Display) -> CatalogError {
@@ -105,50 +215,30 @@ impl Catalog {
         }
     }
 
-    /// The records of `path` if its stat key is unchanged since they were stored.
-    pub fn lookup(&self, path: &str, stat: &StatKey) -> Result<Option<Vec<Record>>, CatalogError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let paths = tx.open_table(PATHS).map_err(|e| self.err(e))?;
-        let Some(entry) = paths.get(path).map_err(|e| self.err(e))? else {
-            return Ok(None);
-        };
-        let Ok(entry) = serde_json::from_str::<PathEntry>(entry.value()) else {
-            return Ok(None);
-        };
-        if &entry.stat != stat {
-            return Ok(None);
-        }
-        let results = tx.open_table(RESULTS).map_err(|e| self.err(e))?;
-        let Some(recs) = results.get(entry.fingerprint.as_str()).map_err(|e| self.err(e))? else {
-            return Ok(None);
-        };
-        Ok(serde_json::from_str(recs.value()).ok())
+    /// What the catalog holds for `path` (an entry it cannot parse is none).
+    pub fn lookup(&self, path: &str) -> Result<Option<Entry>, CatalogError> {
+        guarded(|| {
+            let tx = self.db.begin_read().map_err(|e| e.to_string())?;
+            let t = tx.open_table(BACKUPS).map_err(|e| e.to_string())?;
+            let v = t.get(path).map_err(|e| e.to_string())?;
+            Ok(v.and_then(|v| serde_json::from_str::<Entry>(v.value()).ok()))
+        })
+        .map_err(|e| self.err(e))
     }
 
-    /// Stores fresh results, in one transaction.
-    pub fn store(&self, items: &[(String, StatKey, Vec<Record>)]) -> Result<(), CatalogError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+    /// Stores fresh entries (absolute path, entry), in one transaction.
+    pub fn store(&self, items: &[(String, Entry)]) -> Result<(), CatalogError> {
+        guarded(|| self.store_inner(items).map_err(|e| e.to_string())).map_err(|e| self.err(e))
+    }
+
+    fn store_inner(&self, items: &[(String, Entry)]) -> Result<(), Box<dyn std::error::Error>> {
+        let tx = self.db.begin_write()?;
         {
-            let mut paths = tx.open_table(PATHS).map_err(|e| self.err(e))?;
-            let mut results = tx.open_table(RESULTS).map_err(|e| self.err(e))?;
-            let mut events = tx.open_table(EVENTS).map_err(|e| self.err(e))?;
-            for (path, stat, recs) in items {
-                let Some(fp) = recs.first().map(|r| r.fingerprint.clone()) else {
-                    continue;
-                };
-                let entry = PathEntry {
-                    stat: stat.clone(),
-                    fingerprint: fp.clone(),
-                };
-                let entry = serde_json::to_string(&entry).map_err(|e| self.err(e))?;
-                paths
-                    .insert(path.as_str(), entry.as_str())
-                    .map_err(|e| self.err(e))?;
-                let json = serde_json::to_string(recs).map_err(|e| self.err(e))?;
-                results
-                    .insert(fp.as_str(), json.as_str())
-                    .map_err(|e| self.err(e))?;
-                for r in recs {
+            let mut backups = tx.open_table(BACKUPS)?;
+            let mut events = tx.open_table(EVENTS)?;
+            for (path, entry) in items {
+                backups.insert(path.as_str(), serde_json::to_string(entry)?.as_str())?;
+                for r in &entry.records {
                     let ev = Event {
                         series: r.series.clone(),
                         file: r.file.clone(),
@@ -164,29 +254,29 @@ impl Catalog {
                         ev.file,
                         ev.verified_at.max(0)
                     );
-                    let json = serde_json::to_string(&ev).map_err(|e| self.err(e))?;
-                    events
-                        .insert(key.as_str(), json.as_str())
-                        .map_err(|e| self.err(e))?;
+                    events.insert(key.as_str(), serde_json::to_string(&ev)?.as_str())?;
                 }
             }
         }
-        tx.commit().map_err(|e| self.err(e))?;
+        tx.commit()?;
         Ok(())
     }
 
     /// Every verification event, by series, then time taken, then file.
     pub fn history(&self) -> Result<Vec<Event>, CatalogError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let events = tx.open_table(EVENTS).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for item in events.iter().map_err(|e| self.err(e))? {
-            let (_, v) = item.map_err(|e| self.err(e))?;
-            if let Ok(ev) = serde_json::from_str(v.value()) {
-                out.push(ev);
+        guarded(|| {
+            let tx = self.db.begin_read().map_err(|e| e.to_string())?;
+            let events = tx.open_table(EVENTS).map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            for item in events.iter().map_err(|e| e.to_string())? {
+                let (_, v) = item.map_err(|e| e.to_string())?;
+                if let Ok(ev) = serde_json::from_str(v.value()) {
+                    out.push(ev);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
+        .map_err(|e| self.err(e))
     }
 }
 

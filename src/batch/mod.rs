@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod input;
 pub mod policy;
 pub mod series;
+pub mod sums;
 
 use std::path::Path;
 
@@ -19,7 +20,7 @@ use crate::judge::{self, Judgment};
 use crate::mvcc::{Trailer, trailer};
 use crate::report::Verdict;
 
-use catalog::{Catalog, StatKey};
+use catalog::{Catalog, Entry, StatKey};
 use input::Unit;
 
 /// The verification of one backup (a file, an archive member or a data dir).
@@ -75,14 +76,19 @@ pub struct Record {
     /// The first problem (or why it was skipped or unreadable).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_problem: Option<String>,
-    /// SHA-256 of the file as stored (for data dirs: of the list of their
-    /// files with sizes and times).
+    /// The content's fingerprint: the SHA-256 of a plain bbolt file (read
+    /// whole by its check anyway); for anything else `chunks:` and a digest
+    /// of its chunk sums ([`sums`]), so nothing is hashed twice.
     pub fingerprint: String,
     /// When it was verified (Unix seconds).
     pub verified_at: i64,
     /// Whether this result came from the catalog instead of a fresh check.
     #[serde(default)]
     pub from_catalog: bool,
+    /// Why the catalog's result was not used although it had one (changed,
+    /// changed in place, or due for a fresh check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recheck_reason: Option<String>,
     /// Policy failures (filled in by [`policy::apply`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policy: Vec<String>,
@@ -102,6 +108,8 @@ pub struct Options {
     pub max_decompressed: u64,
     /// Verify again even what the catalog knows.
     pub recheck: bool,
+    /// Verify again what the catalog verified longer ago than this (seconds).
+    pub recheck_after: i64,
     /// Check each file on one thread (parallelism comes from checking
     /// several files at once); set when there is more than one unit.
     pub single_thread: bool,
@@ -112,8 +120,8 @@ pub struct Options {
 pub struct Outcome {
     /// The unit.
     pub unit: Unit,
-    /// Its stat key (for the catalog).
-    pub stat: Option<StatKey>,
+    /// What to store in the catalog (fresh verifications).
+    pub entry: Option<Entry>,
     /// Its records (one per backup found).
     pub records: Vec<Record>,
     /// Whether it was verified now (not taken from the catalog).
@@ -138,41 +146,62 @@ fn stat_key(md: &std::fs::Metadata) -> StatKey {
     }
 }
 
-/// The stat key of a unit; for a data dir, a digest of every file's path,
-/// size and modification time.
-pub fn unit_stat(unit: &Unit) -> std::io::Result<(StatKey, Option<String>)> {
+/// The regular files of a unit, as (path relative to the unit, path): a
+/// file unit is its one file; a data dir, every file under it in path order
+/// (symlinks not followed, 8 levels at most).
+pub fn unit_files(unit: &Unit) -> std::io::Result<Vec<(String, std::path::PathBuf)>> {
     match unit {
-        Unit::File(p) => Ok((stat_key(&std::fs::metadata(p)?), None)),
+        Unit::File(p) => Ok(vec![(String::new(), p.clone())]),
         Unit::DataDir(p) => {
             let mut files = Vec::new();
             list_files(p, p, 0, &mut files)?;
             files.sort();
-            let listing = files.join("\n");
-            let digest = trailer::hex(&trailer::sha256(listing.as_bytes()));
-            let mut k = stat_key(&std::fs::metadata(p)?);
-            k.listing = Some(digest.clone());
-            Ok((k, Some(digest)))
+            Ok(files)
         }
     }
 }
 
-fn list_files(root: &Path, dir: &Path, depth: usize, out: &mut Vec<String>) -> std::io::Result<()> {
+/// The stat key of a unit; for a data dir with a digest of every file's
+/// path, size and modification time.
+pub fn unit_stat(unit: &Unit) -> std::io::Result<StatKey> {
     use std::os::unix::fs::MetadataExt;
+    let mut k = stat_key(&std::fs::metadata(unit.path())?);
+    if let Unit::DataDir(_) = unit {
+        let mut listing = String::new();
+        for (rel, p) in unit_files(unit)? {
+            let md = std::fs::symlink_metadata(p)?;
+            listing.push_str(&format!(
+                "{rel}\t{}\t{}.{}\n",
+                md.len(),
+                md.mtime(),
+                md.mtime_nsec()
+            ));
+        }
+        k.listing = Some(trailer::hex(&trailer::sha256(listing.as_bytes())));
+    }
+    Ok(k)
+}
+
+fn list_files(
+    root: &Path,
+    dir: &Path,
+    depth: usize,
+    out: &mut Vec<(String, std::path::PathBuf)>,
+) -> std::io::Result<()> {
     if depth > 8 {
         return Ok(());
     }
     for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let md = std::fs::symlink_metadata(e.path())?;
+        let p = e?.path();
+        let md = std::fs::symlink_metadata(&p)?;
         if md.is_dir() {
-            list_files(root, &e.path(), depth + 1, out)?;
+            list_files(root, &p, depth + 1, out)?;
         } else if md.is_file() {
-            let rel = e
-                .path()
+            let rel = p
                 .strip_prefix(root)
                 .map(|r| r.display().to_string())
                 .unwrap_or_default();
-            out.push(format!("{rel}\t{}\t{}.{}", md.len(), md.mtime(), md.mtime_nsec()));
+            out.push((rel, p));
         }
     }
     Ok(())
@@ -229,6 +258,7 @@ impl Origin<'_> {
             fingerprint: self.fingerprint.clone(),
             verified_at: self.verified_at,
             from_catalog: false,
+            recheck_reason: None,
             policy: Vec::new(),
         }
     }
@@ -242,12 +272,31 @@ fn serde_name<T: Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-/// Verifies one unit from scratch.
-pub fn verify_unit(unit: &Unit, opts: &Options, verified_at: i64) -> (Option<StatKey>, Vec<Record>) {
+/// The judgments of a path, with a panic anywhere inside turned into an
+/// unreadable verdict: one bad file never ends a nightly run.
+fn judge_guarded(path: &Path, name: &str, opts: &judge::Options) -> Vec<Judgment> {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    catch_unwind(AssertUnwindSafe(|| judge::judge(path, opts))).unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let kind = judge::kind::name_hint(name).unwrap_or(judge::Kind::Other);
+        vec![Judgment::unreadable(
+            name.to_string(),
+            kind,
+            format!("etcd-rescue failed while reading it (a bug: please report it): {msg}"),
+        )]
+    })
+}
+
+/// Verifies one unit from scratch: its records, and the catalog entry that
+/// remembers them.
+pub fn verify_unit(unit: &Unit, opts: &Options, verified_at: i64) -> (Option<Entry>, Vec<Record>) {
     let path = unit.path();
     let name = path.display().to_string();
     let (series, name_time) = series::series_of(path);
-    let stat = unit_stat(unit);
     let mtime = std::fs::metadata(path)
         .ok()
         .and_then(|m| m.modified().ok())
@@ -267,14 +316,18 @@ pub fn verify_unit(unit: &Unit, opts: &Options, verified_at: i64) -> (Option<Sta
         series,
         verified_at,
     };
-    let (stat, listing_digest) = match stat {
-        Ok((k, d)) => (Some(k), d),
-        Err(e) => {
-            return (
-                None,
-                vec![origin.record(&Judgment::unreadable(name, judge::Kind::Other, e.to_string()))],
-            );
-        }
+    let unreadable = |origin: &Origin, e: std::io::Error| {
+        let kind = judge::kind::name_hint(&name).unwrap_or(judge::Kind::Other);
+        (
+            None,
+            vec![origin.record(&Judgment::unreadable(name.clone(), kind, e.to_string()))],
+        )
+    };
+    // Identity first: a file that changes while it is read is judged
+    // again next time, never remembered under the wrong sums.
+    let (stat, files) = match unit_stat(unit).and_then(|s| Ok((s, unit_files(unit)?))) {
+        Ok(x) => x,
+        Err(e) => return unreadable(&origin, e),
     };
     let jopts = judge::Options {
         single_thread: opts.single_thread,
@@ -282,66 +335,136 @@ pub fn verify_unit(unit: &Unit, opts: &Options, verified_at: i64) -> (Option<Sta
         fingerprint: true,
         ..judge::Options::full()
     };
-    let judgments = judge::judge(path, &jopts);
-    match unit {
-        Unit::File(p) => {
-            origin.stored_size = std::fs::metadata(p).map_or(0, |m| m.len());
-            // A plain bbolt file is hashed in the same pass as its check;
-            // anything else is hashed here.
-            origin.fingerprint = match judgments.first().and_then(|j| j.facts.sha256.clone()) {
-                Some(d) if judgments.len() == 1 && judgments[0].containers.is_empty() => d,
-                _ => crate::source::MappedFile::open(p)
-                    .map(|f| trailer::hex(&trailer::sha256(f.bytes())))
-                    .unwrap_or_default(),
-            };
-        }
-        Unit::DataDir(_) => {
-            origin.fingerprint = listing_digest.unwrap_or_default();
-            origin.stored_size = judgments.first().map_or(0, |j| j.facts.size);
-        }
-    }
-    (stat, judgments.iter().map(|j| origin.record(j)).collect())
+    let judgments = judge_guarded(path, &name, &jopts);
+    let sums = match sums::compute(&files) {
+        Ok(s) => s,
+        Err(e) => return unreadable(&origin, e),
+    };
+    origin.stored_size = match unit {
+        Unit::File(_) => stat.size,
+        Unit::DataDir(_) => judgments.first().map_or(0, |j| j.facts.size),
+    };
+    // A plain bbolt file was hashed in the same pass as its check.
+    origin.fingerprint = match judgments.first().and_then(|j| j.facts.sha256.clone()) {
+        Some(d) if judgments.len() == 1 && judgments[0].containers.is_empty() => d,
+        _ => format!("chunks:{}", sums::digest(&sums)),
+    };
+    let records: Vec<Record> = judgments.iter().map(|j| origin.record(j)).collect();
+    let unchanged = unit_stat(unit).is_ok_and(|s| s == stat);
+    let entry = unchanged.then(|| Entry {
+        stat,
+        sums,
+        name,
+        verified_at,
+        records: records.clone(),
+    });
+    (entry, records)
 }
 
-/// Verifies every unit in parallel (results in input order), taking what the
-/// catalog already knows unless `opts.recheck`. `progress` is called with
-/// the bytes of each unit as it finishes.
+/// Why a catalog entry does not stand for the unit as it is now; `None`
+/// when it does.
+fn stale(unit: &Unit, e: &Entry, opts: &Options, now: i64) -> Option<String> {
+    let since = series::rfc3339(e.verified_at);
+    match unit_stat(unit) {
+        Ok(s) if s != e.stat => return Some(format!("changed since it was verified at {since}")),
+        Err(err) => return Some(format!("cannot be read now: {err}")),
+        Ok(_) => {}
+    }
+    if now - e.verified_at > opts.recheck_after {
+        return Some(format!(
+            "last verified at {since}, longer ago than --recheck-after allows"
+        ));
+    }
+    let files = match unit_files(unit) {
+        Ok(f) => f,
+        Err(err) => return Some(format!("cannot be read now: {err}")),
+    };
+    let day = (now.max(0) / 86_400) as u64;
+    match sums::compare(&files, &e.sums, day) {
+        Ok(None) => None,
+        Ok(Some(c)) => Some(format!(
+            "changed in place since it was verified at {since} (same size, time and inode): the {} bytes at offset {} of {} differ",
+            e.sums
+                .files
+                .iter()
+                .find(|f| f.rel == c.rel)
+                .map_or(0, |f| f.chunk),
+            c.offset,
+            if c.rel.is_empty() {
+                unit.path().display().to_string()
+            } else {
+                c.rel.clone()
+            },
+        )),
+        Err(err) => Some(format!("cannot be read now: {err}")),
+    }
+}
+
+/// The records of a catalog entry, named as the unit is named now.
+fn cached_records(unit: &Unit, e: Entry) -> Vec<Record> {
+    let name = unit.path().display().to_string();
+    let mut records = e.records;
+    for r in &mut records {
+        if let Some(rest) = r.file.strip_prefix(&e.name) {
+            r.file = format!("{name}{rest}");
+        }
+        r.path = name.clone();
+        r.from_catalog = true;
+        r.recheck_reason = None;
+        r.policy.clear();
+    }
+    records
+}
+
+/// Verifies every unit in parallel (results in input order), taking what
+/// the catalog already knows unless `opts.recheck`: a catalog result is
+/// used only while the file's stat key is unchanged, it was verified less
+/// than `opts.recheck_after` ago, and today's sample of its chunks reads as
+/// it did then. `progress` is called with the bytes of each unit as it
+/// finishes; `catalog_errors` collects what went wrong reading the catalog.
 pub fn run(
     units: &[Unit],
     opts: &Options,
     catalog: Option<&Catalog>,
     progress: &(dyn Fn(u64) + Sync),
+    catalog_errors: &std::sync::Mutex<Vec<String>>,
 ) -> Vec<Outcome> {
     let verified_at = now();
     units
         .par_iter()
         .map(|unit| {
-            let stat = unit_stat(unit).ok();
-            // The catalog answers when the file's stat key (size, time, inode)
-            // is what it was when its content was verified.
-            let cached = match (catalog, &stat, opts.recheck) {
-                (Some(c), Some((k, _)), false) => c.lookup(&abs(unit.path()), k).ok().flatten(),
+            let size = unit_stat(unit).map_or(0, |k| k.size);
+            let entry = match (catalog, opts.recheck) {
+                (Some(c), false) => c.lookup(&abs(unit.path())).unwrap_or_else(|e| {
+                    if let Ok(mut v) = catalog_errors.lock() {
+                        v.push(e.to_string());
+                    }
+                    None
+                }),
                 _ => None,
             };
-            let size = stat.as_ref().map_or(0, |(k, _)| k.size);
-            let outcome = match cached {
-                Some(mut records) => {
-                    for r in &mut records {
-                        r.from_catalog = true;
-                        r.policy.clear();
-                    }
-                    Outcome {
-                        unit: unit.clone(),
-                        stat: stat.map(|s| s.0),
-                        records,
-                        fresh: false,
-                    }
-                }
+            let (entry, reason) = match entry {
+                Some(e) => match stale(unit, &e, opts, verified_at) {
+                    None => (Some(e), None),
+                    Some(why) => (None, Some(why)),
+                },
+                None => (None, None),
+            };
+            let outcome = match entry {
+                Some(e) => Outcome {
+                    unit: unit.clone(),
+                    entry: None,
+                    records: cached_records(unit, e),
+                    fresh: false,
+                },
                 None => {
-                    let (stat, records) = verify_unit(unit, opts, verified_at);
+                    let (entry, mut records) = verify_unit(unit, opts, verified_at);
+                    for r in &mut records {
+                        r.recheck_reason = reason.clone();
+                    }
                     Outcome {
                         unit: unit.clone(),
-                        stat,
+                        entry,
                         records,
                         fresh: true,
                     }
@@ -363,10 +486,10 @@ pub fn abs(p: &Path) -> String {
 
 /// Stores the fresh outcomes in the catalog.
 pub fn remember(catalog: &Catalog, outcomes: &[Outcome]) -> Result<(), catalog::CatalogError> {
-    let items: Vec<(String, StatKey, Vec<Record>)> = outcomes
+    let items: Vec<(String, Entry)> = outcomes
         .iter()
         .filter(|o| o.fresh && !o.records.is_empty())
-        .filter_map(|o| o.stat.clone().map(|s| (abs(o.unit.path()), s, o.records.clone())))
+        .filter_map(|o| o.entry.clone().map(|e| (abs(o.unit.path()), e)))
         .collect();
     catalog.store(&items)
 }

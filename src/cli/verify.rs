@@ -31,6 +31,10 @@ pub struct VerifyArgs {
     /// Verify again even files the catalog knows unchanged.
     #[arg(long)]
     pub recheck: bool,
+    /// Verify again what the catalog verified longer ago than this (e.g.
+    /// 7d, 36h), even if unchanged.
+    #[arg(long, value_parser = parse_duration, default_value = "7d")]
+    pub recheck_after: u64,
     /// Show, per backup series, when each backup was verified and how its
     /// revision moved (from the catalog).
     #[arg(long)]
@@ -47,13 +51,14 @@ pub struct VerifyArgs {
     /// Threads (default: all cores).
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Largest size a compressed file or archive member may have once
-    /// decompressed, in MiB.
-    #[arg(long, default_value_t = 16384)]
-    pub max_decompressed: u64,
+    /// Largest size a compressed file or archive may unpack to, in MiB
+    /// (default: 16 GiB, less when the scratch filesystem's free space or
+    /// the address-space limit, shared by the workers, is smaller).
+    #[arg(long)]
+    pub max_decompressed: Option<u64>,
 }
 
-fn open_catalog(a: &VerifyArgs) -> anyhow::Result<Option<Catalog>> {
+fn open_catalog(a: &VerifyArgs, err: &mut dyn Write) -> anyhow::Result<Option<Catalog>> {
     if a.no_catalog {
         return Ok(None);
     }
@@ -64,7 +69,11 @@ fn open_catalog(a: &VerifyArgs) -> anyhow::Result<Option<Catalog>> {
             None => return Ok(None),
         },
     };
-    Ok(Some(Catalog::open(&path).context("cannot open the catalog")?))
+    let (c, notice) = Catalog::open(&path).context("cannot open the catalog")?;
+    if let Some(n) = notice {
+        writeln!(err, "etcd-rescue: warning: {n}")?;
+    }
+    Ok(Some(c))
 }
 
 pub(super) fn run(
@@ -73,7 +82,7 @@ pub(super) fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
-    let catalog = open_catalog(a)?;
+    let catalog = open_catalog(a, err)?;
     if a.history {
         let Some(c) = &catalog else {
             writeln!(err, "etcd-rescue: --history needs a catalog")?;
@@ -89,9 +98,17 @@ pub(super) fn run(
         writeln!(err, "etcd-rescue: nothing to verify")?;
         return Ok(EXIT_ERROR);
     }
+    let workers = a
+        .jobs
+        .unwrap_or_else(rayon::current_num_threads)
+        .clamp(1, units.len());
     let opts = Options {
-        max_decompressed: a.max_decompressed.saturating_mul(1 << 20),
+        max_decompressed: match a.max_decompressed {
+            Some(m) => m.saturating_mul(1 << 20),
+            None => crate::judge::unpack::default_cap(workers),
+        },
         recheck: a.recheck,
+        recheck_after: i64::try_from(a.recheck_after).unwrap_or(i64::MAX),
         single_thread: units.len() > 1,
     };
     let total: u64 = units
@@ -120,17 +137,27 @@ pub(super) fn run(
         bar.set_message(format!("{d}/{n} files"));
         bar.inc(bytes);
     };
+    let catalog_errors = std::sync::Mutex::new(Vec::new());
+    let go = || batch::run(&units, &opts, catalog.as_ref(), &progress, &catalog_errors);
     let outcomes = match a.jobs {
         Some(j) => rayon::ThreadPoolBuilder::new()
             .num_threads(j.max(1))
             .build()
             .context("cannot start worker threads")?
-            .install(|| batch::run(&units, &opts, catalog.as_ref(), &progress)),
-        None => batch::run(&units, &opts, catalog.as_ref(), &progress),
+            .install(go),
+        None => go(),
     };
     bar.finish_and_clear();
-    if let Some(c) = &catalog {
-        batch::remember(c, &outcomes).context("cannot update the catalog")?;
+    // The catalog only saves work: when it fails, every result here still
+    // stands (and the next run verifies afresh).
+    let mut catalog_errors = catalog_errors.into_inner().unwrap_or_default();
+    if let Some(c) = &catalog
+        && let Err(e) = batch::remember(c, &outcomes)
+    {
+        catalog_errors.push(format!("not updated: {e}"));
+    }
+    for e in catalog_errors.iter().take(3) {
+        writeln!(err, "etcd-rescue: warning: catalog: {e}")?;
     }
     let afresh = outcomes.iter().filter(|o| o.fresh).count();
     let mut records: Vec<Record> = outcomes.into_iter().flat_map(|o| o.records).collect();

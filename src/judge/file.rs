@@ -19,17 +19,10 @@ pub fn judge_bytes(name: &str, bytes: &[u8], path: Option<&Path>, opts: &Options
             Some(p) => judge_segment(name, p, bytes.len() as u64, opts),
             None => Judgment::unreadable(name.into(), Kind::WalSegment, "not on disk".into()),
         },
-        _ => {
-            let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
-            Judgment::skipped(
-                name.to_string(),
-                if bytes.is_empty() {
-                    "an empty file".to_string()
-                } else {
-                    format!("starts with {}", head.join(" "))
-                },
-            )
-        }
+        _ => Judgment::skipped(
+            name.to_string(),
+            kind::why_other(&bytes[..bytes.len().min(1 << 16)], bytes.len() as u64),
+        ),
     }
 }
 

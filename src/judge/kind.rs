@@ -252,18 +252,109 @@ fn backup_name(n: &str) -> bool {
     plain && ["snapshot", "etcd", "backup"].iter().any(|w| n.contains(w))
 }
 
-/// The kind of a file from its bytes and its name (containers aside).
-pub fn file_kind(name: &str, bytes: &[u8]) -> Kind {
+/// What a file clearly is when it is not etcd data: a format with a magic
+/// of its own, or text. `None`: nothing says.
+pub fn foreign(head: &[u8]) -> Option<String> {
+    const MAGICS: [(&[u8], &str); 12] = [
+        (b"\x7fELF", "an ELF executable"),
+        (b"\x89PNG", "a PNG image"),
+        (b"\xff\xd8\xff", "a JPEG image"),
+        (b"GIF8", "a GIF image"),
+        (b"%PDF", "a PDF document"),
+        (b"SQLite format 3\0", "an SQLite database"),
+        (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+        (b"Rar!", "a RAR archive"),
+        (b"LUKS", "a LUKS volume"),
+        (b"QFI\xfb", "a qcow2 disk image"),
+        (b"-----BEGIN", "a PEM file"),
+        (b"\xef\xbb\xbf", "text"),
+    ];
+    if let Some((_, what)) = MAGICS.iter().find(|(m, _)| head.starts_with(m)) {
+        return Some((*what).to_string());
+    }
+    let sample = &head[..head.len().min(4096)];
+    // Text: UTF-8 (a character cut at the sample's end is fine) without
+    // NUL or other control bytes than tab, CR, LF and form feed.
+    let utf8 = match std::str::from_utf8(sample) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none(),
+    };
+    let controls = sample
+        .iter()
+        .any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c));
+    (!sample.is_empty() && utf8 && !controls).then(|| {
+        let line: String = String::from_utf8_lossy(&sample[..sample.len().min(40)])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        format!("text ({line:?})")
+    })
+}
+
+/// Whether a file's size is that of a bbolt file: at least 4 pages of
+/// 4 KiB, a whole number of them, or that and a 32-byte sha256 trailer.
+fn sized_like_bolt(size: u64) -> bool {
+    size >= 4 * 4096 && matches!(size % 4096, 0 | 32)
+}
+
+/// Whether a file is placed like a backup: in a directory whose name says
+/// etcd, with no extension or a backup's (`.bak`, `.backup`, `.bin`).
+fn placed_like_backup(name: &str) -> bool {
+    let mut parts: Vec<&str> = name.split(['/', '!']).filter(|p| !p.is_empty()).collect();
+    let Some(base) = parts.pop() else {
+        return false;
+    };
+    let base = base.to_ascii_lowercase();
+    let ext_ok = match base.rsplit_once('.') {
+        None => true,
+        Some((stem, e)) => stem.is_empty() || ["bak", "backup", "bin"].contains(&e),
+    };
+    ext_ok && parts.iter().any(|d| d.to_ascii_lowercase().contains("etcd"))
+}
+
+/// The kind of a file from its first bytes (`head`), its size and its
+/// name (containers aside). The bytes decide first; then a name etcd or a
+/// backup job gives (an empty or destroyed backup is a damaged backup);
+/// then a file that is clearly something else (text, an image...) is
+/// `Other`; then one sized like a bbolt file, or placed like a backup, is
+/// judged as a db, so that destroyed contents are never "not etcd data".
+pub fn classify(name: &str, head: &[u8], size: u64) -> Kind {
     let hint = name_hint(name);
-    match sniff(bytes) {
+    match sniff(head) {
         Sniff::Bolt if hint == Some(Kind::SnapDb) => Kind::SnapDb,
-        Sniff::Bolt if crate::mvcc::trailer::has_trailer(bytes.len() as u64) => Kind::Snapshot,
+        Sniff::Bolt if crate::mvcc::trailer::has_trailer(size) => Kind::Snapshot,
         Sniff::Bolt => Kind::Db,
         Sniff::RaftSnap => Kind::RaftSnap,
         Sniff::Wal => Kind::WalSegment,
         Sniff::Container(_) => Kind::Other,
-        Sniff::Unknown => hint.unwrap_or(Kind::Other),
+        Sniff::Unknown => match hint {
+            Some(k) => k,
+            None if foreign(head).is_some() => Kind::Other,
+            None if sized_like_bolt(size) || placed_like_backup(name) => Kind::Db,
+            None => Kind::Other,
+        },
     }
+}
+
+/// The kind of a file from all its bytes and its name (containers aside).
+pub fn file_kind(name: &str, bytes: &[u8]) -> Kind {
+    classify(name, bytes, bytes.len() as u64)
+}
+
+/// Why a file is not etcd data, in words.
+pub fn why_other(head: &[u8], size: u64) -> String {
+    if size == 0 {
+        return "an empty file, not named like a backup".into();
+    }
+    if let Some(what) = foreign(head) {
+        return what;
+    }
+    let hex: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{size} bytes starting {}: not a bbolt, WAL or snap file, and not named, sized or placed like a backup",
+        hex.join(" ")
+    )
 }
 
 /// What a directory is.
@@ -315,6 +406,17 @@ mod tests {
             Kind::RaftSnap
         );
         assert_eq!(file_kind("notes.txt", b"hello"), Kind::Other);
+        // Destroyed contents sized like a bbolt file, or placed like a
+        // backup, are a damaged db; text there is text.
+        assert_eq!(classify("x/2024-01-01", &[7u8; 64], 8 * 4096 + 32), Kind::Db);
+        assert_eq!(classify("x/2024-01-01", &[7u8; 64], 1000), Kind::Other);
+        assert_eq!(classify("/backups/etcd/2024-01-01", &[7u8; 64], 1000), Kind::Db);
+        assert_eq!(
+            classify("/backups/etcd/README", b"# backups\n", 8 * 4096),
+            Kind::Other
+        );
+        assert_eq!(classify("/backups/etcd/notes.txt", &[7u8; 64], 1000), Kind::Other);
+        assert!(why_other(b"\x89PNG\r\n", 100).contains("PNG"));
     }
 
     #[test]

@@ -538,11 +538,12 @@ fn units_under(dir: &Path, others: &mut usize) -> Vec<PathBuf> {
                     _ => {}
                 }
             } else if md.is_file() {
-                // A file whose bytes say nothing but whose name is etcd's
-                // (an empty or destroyed backup) is judged, not skipped.
+                // What the judgment would call etcd data (by its bytes,
+                // name, size or place) is judged; containers too.
                 let head = read_head(&p);
-                let named = kind::name_hint(&p.display().to_string()).is_some();
-                if named || kind::sniff(&head) != kind::Sniff::Unknown {
+                let container = matches!(kind::sniff(&head), kind::Sniff::Container(_));
+                let rel = p.strip_prefix(dir).unwrap_or(&p).display().to_string();
+                if container || kind::classify(&rel, &head, md.len()) != Kind::Other {
                     out.push(p);
                 } else {
                     *others += 1;

@@ -66,39 +66,169 @@ pub struct Limits {
     pub max_bytes: u64,
 }
 
+/// The largest unpacked size by default: 16 GiB.
+pub const MAX_CAP: u64 = 16 << 30;
+
+/// What one container may unpack to when the user does not say: 16 GiB, or
+/// less when `workers` containers unpacking at once would not fit in the
+/// free space of the scratch filesystem or in half the address-space limit
+/// (an unpacked file is mapped to be judged). Never below 64 MiB.
+pub fn default_cap(workers: usize) -> u64 {
+    let w = workers.max(1) as u64;
+    let mut cap = MAX_CAP;
+    if let Some(free) = crate::source::free_space(&std::env::temp_dir()) {
+        cap = cap.min(free / w);
+    }
+    if let Some(limit) = crate::source::address_space_limit() {
+        cap = cap.min(limit / 2 / w);
+    }
+    cap.max(64 << 20)
+}
+
+/// A size in words: MiB below a GiB, else GiB.
+fn size_words(n: u64) -> String {
+    if n >= 1 << 30 {
+        format!("{:.1} GiB", n as f64 / f64::from(1u32 << 30))
+    } else {
+        format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20))
+    }
+}
+
+/// A file being written from streams: runs of zeros become holes, and no
+/// more than a budget of bytes (its logical size) is accepted.
+struct SparseWriter<'a> {
+    f: File,
+    to: &'a Path,
+    what: &'a str,
+    /// Bytes the file may still grow by.
+    budget: u64,
+    /// Where the next write goes.
+    pos: u64,
+    buf: Vec<u8>,
+}
+
+impl<'a> SparseWriter<'a> {
+    fn create(to: &'a Path, budget: u64, what: &'a str) -> Result<SparseWriter<'a>, String> {
+        if let Some(dir) = to.parent() {
+            fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let f = File::create(to).map_err(|e| format!("{}: {e}", to.display()))?;
+        Ok(SparseWriter {
+            f,
+            to,
+            what,
+            budget,
+            pos: 0,
+            buf: vec![0u8; 1 << 16],
+        })
+    }
+
+    fn too_big(&self) -> String {
+        format!(
+            "{}: unpacks to more than {} (the cap on what one container may unpack to; raise --max-decompressed if this is real)",
+            self.what,
+            size_words(self.budget_total())
+        )
+    }
+
+    fn budget_total(&self) -> u64 {
+        self.budget + self.pos
+    }
+
+    /// Moves to `pos` (forward only), leaving a hole.
+    fn seek_to(&mut self, pos: u64) -> Result<(), String> {
+        if pos < self.pos {
+            return Err(format!("{}: sparse map goes backwards", self.what));
+        }
+        let grow = pos - self.pos;
+        if grow > self.budget {
+            return Err(self.too_big());
+        }
+        self.budget -= grow;
+        self.pos = pos;
+        Ok(())
+    }
+
+    /// Copies `r` to the end (or `limit` bytes of it); the bytes copied.
+    fn copy(&mut self, mut r: impl Read, limit: Option<u64>) -> Result<u64, String> {
+        let mut total = 0u64;
+        loop {
+            let want =
+                limit.map_or(self.buf.len() as u64, |l| (l - total).min(self.buf.len() as u64)) as usize;
+            if want == 0 {
+                break;
+            }
+            let n = match r.read(&mut self.buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("{}: {e}", self.what)),
+            };
+            if n as u64 > self.budget {
+                return Err(self.too_big());
+            }
+            self.budget -= n as u64;
+            total += n as u64;
+            if self.buf[..n].iter().any(|&b| b != 0) {
+                self.f
+                    .seek(SeekFrom::Start(self.pos))
+                    .and_then(|_| self.f.write_all(&self.buf[..n]))
+                    .map_err(|e| format!("{}: {e}", self.to.display()))?;
+            }
+            self.pos += n as u64;
+        }
+        if limit.is_some_and(|l| total < l) {
+            return Err(format!("{}: ends early", self.what));
+        }
+        Ok(total)
+    }
+
+    /// Sets the final size (a trailing hole included).
+    fn finish(mut self, size: u64) -> Result<u64, String> {
+        self.seek_to(size)?;
+        self.f
+            .set_len(size)
+            .map_err(|e| format!("{}: {e}", self.to.display()))?;
+        Ok(size)
+    }
+}
+
 /// Copies `r` into a new file at `to`, writing runs of zeros as holes and
 /// refusing more than `budget` bytes. Returns the bytes written.
-fn copy_sparse(mut r: impl Read, to: &Path, budget: u64, what: &str) -> Result<u64, String> {
-    if let Some(dir) = to.parent() {
-        fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    let mut f = File::create(to).map_err(|e| format!("{}: {e}", to.display()))?;
-    let mut buf = vec![0u8; 1 << 16];
-    let mut total = 0u64;
-    loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("{what}: {e}")),
-        };
-        total += n as u64;
-        if total > budget {
-            return Err(format!(
-                "{what}: unpacks to more than {budget} bytes (raise --max-decompressed if this is real)"
-            ));
-        }
-        let chunk = &buf[..n];
-        if chunk.iter().all(|&b| b == 0) {
-            f.seek(SeekFrom::Current(n as i64))
-                .map_err(|e| format!("{}: {e}", to.display()))?;
-        } else {
-            f.write_all(chunk).map_err(|e| format!("{}: {e}", to.display()))?;
-        }
-    }
-    f.set_len(total).map_err(|e| format!("{}: {e}", to.display()))?;
-    Ok(total)
+fn copy_sparse(r: impl Read, to: &Path, budget: u64, what: &str) -> Result<u64, String> {
+    let mut w = SparseWriter::create(to, budget, what)?;
+    w.copy(r, None)?;
+    let end = w.pos;
+    w.finish(end)
 }
+
+/// Decodes every zstd frame of `data` (skippable frames skipped) into `to`.
+fn unzstd(data: &[u8], to: &Path, budget: u64) -> Result<u64, String> {
+    let mut w = SparseWriter::create(to, budget, "zstd")?;
+    let mut cur = io::Cursor::new(data);
+    while (cur.position() as usize) < data.len() {
+        let at = cur.position() as usize;
+        let magic = data
+            .get(at..at + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+        if magic.is_some_and(|m| m & 0xffff_fff0 == 0x184d_2a50) {
+            let len = data
+                .get(at + 4..at + 8)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+                .ok_or("zstd: a skippable frame cut short")?;
+            cur.set_position((at + 8) as u64 + u64::from(len));
+            continue;
+        }
+        let d = ruzstd::decoding::StreamingDecoder::new(&mut cur)
+            .map_err(|e| format!("zstd: frame at byte {at}: {e}"))?;
+        w.copy(d, None)?;
+    }
+    let end = w.pos;
+    w.finish(end)
+}
+
+/// Largest dictionary an xz stream may ask for: 256 MiB (`xz -9` uses 64).
+const XZ_MEM_LIMIT_KIB: u32 = 256 << 10;
 
 /// A member name made safe to join under a directory: no absolute paths,
 /// no `..`, no empty names.
@@ -149,16 +279,34 @@ pub fn unpack(kind: Container, data: &[u8], name: &str, limits: Limits) -> Resul
     let scratch = Scratch::new().map_err(|e| format!("cannot create a scratch directory: {e}"))?;
     let open = || -> Result<io::Cursor<&[u8]>, String> { Ok(io::Cursor::new(data)) };
     match kind {
-        Container::Gzip | Container::Zstd => {
+        Container::Gzip | Container::Zstd | Container::Xz | Container::Bzip2 => {
             let rel = PathBuf::from(inner_name(name));
             let to = scratch.path().join(&rel);
             let what = kind.word();
-            if kind == Container::Gzip {
-                let r = flate2::read::MultiGzDecoder::new(open()?);
-                copy_sparse(r, &to, limits.max_bytes, what)?;
-            } else {
-                let r = ruzstd::decoding::StreamingDecoder::new(open()?).map_err(|e| format!("zstd: {e}"))?;
-                copy_sparse(r, &to, limits.max_bytes, what)?;
+            match kind {
+                Container::Gzip => {
+                    copy_sparse(
+                        flate2::read::MultiGzDecoder::new(open()?),
+                        &to,
+                        limits.max_bytes,
+                        what,
+                    )?;
+                }
+                Container::Zstd => {
+                    unzstd(data, &to, limits.max_bytes)?;
+                }
+                Container::Xz => {
+                    let r = lzma_rust2::XzReader::new_mem_limit(open()?, true, XZ_MEM_LIMIT_KIB);
+                    copy_sparse(r, &to, limits.max_bytes, what)?;
+                }
+                _ => {
+                    copy_sparse(
+                        bzip2::read::MultiBzDecoder::new(open()?),
+                        &to,
+                        limits.max_bytes,
+                        what,
+                    )?;
+                }
             }
             Ok(Unpacked {
                 scratch,
@@ -166,38 +314,8 @@ pub fn unpack(kind: Container, data: &[u8], name: &str, limits: Limits) -> Resul
                 unreadable: Vec::new(),
             })
         }
-        Container::Xz | Container::Bzip2 => Err(format!(
-            "{} compression is recognised but not read by etcd-rescue: decompress it first (`{} -dk {name}`)",
-            kind.word(),
-            if kind == Container::Xz { "xz" } else { "bzip2" }
-        )),
         Container::Tar => {
-            let mut unreadable = Vec::new();
-            let mut budget = limits.max_bytes;
-            let mut t = tar::Archive::new(open()?);
-            let entries = t.entries().map_err(|e| format!("tar: {e}"))?;
-            for e in entries {
-                let mut e = e.map_err(|e| format!("tar: {e}"))?;
-                let ty = e.header().entry_type();
-                if !(ty.is_file() || ty.is_gnu_sparse()) {
-                    continue;
-                }
-                let member = e
-                    .path()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|_| "?".into());
-                let Some(rel) = safe_rel(&member) else {
-                    unreadable.push((member, "an unsafe member name (absolute or with ..)".into()));
-                    continue;
-                };
-                let n = copy_sparse(
-                    &mut e,
-                    &scratch.path().join(rel),
-                    budget,
-                    &format!("tar member {member}"),
-                )?;
-                budget -= n;
-            }
+            let unreadable = untar(open()?, scratch.path(), limits.max_bytes)?;
             Ok(Unpacked {
                 scratch,
                 single: None,
@@ -240,6 +358,192 @@ pub fn unpack(kind: Container, data: &[u8], name: &str, limits: Limits) -> Resul
             })
         }
     }
+}
+
+/// Unpacks a tar stream under `root`: plain files, GNU sparse files, PAX
+/// sparse files (formats 0.0, 0.1 and 1.0, as `tar --sparse
+/// --format=posix` writes them), long names, and hard links (linked again
+/// inside `root`). Symlinks and devices are not made. Returns the members
+/// that could not be unpacked.
+fn untar(r: impl Read, root: &Path, max_bytes: u64) -> Result<Vec<(String, String)>, String> {
+    let mut unreadable = Vec::new();
+    let mut budget = max_bytes;
+    let mut t = tar::Archive::new(r);
+    for e in t.entries().map_err(|e| format!("tar: {e}"))? {
+        let mut e = e.map_err(|e| format!("tar: {e}"))?;
+        let ty = e.header().entry_type();
+        if !(ty.is_file() || ty.is_gnu_sparse() || ty.is_hard_link()) {
+            continue;
+        }
+        let sparse = pax_sparse(&mut e).map_err(|e| format!("tar: {e}"))?;
+        let member = match &sparse {
+            Some(s) if !s.name.is_empty() => s.name.clone(),
+            _ => e
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "?".into()),
+        };
+        let Some(rel) = safe_rel(&member) else {
+            unreadable.push((member, "an unsafe member name (absolute or with ..)".into()));
+            continue;
+        };
+        let to = root.join(&rel);
+        let what = format!("tar member {member}");
+        if ty.is_hard_link() {
+            let target = e.link_name().ok().flatten().map(|p| p.display().to_string());
+            match target.as_deref().and_then(safe_rel).map(|t| root.join(t)) {
+                Some(t) if t.is_file() => {
+                    if let Some(d) = to.parent() {
+                        fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+                    }
+                    fs::hard_link(&t, &to).map_err(|e| format!("{what}: {e}"))?;
+                }
+                _ => unreadable.push((
+                    member,
+                    format!("a hard link to {target:?}, which is not in the archive before it"),
+                )),
+            }
+            continue;
+        }
+        let data_size = e.header().entry_size().unwrap_or(0);
+        let n = match sparse {
+            Some(s) => write_pax_sparse(&mut e, s, data_size, &to, budget, &what)?,
+            None => copy_sparse(&mut e, &to, budget, &what)?,
+        };
+        budget -= n.min(budget);
+    }
+    Ok(unreadable)
+}
+
+/// A PAX sparse member: its real name and size, and its map (for format
+/// 1.0 the map is at the start of the data and read later).
+#[derive(Debug, Default)]
+struct PaxSparse {
+    name: String,
+    size: u64,
+    map: Option<Vec<(u64, u64)>>,
+}
+
+/// The PAX sparse keys of an entry, if it has them.
+fn pax_sparse<R: Read>(e: &mut tar::Entry<R>) -> io::Result<Option<PaxSparse>> {
+    let Some(exts) = e.pax_extensions()? else {
+        return Ok(None);
+    };
+    let mut s = PaxSparse::default();
+    let (mut any, mut major, mut offsets, mut sizes) = (false, None, Vec::new(), Vec::new());
+    let num = |v: &str| {
+        v.trim()
+            .parse::<u64>()
+            .map_err(|_| io::Error::other(format!("bad number {v:?} in a PAX sparse header")))
+    };
+    for x in exts {
+        let x = x?;
+        let (Ok(k), Ok(v)) = (x.key(), x.value()) else {
+            continue;
+        };
+        match k {
+            "GNU.sparse.name" => s.name = v.to_string(),
+            "GNU.sparse.size" | "GNU.sparse.realsize" => s.size = num(v)?,
+            "GNU.sparse.major" => major = Some(num(v)?),
+            "GNU.sparse.offset" => offsets.push(num(v)?),
+            "GNU.sparse.numbytes" => sizes.push(num(v)?),
+            "GNU.sparse.map" => {
+                let n: Vec<u64> = v
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(num)
+                    .collect::<io::Result<_>>()?;
+                if n.len() % 2 != 0 {
+                    return Err(io::Error::other("a PAX sparse map with an odd count"));
+                }
+                s.map = Some(n.chunks(2).map(|c| (c[0], c[1])).collect());
+            }
+            _ => continue,
+        }
+        any = true;
+    }
+    if !any {
+        return Ok(None);
+    }
+    if major == Some(1) {
+        s.map = None;
+    } else if s.map.is_none() {
+        if offsets.len() != sizes.len() {
+            return Err(io::Error::other("a PAX sparse map (0.0) with unpaired offsets"));
+        }
+        s.map = Some(offsets.into_iter().zip(sizes).collect());
+    }
+    Ok(Some(s))
+}
+
+/// Reads the decimal map at the start of a PAX 1.0 sparse member's data
+/// (a count, then offset and size pairs, one number per line, padded to
+/// 512 bytes).
+fn read_sparse_map(r: &mut impl Read, data_size: u64) -> Result<Vec<(u64, u64)>, String> {
+    let mut consumed = 0u64;
+    let mut number = || -> Result<u64, String> {
+        let mut v: u64 = 0;
+        let mut digits = 0;
+        loop {
+            let mut b = [0u8; 1];
+            r.read_exact(&mut b).map_err(|e| format!("sparse map: {e}"))?;
+            consumed += 1;
+            match b[0] {
+                b'\n' if digits > 0 => return Ok(v),
+                c @ b'0'..=b'9' if digits < 20 => {
+                    v = v
+                        .checked_mul(10)
+                        .and_then(|v| v.checked_add(u64::from(c - b'0')))
+                        .ok_or("sparse map: a number too large")?;
+                    digits += 1;
+                }
+                _ => return Err("sparse map: not a decimal number".into()),
+            }
+        }
+    };
+    let count = number()?;
+    if count > data_size / 4 {
+        return Err(format!(
+            "sparse map: {count} entries cannot fit in {data_size} bytes"
+        ));
+    }
+    let mut map = Vec::new();
+    for _ in 0..count {
+        let off = number()?;
+        let len = number()?;
+        map.push((off, len));
+    }
+    let pad = (512 - consumed % 512) % 512;
+    io::copy(&mut r.take(pad), &mut io::sink()).map_err(|e| format!("sparse map: {e}"))?;
+    Ok(map)
+}
+
+/// Writes a PAX sparse member: each chunk of its data at its offset, holes
+/// between, the real size at the end.
+fn write_pax_sparse(
+    r: &mut impl Read,
+    s: PaxSparse,
+    data_size: u64,
+    to: &Path,
+    budget: u64,
+    what: &str,
+) -> Result<u64, String> {
+    let map = match s.map {
+        Some(m) => m,
+        None => read_sparse_map(r, data_size).map_err(|e| format!("{what}: {e}"))?,
+    };
+    let mut w = SparseWriter::create(to, budget, what)?;
+    for (off, len) in map {
+        if off.checked_add(len).is_none_or(|end| end > s.size) {
+            return Err(format!(
+                "{what}: a sparse chunk at {off}+{len} lies past the file's size {}",
+                s.size
+            ));
+        }
+        w.seek_to(off)?;
+        w.copy(&mut *r, Some(len))?;
+    }
+    w.finish(s.size)
 }
 
 #[cfg(test)]

@@ -671,9 +671,9 @@ fn pre_read_meta(db: &Db<'_>) -> MetaInfo {
 pub fn scan(data: &[u8], opts: ScanOptions) -> DbReport {
     let file_size = data.len() as u64;
     let image = trailer::image(data);
-    let pre = Db::open(image)
-        .map(|(db, _)| pre_read_meta(&db))
-        .unwrap_or_default();
+    let opened = Db::open(image).map(|(db, _)| pre_read_meta(&db));
+    let digest_file = opts.file_digest && opened.is_ok();
+    let pre = opened.unwrap_or_default();
     let compact = pre
         .finished_compact_rev
         .max(pre.scheduled_compact_rev)
@@ -712,8 +712,10 @@ pub fn scan(data: &[u8], opts: ScanOptions) -> DbReport {
         states: KeyMap::default(),
         key_tree_damaged: false,
     };
-    let want_sha = opts.file_digest || (opts.verify_trailer && trailer::has_trailer(file_size));
-    let sha_result = |(t, d): (Trailer, [u8; 32])| (t, opts.file_digest.then_some(d));
+    // The digest of a file that is not a db (no valid meta page) is not
+    // worth a read of all of it: it may be a 50 GB hole.
+    let want_sha = digest_file || (opts.verify_trailer && trailer::has_trailer(file_size));
+    let sha_result = |(t, d): (Trailer, [u8; 32])| (t, digest_file.then_some(d));
     let (structure, trailer, digest, hash) = if opts.single_thread {
         let st = bolt::check::check(image, &mut s);
         s.hash.flush_run();
