@@ -1,4 +1,4 @@
-//! Sniffing and unpacking containers (gzip, zstd, zip, tar) the way the
+//! Sniffing and unpacking containers (gzip, zstd, xz, bzip2, zip, tar) the way the
 //! judgment does, with a small limit: arbitrary bytes must not panic,
 //! exhaust memory or write outside the scratch directory.
 

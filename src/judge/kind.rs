@@ -77,9 +77,9 @@ pub enum Container {
     Gzip,
     /// zstd.
     Zstd,
-    /// xz (recognised; not read).
+    /// xz.
     Xz,
-    /// bzip2 (recognised; not read).
+    /// bzip2.
     Bzip2,
     /// A zip archive.
     Zip,

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! kind.rs     what a path is: file kinds by their bytes (then their name), dir layouts
-//! unpack.rs   gzip, zstd, zip, tar: unpacked into a scratch dir, then judged as files
+//! unpack.rs   gzip, zstd, xz, bzip2, zip, tar: unpacked into a scratch dir, then judged as files
 //! file.rs     db, snapshot, .snap.db, raft .snap, WAL segment, WAL dir
 //! mod.rs      dispatch, data dirs (datadir::inspect), live dirs, the verdict classes
 //! source.rs   the keyspace a read command answers from (db, or db + WAL replay)

@@ -4,10 +4,16 @@
 //! snapshot in a `.gz` gets the findings of the plain snapshot, a member
 //! dir in a `.tar.gz` the verdict of the member dir.
 //!
+//! Formats: gzip (every member), zstd (every frame; skippable frames
+//! skipped), xz (dictionary at most 256 MiB), bzip2, zip, and tar with GNU
+//! sparse members, PAX sparse members (0.0, 0.1, 1.0), long names and hard
+//! links. Everything is streamed to disk; nothing is held in memory whole.
+//!
 //! Runs of zero bytes are written as holes, so a member dir's preallocated
 //! WAL segments (64 MB of zeros each) take almost no disk. What one
-//! container may unpack to is capped (`Limits::max_bytes`); past the cap the
-//! container is unreadable, never a partial judgment.
+//! container may unpack to is capped (`Limits::max_bytes`, by default
+//! [`default_cap`]); past the cap the container is unreadable, never a
+//! partial judgment.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -105,6 +111,8 @@ struct SparseWriter<'a> {
     /// Where the next write goes.
     pos: u64,
     buf: Vec<u8>,
+    /// The budget ran out.
+    over_cap: bool,
 }
 
 impl<'a> SparseWriter<'a> {
@@ -120,10 +128,12 @@ impl<'a> SparseWriter<'a> {
             budget,
             pos: 0,
             buf: vec![0u8; 1 << 16],
+            over_cap: false,
         })
     }
 
-    fn too_big(&self) -> String {
+    fn too_big(&mut self) -> String {
+        self.over_cap = true;
         format!(
             "{}: unpacks to more than {} (the cap on what one container may unpack to; raise --max-decompressed if this is real)",
             self.what,
@@ -194,12 +204,20 @@ impl<'a> SparseWriter<'a> {
 }
 
 /// Copies `r` into a new file at `to`, writing runs of zeros as holes and
-/// refusing more than `budget` bytes. Returns the bytes written.
-fn copy_sparse(r: impl Read, to: &Path, budget: u64, what: &str) -> Result<u64, String> {
-    let mut w = SparseWriter::create(to, budget, what)?;
-    w.copy(r, None)?;
+/// refusing more than `budget` bytes. Returns the bytes written; an error
+/// says whether it was the cap (`true`: the whole container is refused).
+fn copy_capped(r: impl Read, to: &Path, budget: u64, what: &str) -> Result<u64, (String, bool)> {
+    let mut w = SparseWriter::create(to, budget, what).map_err(|e| (e, false))?;
+    let copied = w.copy(r, None);
+    let over_cap = w.budget == 0 || copied.as_ref().is_err_and(|_| w.over_cap);
+    copied.map_err(|e| (e, over_cap))?;
     let end = w.pos;
-    w.finish(end)
+    w.finish(end).map_err(|e| (e, false))
+}
+
+/// [`copy_capped`], for callers to whom any error ends the container.
+fn copy_sparse(r: impl Read, to: &Path, budget: u64, what: &str) -> Result<u64, String> {
+    copy_capped(r, to, budget, what).map_err(|(e, _)| e)
 }
 
 /// Decodes every zstd frame of `data` (skippable frames skipped) into `to`.
@@ -343,9 +361,11 @@ pub fn unpack(kind: Container, data: &[u8], name: &str, limits: Limits) -> Resul
                     continue;
                 };
                 let to = scratch.path().join(rel);
-                match copy_sparse(&mut f, &to, budget, &format!("zip entry {member}")) {
+                match copy_capped(&mut f, &to, budget, &format!("zip entry {member}")) {
                     Ok(n) => budget -= n,
-                    Err(e) => {
+                    // Past the cap the whole archive is unreadable.
+                    Err((e, true)) => return Err(e),
+                    Err((e, false)) => {
                         let _ = fs::remove_file(&to);
                         unreadable.push((member, e));
                     }
