@@ -238,8 +238,20 @@ pub fn name_hint(name: &str) -> Option<Kind> {
 
 /// Names backup jobs give snapshot files: `etcd-snapshot-<node>-<time>`
 /// (k3s, rke2), `snapshot-2024...`, `etcd-backup.bak`: a word of etcd's
-/// and no extension that says it is something else.
+/// and no extension that says it is something else; and gardener's full
+/// snapshots, `Full-<first rev>-<last rev>-<time>` (its `Incr-` files are
+/// JSON event lists, not dbs).
 fn backup_name(n: &str) -> bool {
+    if let Some(rest) = n.strip_prefix("full-") {
+        let parts: Vec<&str> = rest.split('-').collect();
+        if parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return true;
+        }
+    }
     let ext = n.rsplit_once('.').map(|(_, e)| e);
     let plain = match ext {
         None => true,
@@ -406,6 +418,14 @@ mod tests {
             Kind::RaftSnap
         );
         assert_eq!(file_kind("notes.txt", b"hello"), Kind::Other);
+        assert_eq!(
+            file_kind("v2/Backup-1586415580/Full-00000000-00002088-1586415580.gz", b""),
+            Kind::Db
+        );
+        assert_eq!(
+            file_kind("Incr-00002089-00002100-1586415600", b"{\"events\":[]}"),
+            Kind::Other
+        );
         // Destroyed contents sized like a bbolt file, or placed like a
         // backup, are a damaged db; text there is text.
         assert_eq!(classify("x/2024-01-01", &[7u8; 64], 8 * 4096 + 32), Kind::Db);
