@@ -13,6 +13,16 @@ pub enum OutputError {
     /// The target exists and is not empty.
     #[error("{0}: already exists and is not empty (use --force to replace it)")]
     Exists(PathBuf),
+    /// The target is, holds, or lies inside an input.
+    #[error(
+        "{target}: is, contains or lies inside the input {input}: writing there would destroy the input (refused, --force or not)"
+    )]
+    Overlaps {
+        /// The target.
+        target: PathBuf,
+        /// The input it overlaps.
+        input: PathBuf,
+    },
     /// A file system operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -28,6 +38,57 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// `p` made absolute (`.` dropped, `..` taken lexically), with every
+/// symlink resolved as far as the path exists; the components that do not
+/// exist yet are appended as they are.
+fn resolved(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut abs = PathBuf::new();
+    let joined = std::env::current_dir().unwrap_or_default().join(p);
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                abs.pop();
+            }
+            Component::CurDir => {}
+            c => abs.push(c),
+        }
+    }
+    let mut base = abs.as_path();
+    let mut rest = Vec::new();
+    while fs::canonicalize(base).is_err() {
+        match (base.file_name(), base.parent()) {
+            (Some(n), Some(parent)) => {
+                rest.push(n);
+                base = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut out = fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+    out.extend(rest.iter().rev());
+    out
+}
+
+/// Refuses to write any of `targets` when it is, contains or lies inside
+/// one of `inputs` (symlinks and relative paths resolved): an overwrite
+/// with `--force` would otherwise destroy what is being read.
+pub fn refuse_overlap(targets: &[&Path], inputs: &[&Path]) -> Result<(), OutputError> {
+    for t in targets {
+        let rt = resolved(t);
+        for i in inputs {
+            let ri = resolved(i);
+            if rt.starts_with(&ri) || ri.starts_with(&rt) {
+                return Err(OutputError::Overlaps {
+                    target: t.to_path_buf(),
+                    input: i.to_path_buf(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether `p` exists and is a non-empty directory or a non-empty file.
@@ -175,5 +236,26 @@ mod tests {
         write_dir(&dir, false, 0o700, |p| Ok(fs::write(p.join("x"), b"1")?)).unwrap();
         assert!(write_dir(&dir, false, 0o700, |_| Ok(())).is_err());
         assert_eq!(fs::read(dir.join("x")).unwrap(), b"1");
+    }
+
+    #[test]
+    fn outputs_that_are_in_or_around_an_input_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("data");
+        fs::create_dir_all(input.join("member/snap")).unwrap();
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&input, &link).unwrap();
+        for t in [
+            input.clone(),
+            input.join("member/new"),
+            d.path().to_path_buf(),
+            link.clone(),
+            d.path().join("x/../data"),
+            link.join("member"),
+        ] {
+            assert!(refuse_overlap(&[&t], &[&input]).is_err(), "{}", t.display());
+        }
+        assert!(refuse_overlap(&[&d.path().join("data2")], &[&input]).is_ok());
+        assert!(refuse_overlap(&[&d.path().join("out/data")], &[&input]).is_ok());
     }
 }

@@ -257,6 +257,7 @@ pub(super) fn run(
         src_file: src.file.file(),
         replayed,
         bump: a.bump_revision.map(|b| b as i64),
+        inputs: vec![src.path.clone()],
     };
     let data_dir = a
         .data_dir
@@ -343,6 +344,7 @@ pub(super) fn run_force_new_cluster(
         src_file: src.file.file(),
         replayed,
         bump: None,
+        inputs: vec![src.path.clone()],
     };
     let local = cluster.members.first().ok_or_else(|| anyhow!("no member"))?;
     execute(

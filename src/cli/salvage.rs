@@ -32,6 +32,9 @@ pub(super) fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
+    if !a.dry_run {
+        crate::atomic::refuse_overlap(&[&a.out], &[&a.damaged])?;
+    }
     let file = MappedFile::open(&a.damaged).context("cannot open the damaged file")?;
     let s = salvage(file.bytes());
     let r = &s.report;

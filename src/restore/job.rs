@@ -128,9 +128,16 @@ pub struct Plan<'a> {
     pub replayed: Option<Replayed>,
     /// `--bump-revision`.
     pub bump: Option<i64>,
+    /// The paths read (the source file or data dir): never written, nor
+    /// anything inside or around them.
+    pub inputs: Vec<PathBuf>,
 }
 
 impl Plan<'_> {
+    fn input_paths(&self) -> Vec<&Path> {
+        self.inputs.iter().map(PathBuf::as_path).collect()
+    }
+
     fn source<'s, 'a>(&'s self, db: &'s Db<'a>) -> RestoreSource<'s, 'a> {
         RestoreSource {
             db,
@@ -154,6 +161,7 @@ pub fn write_all_members(
     force: bool,
     gate: Gate<'_>,
 ) -> Result<Vec<MemberOutcome>, BoxError> {
+    crate::atomic::refuse_overlap(&[out_dir], &p.input_paths())?;
     crate::atomic::write_dir(out_dir, force, 0o700, |tmp| {
         let mut outs = Vec::new();
         for m in &p.cluster.members {
@@ -183,6 +191,8 @@ pub fn write_one(
     force: bool,
     gate: Gate<'_>,
 ) -> Result<MemberOutcome, BoxError> {
+    let targets: Vec<&Path> = std::iter::once(data_dir).chain(wal_dir).collect();
+    crate::atomic::refuse_overlap(&targets, &p.input_paths())?;
     let mut inner = |wal_tmp: Option<&Path>| {
         crate::atomic::write_dir(data_dir, force, 0o700, |tmp| {
             let wal = wal_tmp
