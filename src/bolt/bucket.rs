@@ -123,6 +123,9 @@ impl<'a> Bucket<'a> {
         Cursor {
             bucket: *self,
             stack: Vec::new(),
+            visited: None,
+            last_key: None,
+            skipped: 0,
         }
     }
 
@@ -155,13 +158,54 @@ impl<'a> Bucket<'a> {
 }
 
 /// A position in a bucket: a stack from the root to a leaf element.
+///
+/// Walking forward (`first`, `next_elem`) visits each page at most once and
+/// yields keys in strictly ascending order, whatever the file says: a
+/// branch element leading to a page already visited (a shared child or a
+/// cycle) is skipped, and so is a leaf element whose key does not ascend.
+/// Time and memory stay linear in the file's size on any tree shape;
+/// [`Cursor::skipped`] counts what was left out. (The structure checks of
+/// `bolt::walk` report these as findings.)
 #[derive(Clone, Debug)]
 pub struct Cursor<'a> {
     bucket: Bucket<'a>,
     stack: Vec<(Node<'a>, usize)>,
+    /// Pages entered so far walking forward, one bit per page of the file
+    /// (made at the first forward move).
+    visited: Option<Vec<u64>>,
+    /// The last key yielded walking forward.
+    last_key: Option<&'a [u8]>,
+    /// Subtrees and elements skipped.
+    skipped: u64,
 }
 
 impl<'a> Cursor<'a> {
+    /// Marks the page of `node` visited; `false` if it was already.
+    fn enter(&mut self, node: &Node<'a>) -> bool {
+        let (Some(v), super::NodeLoc::Page { pgid }) = (self.visited.as_mut(), node.loc) else {
+            return true;
+        };
+        let Some(word) = v.get_mut((pgid.0 / 64) as usize) else {
+            return true;
+        };
+        let bit = 1u64 << (pgid.0 % 64);
+        let fresh = *word & bit == 0;
+        *word |= bit;
+        fresh
+    }
+
+    /// Starts the visited set (walking forward), with the pages on the stack.
+    fn track(&mut self) {
+        if self.visited.is_some() {
+            return;
+        }
+        let words = self.bucket.db.file_pages().div_ceil(64) as usize;
+        self.visited = Some(vec![0u64; words]);
+        for (node, _) in self.stack.clone() {
+            self.enter(&node);
+        }
+    }
+
     fn push(&mut self, node: Node<'a>, index: usize) -> Result<(), Error> {
         if self.stack.len() >= MAX_TREE_DEPTH {
             return Err(Error::TooDeep {
@@ -181,14 +225,18 @@ impl<'a> Cursor<'a> {
     }
 
     /// Descends from the top of the stack to a leaf, taking the first (or
-    /// last) child at every branch.
-    fn descend(&mut self, last: bool) -> Result<(), Error> {
+    /// last) child at every branch. `false` when a child was visited
+    /// already (the stack then ends at its parent).
+    fn descend(&mut self, last: bool) -> Result<bool, Error> {
         loop {
             let (node, idx) = *self.stack.last().expect("non-empty stack");
             if !node.is_branch() {
-                return Ok(());
+                return Ok(true);
             }
             let child = self.bucket.db.node(node.branch(idx)?.child)?;
+            if !self.enter(&child) {
+                return Ok(false);
+            }
             let start = if last { child.count().saturating_sub(1) } else { 0 };
             self.push(child, start)?;
         }
@@ -202,13 +250,42 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// After a forward move: descends to a leaf and returns the element
+    /// there if it may be yielded (`None`: skip on).
+    fn settle(&mut self) -> Result<Option<LeafElem<'a>>, Error> {
+        if !self.descend(false)? {
+            self.skipped += 1;
+            return Ok(None);
+        }
+        match self.current()? {
+            Some(e) if self.last_key.is_none_or(|k| e.key > k) => {
+                self.last_key = Some(e.key);
+                Ok(Some(e))
+            }
+            Some(_) => {
+                self.skipped += 1;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Subtrees (a branch element to a page already visited) and elements
+    /// (a key not above the previous one) skipped walking forward.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
     /// Moves to the first element.
     pub fn first(&mut self) -> Result<Option<LeafElem<'a>>, Error> {
         self.stack.clear();
+        self.visited = None;
+        self.last_key = None;
+        self.track();
         let root = self.bucket.root_node()?;
+        self.enter(&root);
         self.push(root, 0)?;
-        self.descend(false)?;
-        match self.current()? {
+        match self.settle()? {
             Some(e) => Ok(Some(e)),
             None => self.next_elem(),
         }
@@ -217,6 +294,8 @@ impl<'a> Cursor<'a> {
     /// Moves to the last element.
     pub fn last(&mut self) -> Result<Option<LeafElem<'a>>, Error> {
         self.stack.clear();
+        self.visited = None;
+        self.last_key = None;
         let root = self.bucket.root_node()?;
         let start = root.count().saturating_sub(1);
         self.push(root, start)?;
@@ -227,6 +306,7 @@ impl<'a> Cursor<'a> {
 
     /// Moves to the next element.
     pub fn next_elem(&mut self) -> Result<Option<LeafElem<'a>>, Error> {
+        self.track();
         loop {
             // Pop exhausted levels, then advance the deepest level that can.
             loop {
@@ -241,17 +321,18 @@ impl<'a> Cursor<'a> {
                     }
                 }
             }
-            self.descend(false)?;
-            if let Some(e) = self.current()? {
+            if let Some(e) = self.settle()? {
                 return Ok(Some(e));
             }
-            // An empty leaf below a branch: keep going.
+            // An empty leaf, a page seen before, or a key out of order: on.
         }
     }
 
     /// Moves to the first element whose key is >= `key`.
     pub fn seek(&mut self, key: &[u8]) -> Result<Option<LeafElem<'a>>, Error> {
         self.stack.clear();
+        self.visited = None;
+        self.last_key = None;
         let mut node = self.bucket.root_node()?;
         loop {
             if node.is_branch() {
@@ -266,7 +347,10 @@ impl<'a> Cursor<'a> {
             }
         }
         match self.current()? {
-            Some(e) => Ok(Some(e)),
+            Some(e) => {
+                self.last_key = Some(e.key);
+                Ok(Some(e))
+            }
             None => self.next_elem(),
         }
     }
