@@ -10,8 +10,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
 use common::*;
 use etcd_rescue::bolt::Db;
 
@@ -120,48 +118,6 @@ fn variants(snap: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
     out
 }
 
-/// Runs the binary under a 2 GiB address-space limit; kills it after two
-/// minutes. Returns (exit code or -signal, stdout, stderr).
-fn bounded(args: &[&str]) -> (i32, String, String) {
-    let mut child = Command::new("prlimit")
-        .arg(format!("--as={}", 2u64 << 30))
-        .arg(env!("CARGO_BIN_EXE_etcd-rescue"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("prlimit (util-linux)");
-    let mut so = child.stdout.take().unwrap();
-    let mut se = child.stderr.take().unwrap();
-    let o = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut so, &mut s);
-        s
-    });
-    let e = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut se, &mut s);
-        s
-    });
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > std::time::Duration::from_secs(120) {
-            let _ = child.kill();
-            panic!("{args:?} ran for two minutes");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    use std::os::unix::process::ExitStatusExt;
-    let code = status.code().unwrap_or_else(|| -status.signal().unwrap_or(0));
-    let out = String::from_utf8_lossy(&o.join().unwrap()).into_owned();
-    let err = String::from_utf8_lossy(&e.join().unwrap()).into_owned();
-    (code, out, err)
-}
-
 #[test]
 fn every_command_is_bounded_on_every_hostile_tree_shape() {
     let tmp = tempfile::tempdir().unwrap();
@@ -205,7 +161,7 @@ fn every_command_is_bounded_on_every_hostile_tree_shape() {
                 vec!["force-new-cluster", ds, "--out", os, "--force"],
             ];
             for args in cmds {
-                let (code, stdout, stderr) = bounded(&args);
+                let (code, stdout, stderr) = bounded(&args, Some(2 << 30));
                 let what = format!("{} {name}: {args:?}", v.display());
                 assert!((0..=2).contains(&code), "{what}: exit {code}\n{stderr}");
                 assert!(!stderr.contains("panicked"), "{what}: {stderr}");

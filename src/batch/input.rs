@@ -78,6 +78,15 @@ fn walk(p: &Path, depth: usize, units: &mut Vec<Unit>, errors: &mut Vec<String>)
         return;
     }
     if !md.is_dir() {
+        // Named on the command line: say why it is not read. Found in a
+        // walk (a socket beside backups): left alone.
+        if depth == 0 {
+            errors.push(format!(
+                "{}: not a regular file ({}): not read",
+                p.display(),
+                crate::source::file_type_word(&md)
+            ));
+        }
         return;
     }
     if matches!(

@@ -88,6 +88,10 @@ pub struct DbSummary {
     pub conf_state: Option<DbConfState>,
     /// Cluster version.
     pub cluster_version: Option<String>,
+    /// Why it could not be opened at all (not a regular file, no
+    /// permission...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_error: Option<String>,
     /// Errors found in it.
     pub errors: usize,
     /// Warnings found in it.
@@ -116,6 +120,7 @@ impl DbSummary {
             removed_members: r.removed_members.clone(),
             conf_state: r.meta.conf_state.clone(),
             cluster_version: r.cluster.cluster_version.clone(),
+            open_error: None,
             errors: r.findings.count(Severity::Error),
             warnings: r.findings.count(Severity::Warning),
         }
@@ -360,6 +365,7 @@ fn read_db(
                     file: file.to_string(),
                     exists,
                     state,
+                    open_error: exists.then(|| e.to_string()),
                     ..DbSummary::default()
                 },
                 None,

@@ -311,6 +311,7 @@ fn db_step(j: &mut Judge<'_, '_>) {
                 .iter()
                 .find(|f| f.severity == Severity::Error)
                 .map(|f| f.message.clone())
+                .or_else(|| db.open_error.clone())
                 .unwrap_or_else(|| "it cannot be read".into());
             j.blockers.push(format!(
                 "bbolt refuses the db ({}: {why}): etcd panics (\"failed to open database\")",

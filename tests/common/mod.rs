@@ -447,3 +447,56 @@ pub fn revision_keys(bytes: &[u8]) -> std::collections::BTreeSet<Vec<u8>> {
         .map(|e| e.unwrap().key.to_vec())
         .collect()
 }
+
+/// Runs the real binary (under `prlimit --as=LIMIT` when a limit is given)
+/// with stdin empty, and kills it after two minutes: a hang fails the test
+/// (a guard, not a timing). Returns (exit code, or minus the signal that
+/// ended it; stdout; stderr).
+pub fn bounded(args: &[&str], address_space: Option<u64>) -> (i32, String, String) {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let bin = env!("CARGO_BIN_EXE_etcd-rescue");
+    let mut cmd = match address_space {
+        Some(limit) => {
+            let mut c = Command::new("prlimit");
+            c.arg(format!("--as={limit}")).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let mut child = cmd
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run etcd-rescue (prlimit is util-linux's)");
+    let mut so = child.stdout.take().expect("stdout");
+    let mut se = child.stderr.take().expect("stderr");
+    let o = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = so.read_to_end(&mut s);
+        s
+    });
+    let e = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = se.read_to_end(&mut s);
+        s
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("{args:?} ran for two minutes");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let code = status.code().unwrap_or_else(|| -status.signal().unwrap_or(0));
+    let out = String::from_utf8_lossy(&o.join().expect("stdout reader")).into_owned();
+    let err = String::from_utf8_lossy(&e.join().expect("stderr reader")).into_owned();
+    (code, out, err)
+}
