@@ -249,6 +249,16 @@ pub fn next_data(f: &File, from: u64) -> Option<u64> {
     }
 }
 
+/// Whether a process with this id exists (it may belong to another user).
+pub fn process_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks for the process; nothing is sent.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Bytes free for an unprivileged user on the filesystem of `dir`.
 pub fn free_space(dir: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;

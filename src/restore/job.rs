@@ -162,6 +162,22 @@ pub fn write_all_members(
     gate: Gate<'_>,
 ) -> Result<Vec<MemberOutcome>, BoxError> {
     crate::atomic::refuse_overlap(&[out_dir], &p.input_paths())?;
+    // Each member's dir is named after it: a name must be one plain path
+    // component, or the write would land outside `out_dir`.
+    for m in &p.cluster.members {
+        let plain = !m.name.is_empty()
+            && m.name != "."
+            && m.name != ".."
+            && !m.name.contains(['/', '\0'])
+            && !m.name.starts_with('.');
+        if !plain {
+            return Err(format!(
+                "member name {:?}: --all-members writes a dir named after each member, and this name is not a plain file name (no '/', no leading '.')",
+                m.name
+            )
+            .into());
+        }
+    }
     crate::atomic::write_dir(out_dir, force, 0o700, |tmp| {
         let mut outs = Vec::new();
         for m in &p.cluster.members {
