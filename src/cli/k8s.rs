@@ -117,9 +117,13 @@ pub struct GetArgs {
 pub struct DumpArgs {
     #[command(flatten)]
     common: Common,
-    /// Output directory (created if missing; existing files are overwritten).
+    /// Output directory (created if missing; must be empty unless --merge).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// Write into an existing non-empty DIR: files there are replaced, and
+    /// symlinks in it are never followed.
+    #[arg(long)]
+    merge: bool,
     /// Strip status, uid, resourceVersion, generation, creationTimestamp,
     /// managedFields and ownerReferences, and leave out objects a new
     /// cluster makes itself (events, endpoints, leases, nodes, pods owned
@@ -532,6 +536,7 @@ fn dump_cmd(a: &DumpArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write)
         rev: a.common.rev,
         cx: src.cx(&a.common),
         jobs: a.jobs,
+        merge: a.merge,
     };
     let start = Instant::now();
     let tty = std::io::stderr().is_terminal() && fmt == Format::Table;

@@ -38,6 +38,9 @@ pub struct DumpOptions<'a> {
     pub cx: Context<'a>,
     /// Worker threads (0: one per core, at most 8).
     pub jobs: usize,
+    /// Write into an existing non-empty directory (files there are
+    /// replaced; symlinks in it are never followed).
+    pub merge: bool,
 }
 
 /// Counts for one resource.
@@ -85,6 +88,16 @@ pub enum DumpError {
     /// Reading the keyspace failed.
     #[error(transparent)]
     Kv(#[from] KvError),
+    /// The output directory holds files already.
+    #[error(
+        "{0}: exists and is not empty: dump into a new or empty directory, or pass --merge to write into it (its files are replaced; symlinks in it are never followed)"
+    )]
+    NotEmpty(PathBuf),
+    /// A symlink (or a file) stands where the tree needs a directory.
+    #[error(
+        "{0}: a symlink or a file where the dump needs a directory: not followed, refusing to write through it"
+    )]
+    NotADir(PathBuf),
     /// Writing failed.
     #[error("{path}: {source}")]
     Io {
@@ -144,22 +157,60 @@ pub fn selected(loc: &Location, kind: &str, namespace: Option<&str>, resources: 
     resources.is_empty() || resources.iter().any(|r| keys::matches(r, &loc.resource, kind))
 }
 
+/// Makes the directories of `rel` under `root`, one component at a time,
+/// never through a symlink: a symlink (or a file) on the way is refused.
+fn make_dirs(root: &Path, rel: &Path) -> Result<(), DumpError> {
+    let mut p = root.to_path_buf();
+    for c in rel.components() {
+        p.push(c);
+        let io = |source| DumpError::Io {
+            path: p.clone(),
+            source,
+        };
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => continue,
+            Ok(_) => return Err(DumpError::NotADir(p)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir(&p) {
+                Ok(()) => {}
+                // Another worker made it: check what it is.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if !std::fs::symlink_metadata(&p).map_err(io)?.is_dir() {
+                        return Err(DumpError::NotADir(p));
+                    }
+                }
+                Err(e) => return Err(io(e)),
+            },
+            Err(e) => return Err(io(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Writes `text` to `path` without following any link: into a new file
+/// beside it (created exclusively, mode 0600 for a Secret from the first
+/// byte, else 0644), then renamed over `path` (which replaces a symlink
+/// there instead of writing through it).
 fn write_file(path: &Path, text: &str, secret: bool) -> std::io::Result<()> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(if secret { 0o600 } else { 0o644 });
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.etcd-rescue-tmp-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(if secret { 0o600 } else { 0o644 })
+        .open(&tmp)?;
+    let written = f
+        .write_all(text.as_bytes())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    let mut f = o.open(path)?;
-    #[cfg(unix)]
-    if secret {
-        // An existing file keeps its mode on open: tighten it.
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    f.write_all(text.as_bytes())
+    written
 }
 
 /// What one worker did, merged into the summary at the end.
@@ -283,6 +334,15 @@ pub fn dump(
         path: o.out.clone(),
         source,
     })?;
+    let occupied = std::fs::read_dir(&o.out)
+        .map(|mut d| d.next().is_some())
+        .map_err(|source| DumpError::Io {
+            path: o.out.clone(),
+            source,
+        })?;
+    if occupied && !o.merge {
+        return Err(DumpError::NotEmpty(o.out.clone()));
+    }
     let parts = parallel(o.jobs, &live, progress, |e, p| {
         let Some(mut obj) = read(e)? else { return Ok(()) };
         p.objects += 1;
@@ -311,8 +371,9 @@ pub fn dump(
             path: path.clone(),
             source,
         };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
+        let rel = relative_path(&obj.location);
+        if let Some(dir) = rel.parent() {
+            make_dirs(&o.out, dir)?;
         }
         write_file(&path, &yaml::to_string(&body), obj.is_secret()).map_err(io)?;
         count.written += 1;
