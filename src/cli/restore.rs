@@ -226,7 +226,18 @@ fn execute(
             err.write_all(messages(&c).as_bytes())?;
             let w = w.map_err(|e| anyhow!("{e}"))?;
             report(out, fmt, plan, &w, None, extra)?;
-            Ok(EXIT_OK)
+            // Written, but without a committed entry that could not be
+            // decoded (and what follows it): the report names it.
+            match plan.replayed.as_ref().and_then(|r| r.report.stopped_at.as_ref()) {
+                Some((i, why)) => {
+                    writeln!(
+                        err,
+                        "etcd-rescue: the restored dir stops before committed entry {i}: {why}"
+                    )?;
+                    Ok(EXIT_PROBLEMS)
+                }
+                None => Ok(EXIT_OK),
+            }
         }
     }
 }

@@ -63,6 +63,10 @@ pub struct ReplayReport {
     /// Indexes lost to damage or missing segments, where applying stopped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost: Option<Hole>,
+    /// A committed entry that could not be decoded, where applying stopped:
+    /// (index, why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<(u64, String)>,
     /// Problems reading the WAL.
     pub notes: Vec<String>,
 }
@@ -429,6 +433,15 @@ pub fn replay<'a>(db: &Db<'a>, wal: &WalDir) -> Result<Replayed, KvError> {
         };
         let p = payload::decode(&e);
         let what = p.request.kind();
+        // Never skipped: what comes after an entry depends on it.
+        if let Request::Undecodable { .. } | Request::TooDeep { .. } = &p.request {
+            let why = p.request.summary(400);
+            st.out.report.notes.push(format!(
+                "committed entry {i} cannot be decoded ({why}): the replay stops before it, so this result lacks it and every entry after it"
+            ));
+            st.out.report.stopped_at = Some((i, why));
+            break;
+        }
         let result: Result<bool, String> = match &p.request {
             Request::Put { .. } | Request::DeleteRange { .. } | Request::Txn { .. } => {
                 let mut ch = Vec::new();

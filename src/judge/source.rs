@@ -130,14 +130,26 @@ impl ReadSource {
     /// Whether the judgment calls the source damaged (the command then exits
     /// 1 after answering).
     pub fn damaged(&self) -> bool {
-        !self.judgment.passes()
+        !self.judgment.passes() || self.incomplete().is_some()
+    }
+
+    /// The committed entry the replay stopped before (it could not be
+    /// decoded): the answer lacks it and what follows.
+    pub fn incomplete(&self) -> Option<&(u64, String)> {
+        self.replay.as_ref().and_then(|r| r.stopped_at.as_ref())
     }
 
     /// What to tell on stderr before answering: what is read, and, for a
     /// damaged source, that the answer is what could be read.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = self.notes.clone();
-        if self.damaged() {
+        if let Some((i, why)) = self.incomplete() {
+            out.push(format!(
+                "warning: this answer stops before committed entry {i} of {}'s WAL, which etcd-rescue cannot decode ({why}); etcd serves more",
+                self.name
+            ));
+        }
+        if !self.judgment.passes() {
             out.push(format!(
                 "warning: {} is damaged ({}); this answer is what can be read from it. `etcd-rescue check {}` lists every problem",
                 self.name, self.judgment.headline, self.name
@@ -259,7 +271,7 @@ fn open_dir(path: &Path, name: &str, db_only: bool) -> Result<ReadSource, OpenEr
         _ => None,
     };
     match replayed {
-        Some(r) if r.report.applied_entries > 0 => {
+        Some(r) if r.report.applied_entries > 0 || r.report.stopped_at.is_some() => {
             let rep = &r.report;
             s.notes.push(format!(
                 "note: reading {shown} (revision {}) plus the {} committed WAL entries it had not applied (to index {}, revision {}), as etcd serves it after starting; --db-only reads the db alone",

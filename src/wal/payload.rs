@@ -462,6 +462,12 @@ pub enum Request {
         /// Why.
         reason: String,
     },
+    /// A txn nested deeper than [`MAX_TXN_DEPTH`]: etcd applies it;
+    /// etcd-rescue does not decode it.
+    TooDeep {
+        /// The limit passed.
+        limit: usize,
+    },
 }
 
 fn is_zero_i64(v: &i64) -> bool {
@@ -508,6 +514,7 @@ impl Request {
             Request::ConfChangeV2(_) => "conf-change-v2",
             Request::UnknownEntryType { .. } => "unknown-entry-type",
             Request::Undecodable { .. } => "undecodable",
+            Request::TooDeep { .. } => "too-deep",
         }
     }
 
@@ -549,6 +556,7 @@ impl Request {
         "conf-change-v2",
         "unknown-entry-type",
         "undecodable",
+        "too-deep",
     ];
 
     /// Whether any key this request touches starts with `prefix` (for a
@@ -835,6 +843,69 @@ fn internal(r: pb::InternalRaftRequest) -> Payload {
     Payload { header, request }
 }
 
+/// The deepest txn nesting decoded. etcd (Go) has no limit; deeper txns
+/// are reported as not decoded (an explicit refusal, never a misreading).
+pub const MAX_TXN_DEPTH: usize = 256;
+
+/// Txns nested at least this deep are decoded on a thread of their own with
+/// a large stack.
+const BIG_STACK_DEPTH: usize = 24;
+
+/// How deep txns nest in an `InternalRaftRequest` (its field 6; a
+/// `TxnRequest`'s success and failure ops, fields 2 and 3; a `RequestOp`'s
+/// nested txn, field 4), read with the wire reader, without recursion, and
+/// no further than `MAX_TXN_DEPTH + 1`.
+fn txn_depth(data: &[u8]) -> usize {
+    use super::wire::{Fields, Value};
+    let mut deepest = 0;
+    let mut stack: Vec<(&[u8], usize)> = Vec::new();
+    {
+        let mut f = Fields::new(data);
+        while let Ok(Some((n, v))) = f.next_field() {
+            if let (6, Value::Bytes(b)) = (n, v) {
+                stack.push((b, 1));
+            }
+        }
+    }
+    while let Some((txn, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        if deepest > MAX_TXN_DEPTH {
+            break;
+        }
+        let mut ops = Fields::new(txn);
+        while let Ok(Some((n, v))) = ops.next_field() {
+            let (2 | 3, Value::Bytes(op)) = (n, v) else {
+                continue;
+            };
+            let mut f = Fields::new(op);
+            while let Ok(Some((m, w))) = f.next_field() {
+                if let (4, Value::Bytes(inner)) = (m, w) {
+                    stack.push((inner, depth + 1));
+                }
+            }
+        }
+    }
+    deepest
+}
+
+/// Decodes an `InternalRaftRequest` whose txns nest `depth` deep: on this
+/// thread when shallow, else on a thread with a 64 MiB stack (decoding
+/// recurses once per message level).
+fn decode_internal(data: &[u8], depth: usize) -> Result<pb::InternalRaftRequest, String> {
+    let decode = || pb::InternalRaftRequest::decode(data).map_err(|e| e.to_string());
+    if depth < BIG_STACK_DEPTH {
+        return decode();
+    }
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("deep-txn".into())
+            .stack_size(64 << 20)
+            .spawn_scoped(s, decode)
+            .map_err(|e| format!("cannot start a decoding thread: {e}"))
+            .and_then(|h| h.join().unwrap_or_else(|_| Err("the decoder failed".into())))
+    })
+}
+
 /// Decodes what an entry asks etcd to do.
 pub fn decode(e: &Entry<'_>) -> Payload {
     let bare = |request| Payload {
@@ -843,19 +914,22 @@ pub fn decode(e: &Entry<'_>) -> Payload {
     };
     match e.kind {
         EntryType::Normal if e.data.is_empty() => bare(Request::Noop),
-        EntryType::Normal => match pb::InternalRaftRequest::decode(e.data) {
-            Ok(r) => internal(r),
-            Err(e1) => match pb::Request::decode(e.data) {
-                Ok(r) => Payload {
-                    header: Some(Header {
-                        id: RequestId(r.id()),
-                        ..Header::default()
+        EntryType::Normal => match txn_depth(e.data) {
+            d if d > MAX_TXN_DEPTH => bare(Request::TooDeep { limit: MAX_TXN_DEPTH }),
+            d => match decode_internal(e.data, d) {
+                Ok(r) => internal(r),
+                Err(e1) => match pb::Request::decode(e.data) {
+                    Ok(r) => Payload {
+                        header: Some(Header {
+                            id: RequestId(r.id()),
+                            ..Header::default()
+                        }),
+                        request: v2(r),
+                    },
+                    Err(e2) => bare(Request::Undecodable {
+                        reason: format!("neither an InternalRaftRequest ({e1}) nor a v2 Request ({e2})"),
                     }),
-                    request: v2(r),
                 },
-                Err(e2) => bare(Request::Undecodable {
-                    reason: format!("neither an InternalRaftRequest ({e1}) nor a v2 Request ({e2})"),
-                }),
             },
         },
         EntryType::ConfChange => match ConfChange::decode(e.data) {
@@ -1027,6 +1101,9 @@ impl Request {
             }
             Request::UnknownEntryType { raw } => format!("entry type {raw}"),
             Request::Undecodable { reason } => reason.clone(),
+            Request::TooDeep { limit } => format!(
+                "a txn nested more than {limit} levels deep: etcd applies it, etcd-rescue does not decode it"
+            ),
             Request::Noop
             | Request::Empty
             | Request::AuthEnable

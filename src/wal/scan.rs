@@ -420,8 +420,10 @@ pub fn scan<'a>(dir: &'a WalDir, opts: ScanOptions, mut on_entry: impl FnMut(&En
                             EntryType::Normal => {
                                 if opts.payloads {
                                     let p = payload::decode(&e);
-                                    if let Request::Undecodable { reason } = &p.request {
-                                        items.push(at(bad_payload(e.index, reason)));
+                                    match &p.request {
+                                        Request::Undecodable { reason } => items.push(at(bad_payload(e.index, reason))),
+                                        Request::TooDeep { limit } => items.push(at(too_deep(e.index, *limit))),
+                                        _ => {}
                                     }
                                 }
                             }
@@ -633,6 +635,16 @@ fn bad_payload(index: Index, reason: &str) -> Finding {
         Severity::Error,
         "wal-bad-payload",
         format!("entry {index} cannot be applied: {reason}; etcd panics when it applies it"),
+    )
+}
+
+fn too_deep(index: Index, limit: usize) -> Finding {
+    Finding::new(
+        Severity::Warning,
+        "wal-txn-too-deep",
+        format!(
+            "entry {index} holds a txn nested more than {limit} levels deep: etcd applies it, but etcd-rescue does not decode it, so its reads and restores of this member stop before this entry"
+        ),
     )
 }
 
