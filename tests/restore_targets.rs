@@ -27,13 +27,10 @@ fn restore_args(src: &Path, data_dir: &Path, peer_port: u16) -> Vec<String> {
     ]
 }
 
-/// Starts real etcd 3.5.1 on `dir` and asserts it serves the single
-/// fixture's keys at its revision.
-fn serves_the_snapshot(dir: &Path, peer_port: u16) {
-    let v = repo().join("testdata/fixtures/v3.5.1");
-    let Some(bin) = etcd35_bin() else {
-        assert!(!etcd_required(), "etcd 3.5.1 is required");
-        eprintln!("etcd 3.5.1 not installed: the restored dir is not started");
+/// Starts the real etcd of fixture version `v` on `dir` and asserts it
+/// serves that version's single fixture's keys at its revision.
+fn serves_the_snapshot(v: &Path, dir: &Path, peer_port: u16) {
+    let Some(bin) = etcd_bin_for(v) else {
         return;
     };
     let e = Etcd::start(Member {
@@ -51,8 +48,14 @@ fn serves_the_snapshot(dir: &Path, peer_port: u16) {
 
 #[test]
 fn an_empty_mount_point_is_filled_in_place_and_etcd_serves_it() {
+    for v in version_dirs() {
+        mount_point(&v);
+    }
+}
+
+fn mount_point(v: &Path) {
     let tmp = tempfile::tempdir().unwrap();
-    let snap = repo().join("testdata/fixtures/v3.5.1/single.snapshot.db");
+    let snap = v.join("single.snapshot.db");
     let mnt = tmp.path().join("var-lib-etcd");
     std::fs::create_dir(&mnt).unwrap();
     let copy = tmp.path().join("copied");
@@ -95,7 +98,7 @@ fn an_empty_mount_point_is_filled_in_place_and_etcd_serves_it() {
         std::fs::read_dir(&mnt).unwrap().next().is_none(),
         "nothing written under the mount point on the parent fs"
     );
-    serves_the_snapshot(&copy, port);
+    serves_the_snapshot(v, &copy, port);
 }
 
 /// The effective uid, from `id -u`.
@@ -124,7 +127,7 @@ fn symlinked_and_dangling_targets() {
         real.join("member/snap/db").is_file(),
         "the dir it names is filled"
     );
-    serves_the_snapshot(&link, port);
+    serves_the_snapshot(&repo().join("testdata/fixtures/v3.5.1"), &link, port);
 
     let dangling = tmp.path().join("dangling");
     std::os::unix::fs::symlink(tmp.path().join("nowhere"), &dangling).unwrap();
