@@ -148,7 +148,7 @@ fn every_command_is_bounded_on_every_hostile_tree_shape() {
                 vec!["verify", "--no-catalog", fs],
                 vec!["get", fs, "", "--prefix", "-o", "json"],
                 vec!["get", fs, "/registry/", "--prefix", "--rev", "180", "-o", "json"],
-                vec!["history", fs, "", "--prefix"],
+                vec!["history", fs, "/demo/items/item-0000"],
                 vec!["hashkv", fs],
                 vec!["stats", fs],
                 vec!["diff", gs, fs],
