@@ -120,6 +120,9 @@ impl<'a> SparseWriter<'a> {
         if let Some(dir) = to.parent() {
             fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
+        // Unlinked first, as tar does: a name met twice, or a hard link's
+        // other name, must not be written through.
+        let _ = fs::remove_file(to);
         let f = File::create(to).map_err(|e| format!("{}: {e}", to.display()))?;
         Ok(SparseWriter {
             f,
@@ -416,11 +419,16 @@ fn untar(r: impl Read, root: &Path, max_bytes: u64) -> Result<Vec<(String, Strin
                     if let Some(d) = to.parent() {
                         fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
                     }
+                    // A later member of the same name replaces the earlier.
+                    let _ = fs::remove_file(&to);
                     fs::hard_link(&t, &to).map_err(|e| format!("{what}: {e}"))?;
                 }
                 _ => unreadable.push((
                     member,
-                    format!("a hard link to {target:?}, which is not in the archive before it"),
+                    format!(
+                        "a hard link to {}, which is not in the archive before it",
+                        target.as_deref().unwrap_or("nothing")
+                    ),
                 )),
             }
             continue;
