@@ -16,12 +16,6 @@ use std::process::{Command, Stdio};
 use common::*;
 use serde_json::Value;
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
 fn xz(data: &[u8]) -> Vec<u8> {
     let mut w = lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(1)).unwrap();
     w.write_all(data).unwrap();
@@ -32,10 +26,6 @@ fn bzip2(data: &[u8]) -> Vec<u8> {
     let mut w = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
     w.write_all(data).unwrap();
     w.finish().unwrap()
-}
-
-fn zstd(data: &[u8]) -> Vec<u8> {
-    ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
 }
 
 fn write(p: &Path, data: &[u8]) {

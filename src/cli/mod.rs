@@ -317,6 +317,19 @@ impl SourceDb {
     }
 }
 
+/// Says on stderr which temporary dirs of earlier killed runs a writer
+/// removed.
+pub(crate) fn report_cleaned(err: &mut dyn Write) -> std::io::Result<()> {
+    for p in crate::atomic::take_cleaned() {
+        writeln!(
+            err,
+            "etcd-rescue: removed {}, left by an earlier run that was killed while writing",
+            p.display()
+        )?;
+    }
+    Ok(())
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain()
         .filter_map(|c| c.downcast_ref::<io::Error>())

@@ -213,13 +213,7 @@ fn execute(
         return Ok(EXIT_OK);
     }
     let (c, written) = job::with_check(&src.path, skip_hash, force, write);
-    for p in crate::atomic::take_cleaned() {
-        writeln!(
-            err,
-            "etcd-rescue: removed {}, left by an earlier run that was killed while writing",
-            p.display()
-        )?;
-    }
+    super::report_cleaned(err)?;
     match written {
         None => refused(&c, fmt, out, err),
         Some(w) => {

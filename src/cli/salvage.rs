@@ -50,13 +50,7 @@ pub(super) fn run(
             .context("cannot write the salvaged db")?,
         )
     };
-    for p in crate::atomic::take_cleaned() {
-        writeln!(
-            err,
-            "etcd-rescue: removed {}, left by an earlier run that was killed while writing",
-            p.display()
-        )?;
-    }
+    super::report_cleaned(err)?;
     match fmt {
         Format::Json | Format::Lines | Format::Yaml => {
             let v = serde_json::json!({"report": r, "written": written, "out": if a.dry_run { None } else { Some(a.out.display().to_string()) }});
