@@ -127,16 +127,17 @@ fn occupied(p: &Path) -> bool {
     }
 }
 
-/// Temporary dirs and files removed because the run that made them was
-/// killed, since the last call.
-static CLEANED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+thread_local! {
+    /// Temporary dirs and files this thread removed because the run that
+    /// made them was killed (per thread: concurrent writers in one process
+    /// each hear of their own).
+    static CLEANED: std::cell::RefCell<Vec<PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
-/// What [`write_dir`] and [`write_file`] removed of earlier killed runs.
+/// What [`write_dir`] and [`write_file`] removed of earlier killed runs,
+/// on this thread, since the last call.
 pub fn take_cleaned() -> Vec<PathBuf> {
-    CLEANED
-        .lock()
-        .map(|mut v| std::mem::take(&mut *v))
-        .unwrap_or_default()
+    CLEANED.with(|c| std::mem::take(&mut *c.borrow_mut()))
 }
 
 /// Removes the entries of `dir` named `PREFIX<pid>` whose process is gone.
@@ -155,8 +156,8 @@ fn clean_stale(dir: &Path, prefix: &str) {
             Ok(t) if t.is_dir() => fs::remove_dir_all(&p).is_ok(),
             _ => fs::remove_file(&p).is_ok(),
         };
-        if gone && let Ok(mut v) = CLEANED.lock() {
-            v.push(p);
+        if gone {
+            CLEANED.with(|c| c.borrow_mut().push(p));
         }
     }
 }
