@@ -173,3 +173,30 @@ fn closed_stdout_is_not_an_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn usage_errors_and_help_are_coloured_only_on_a_terminal_or_when_forced() {
+    let bin = env!("CARGO_BIN_EXE_etcd-rescue");
+    let run_env = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(bin);
+        c.args(args).env_remove("CLICOLOR_FORCE").env_remove("NO_COLOR");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().expect("run etcd-rescue")
+    };
+    // Piped: no escape codes, in errors or in help.
+    let o = run_env(&["get"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        !o.stderr.contains(&0x1b),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("error: the following required arguments"));
+    let o = run_env(&["--help"], &[]);
+    assert!(!o.stdout.contains(&0x1b));
+    // Forced: coloured; NO_COLOR does not win over CLICOLOR_FORCE.
+    let o = run_env(&["get"], &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]);
+    assert!(o.stderr.contains(&0x1b), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -6,7 +6,7 @@
 //! command could not run (bad usage, unreadable file).
 
 use std::ffi::OsString;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -195,6 +195,19 @@ pub enum Command {
     K8s(k8s::K8sCommand),
 }
 
+/// Whether to colour what goes to a stream: `CLICOLOR_FORCE` (not `0`)
+/// forces it, `NO_COLOR` (not empty) turns it off, else only on a terminal.
+fn colour(tty: bool) -> bool {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty() && v != "0");
+    if set("CLICOLOR_FORCE") {
+        true
+    } else if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        false
+    } else {
+        tty
+    }
+}
+
 /// Parses `args` and runs the command, writing to `out` and `err`.
 /// Returns the process exit code.
 pub fn run<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> i32
@@ -206,7 +219,17 @@ where
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
-            let text = e.render().ansi().to_string();
+            let tty = if e.use_stderr() {
+                std::io::stderr().is_terminal()
+            } else {
+                std::io::stdout().is_terminal()
+            };
+            let styled = e.render();
+            let text = if colour(tty) {
+                styled.ansi().to_string()
+            } else {
+                styled.to_string()
+            };
             let _ = if e.use_stderr() {
                 err.write_all(text.as_bytes())
             } else {
