@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, StorageError, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::Record;
 use super::sums::Sums;
+use super::{Record, panic_message};
 
 const BACKUPS: TableDefinition<&str, &str> = TableDefinition::new("backups");
 const EVENTS: TableDefinition<&str, &str> = TableDefinition::new("events");
@@ -106,14 +106,6 @@ fn is_damage(e: &DatabaseError) -> bool {
         }
         _ => false,
     }
-}
-
-/// The message of a caught panic.
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".into())
 }
 
 /// Runs `f`, turning a panic inside redb into an error.

@@ -164,11 +164,16 @@ pub fn unit_files(unit: &Unit) -> std::io::Result<Vec<(String, std::path::PathBu
 /// The stat key of a unit; for a data dir with a digest of every file's
 /// path, size and modification time.
 pub fn unit_stat(unit: &Unit) -> std::io::Result<StatKey> {
+    stat_of(unit, &unit_files(unit)?)
+}
+
+/// The stat key of a unit whose files ([`unit_files`]) are known.
+fn stat_of(unit: &Unit, files: &[(String, std::path::PathBuf)]) -> std::io::Result<StatKey> {
     use std::os::unix::fs::MetadataExt;
     let mut k = stat_key(&std::fs::metadata(unit.path())?);
     if let Unit::DataDir(_) = unit {
         let mut listing = String::new();
-        for (rel, p) in unit_files(unit)? {
+        for (rel, p) in files {
             let md = std::fs::symlink_metadata(p)?;
             listing.push_str(&format!(
                 "{rel}\t{}\t{}.{}\n",
@@ -272,16 +277,20 @@ fn serde_name<T: Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
+/// The message of a caught panic.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
+
 /// The judgments of a path, with a panic anywhere inside turned into an
 /// unreadable verdict: one bad file never ends a nightly run.
 fn judge_guarded(path: &Path, name: &str, opts: &judge::Options) -> Vec<Judgment> {
     use std::panic::{AssertUnwindSafe, catch_unwind};
     catch_unwind(AssertUnwindSafe(|| judge::judge(path, opts))).unwrap_or_else(|p| {
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let msg = panic_message(&*p);
         let kind = judge::kind::name_hint(name).unwrap_or(judge::Kind::Other);
         vec![Judgment::unreadable(
             name.to_string(),
@@ -325,7 +334,7 @@ pub fn verify_unit(unit: &Unit, opts: &Options, verified_at: i64) -> (Option<Ent
     };
     // Identity first: a file that changes while it is read is judged
     // again next time, never remembered under the wrong sums.
-    let (stat, files) = match unit_stat(unit).and_then(|s| Ok((s, unit_files(unit)?))) {
+    let (stat, files) = match listed(unit) {
         Ok(x) => x,
         Err(e) => return unreadable(&origin, e),
     };
@@ -361,26 +370,31 @@ pub fn verify_unit(unit: &Unit, opts: &Options, verified_at: i64) -> (Option<Ent
     (entry, records)
 }
 
+/// A unit's stat key and files, read once.
+type Listed = std::io::Result<(StatKey, Vec<(String, std::path::PathBuf)>)>;
+
+/// Lists a unit's files and makes its stat key of them.
+fn listed(unit: &Unit) -> Listed {
+    let files = unit_files(unit)?;
+    Ok((stat_of(unit, &files)?, files))
+}
+
 /// Why a catalog entry does not stand for the unit as it is now; `None`
 /// when it does.
-fn stale(unit: &Unit, e: &Entry, opts: &Options, now: i64) -> Option<String> {
+fn stale(unit: &Unit, now_listed: &Listed, e: &Entry, opts: &Options, now: i64) -> Option<String> {
     let since = series::rfc3339(e.verified_at);
-    match unit_stat(unit) {
-        Ok(s) if s != e.stat => return Some(format!("changed since it was verified at {since}")),
+    let files = match now_listed {
+        Ok((s, _)) if *s != e.stat => return Some(format!("changed since it was verified at {since}")),
         Err(err) => return Some(format!("cannot be read now: {err}")),
-        Ok(_) => {}
-    }
+        Ok((_, files)) => files,
+    };
     if now - e.verified_at > opts.recheck_after {
         return Some(format!(
             "last verified at {since}, longer ago than --recheck-after allows"
         ));
     }
-    let files = match unit_files(unit) {
-        Ok(f) => f,
-        Err(err) => return Some(format!("cannot be read now: {err}")),
-    };
     let day = (now.max(0) / 86_400) as u64;
-    match sums::compare(&files, &e.sums, day) {
+    match sums::compare(files, &e.sums, day) {
         Ok(None) => None,
         Ok(Some(c)) => Some(format!(
             "changed in place since it was verified at {since} (same size, time and inode): the {} bytes at offset {} of {} differ",
@@ -433,7 +447,8 @@ pub fn run(
     units
         .par_iter()
         .map(|unit| {
-            let size = unit_stat(unit).map_or(0, |k| k.size);
+            let now_listed = listed(unit);
+            let size = now_listed.as_ref().map_or(0, |(k, _)| k.size);
             let entry = match (catalog, opts.recheck) {
                 (Some(c), false) => c.lookup(&abs(unit.path())).unwrap_or_else(|e| {
                     if let Ok(mut v) = catalog_errors.lock() {
@@ -444,7 +459,7 @@ pub fn run(
                 _ => None,
             };
             let (entry, reason) = match entry {
-                Some(e) => match stale(unit, &e, opts, verified_at) {
+                Some(e) => match stale(unit, &now_listed, &e, opts, verified_at) {
                     None => (Some(e), None),
                     Some(why) => (None, Some(why)),
                 },

@@ -212,7 +212,7 @@ impl<'a> SparseWriter<'a> {
 fn copy_capped(r: impl Read, to: &Path, budget: u64, what: &str) -> Result<u64, (String, bool)> {
     let mut w = SparseWriter::create(to, budget, what).map_err(|e| (e, false))?;
     let copied = w.copy(r, None);
-    let over_cap = w.budget == 0 || copied.as_ref().is_err_and(|_| w.over_cap);
+    let over_cap = w.over_cap;
     copied.map_err(|e| (e, over_cap))?;
     let end = w.pos;
     w.finish(end).map_err(|e| (e, false))
@@ -586,6 +586,43 @@ mod tests {
         assert_eq!(safe_rel("./a/b"), Some(PathBuf::from("a/b")));
         assert_eq!(safe_rel("../x"), None);
         assert_eq!(safe_rel("/etc/passwd"), None);
+    }
+
+    #[test]
+    fn damaged_pax_sparse_maps_are_refused_with_a_reason() {
+        let map = |b: &[u8], size: u64| read_sparse_map(&mut &b[..], size);
+        let mut good = b"2\n0\n4\n8192\n4\n".to_vec();
+        good.resize(512, 0);
+        assert_eq!(map(&good, 1024).unwrap(), vec![(0, 4), (8192, 4)]);
+        assert!(map(b"2\nx\n", 1024).unwrap_err().contains("not a decimal"));
+        assert!(map(b"99999999\n", 1024).unwrap_err().contains("cannot fit"));
+        assert!(map(b"99999999999999999999999\n", u64::MAX).is_err());
+        assert!(map(b"1\n0", 1024).is_err(), "cut short");
+        // A chunk past the real size, and chunks going backwards.
+        let s = Scratch::new().unwrap();
+        let to = s.path().join("f");
+        let past = PaxSparse {
+            name: "f".into(),
+            size: 10,
+            map: Some(vec![(8, 4)]),
+        };
+        let e = write_pax_sparse(&mut &[1u8; 4][..], past, 4, &to, 1 << 20, "t").unwrap_err();
+        assert!(e.contains("past the file's size"), "{e}");
+        let back = PaxSparse {
+            name: "f".into(),
+            size: 100,
+            map: Some(vec![(50, 2), (10, 2)]),
+        };
+        let e = write_pax_sparse(&mut &[1u8; 4][..], back, 4, &to, 1 << 20, "t").unwrap_err();
+        assert!(e.contains("backwards"), "{e}");
+        // A real size over the cap.
+        let huge = PaxSparse {
+            name: "f".into(),
+            size: 1 << 40,
+            map: Some(vec![]),
+        };
+        let e = write_pax_sparse(&mut &[][..], huge, 0, &to, 1 << 20, "t").unwrap_err();
+        assert!(e.contains("unpacks to more than"), "{e}");
     }
 
     #[test]
