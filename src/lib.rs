@@ -23,6 +23,7 @@ pub mod atomic;
 pub mod batch;
 pub mod bolt;
 pub mod cli;
+pub mod compact;
 pub mod datadir;
 pub mod judge;
 pub mod k8s;

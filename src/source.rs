@@ -230,6 +230,24 @@ pub fn locked(path: &Path) -> bool {
     std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
 }
 
+/// Takes the exclusive lock etcd (bbolt) takes on its db, without waiting:
+/// `None` when someone holds it (etcd is running). The lock lasts as long
+/// as the returned file is open.
+pub fn lock_exclusive(path: &Path) -> std::io::Result<Option<std::fs::File>> {
+    let f = std::fs::File::open(path)?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let r = unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) };
+    if r == 0 {
+        return Ok(Some(f));
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EWOULDBLOCK) => Ok(None),
+        _ => Err(e),
+    }
+}
+
 /// The offset of the next byte of data at or after `from` in `f` (`None`:
 /// only a hole remains), by `SEEK_DATA`; where the filesystem cannot tell,
 /// `from` (data is assumed).

@@ -16,6 +16,7 @@ use crate::mvcc::keyspace::Keyspace;
 use crate::mvcc::kv::KvError;
 
 mod check;
+mod compact;
 mod diff;
 mod get;
 mod hashkv;
@@ -152,6 +153,22 @@ pub enum Command {
         after_help = "Example:\n  etcd-rescue salvage member/snap/db --out rescued.db\n  etcd-rescue check rescued.db && etcd-rescue restore rescued.db --skip-hash-check --data-dir /var/lib/etcd-new ...\n\nExit codes: 0 written from an undamaged db, 1 written, but the input was damaged and data may be lost (see the report), 2 could not run."
     )]
     Salvage(salvage::SalvageArgs),
+    /// Compact a snapshot, a db or a stopped member's data dir offline, as
+    /// `etcdctl compact REV --physical` and `etcdctl defrag` would online:
+    /// history at or below REV is dropped as etcd drops it, the file is
+    /// rewritten densely, and `--disarm` clears a NOSPACE alarm. Several
+    /// member dirs of one cluster get the identical compaction.
+    #[command(
+        after_help = "Example:\n  etcd-rescue compact /var/lib/etcd --rev head --disarm --in-place\n  etcd-rescue compact snapshot.db --keep-revisions 10000 --out compacted.db\n  etcd-rescue compact m1 m2 m3 --rev 123456 --in-place\n\nExit codes: 0 written, 1 a source is damaged or the members disagree (nothing written), 2 could not run (bad revision, etcd running, output exists)."
+    )]
+    Compact(compact::CompactArgs),
+    /// Defragment a snapshot, a db or a stopped member's data dir offline
+    /// (flag-compatible with `etcdutl defrag --data-dir`, with --in-place):
+    /// the same rewrite as `compact` without dropping history.
+    #[command(
+        after_help = "Example:\n  etcd-rescue defrag --data-dir /var/lib/etcd --in-place\n  etcd-rescue defrag snapshot.db --out defragmented.db --disarm\n\nExit codes: 0 written, 1 a source is damaged (nothing written), 2 could not run."
+    )]
+    Defrag(compact::DefragArgs),
     /// Write restore-ready data dirs offline, flag-compatible with `etcdutl
     /// snapshot restore`: from a snapshot (verified first: structure, sha256
     /// trailer, etcd's rules) or from a copied member dir (its db plus the
@@ -258,6 +275,8 @@ where
         Command::Stats(a) => stats::run(a, cli.output, out, err),
         Command::Verify(a) => verify::run(a, cli.output, out, err),
         Command::Salvage(a) => salvage::run(a, cli.output, out, err),
+        Command::Compact(a) => compact::run_compact(a, cli.output, out, err),
+        Command::Defrag(a) => compact::run_defrag(a, cli.output, out, err),
         Command::Restore(a) => restore::run(a, cli.output, out, err),
         Command::ForceNewCluster(a) => restore::run_force_new_cluster(a, cli.output, out, err),
         Command::Inspect(a) => inspect::run(a, cli.output, out, err),

@@ -13,6 +13,7 @@ pub mod compare;
 pub mod dbstart;
 pub mod layout;
 pub mod replay;
+pub mod tail;
 pub mod verdict;
 pub mod wallog;
 

@@ -22,6 +22,8 @@ use crate::wal::{Entry, EntryType, WalDir};
 pub struct LogEntry {
     /// Entry type.
     pub kind: EntryType,
+    /// Raft term.
+    pub term: u64,
     /// Payload.
     pub data: Vec<u8>,
     /// Whether etcd itself reads it (false: found by salvage past damage).
@@ -139,6 +141,7 @@ fn take(
         i,
         LogEntry {
             kind: e.kind,
+            term: e.term.0,
             data: e.data.to_vec(),
             seen_by_etcd: seen,
         },

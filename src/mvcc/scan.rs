@@ -786,6 +786,7 @@ fn finish(file_size: u64, st: StructureReport, trailer: Trailer, hash: u32, s: S
             s.opts.deep,
             &mut extra,
         );
+        alarm_findings(&s.alarms, &mut extra);
         if st.pages.high_water_mark > 0 {
             let image_len = if trailer::has_trailer(file_size) {
                 file_size - 32
@@ -945,6 +946,30 @@ fn schema_findings(
                 format!("{n} live key(s) are attached to lease {lease:x}, which is not in the lease bucket: they will never expire"),
             ));
         }
+    }
+}
+
+/// What etcd does at start about the alarms it finds in its `alarm` bucket
+/// (`alarm.AlarmStore` restores them; `etcdserver` then picks the applier:
+/// `applierV3Capped` for NOSPACE, `applierV3Corrupt` for CORRUPT).
+fn alarm_findings(alarms: &[Alarm], out: &mut Findings) {
+    for a in alarms {
+        let (code, what) = match a.alarm.as_str() {
+            "NOSPACE" => (
+                "alarm-nospace",
+                "etcd starts and serves reads and deletes, but refuses every put, txn with a put and lease grant (\"etcdserver: mvcc: database space exceeded\") until the alarm is disarmed: `etcd-rescue compact --rev head --disarm` offline, or `etcdctl defrag` and `etcdctl alarm disarm` once the db is below its quota",
+            ),
+            "CORRUPT" => (
+                "alarm-corrupt",
+                "etcd starts and serves reads (they do not go through the apply path), but refuses every write, delete, compaction and lease change (\"etcdserver: corrupt cluster\") until the alarm is disarmed; it was raised because members' HashKV differed: find out which member is wrong (`etcd-rescue inspect` on all of them) before `etcd-rescue compact --disarm-corrupt` or `etcdctl alarm disarm`",
+            ),
+            _ => continue,
+        };
+        out.push(Finding::new(
+            Severity::Warning,
+            code,
+            format!("{} alarm raised by member {:x}: {what}", a.alarm, a.member_id),
+        ));
     }
 }
 

@@ -241,6 +241,19 @@ pub fn decode_alarm(key: &[u8]) -> Result<Alarm, String> {
     })
 }
 
+/// Encodes an `alarm` key (the marshalled AlarmMember), as etcd writes it;
+/// `None` for an alarm name etcd does not know.
+pub fn encode_alarm(a: &Alarm) -> Option<Vec<u8>> {
+    let t = etcdserverpb::AlarmType::from_str_name(&a.alarm)?;
+    Some(
+        etcdserverpb::AlarmMember {
+            member_id: a.member_id,
+            alarm: t as i32,
+        }
+        .encode_to_vec(),
+    )
+}
+
 /// What the `auth` bucket says.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -246,3 +246,50 @@ impl Etcd {
         )
     }
 }
+
+impl Etcd {
+    /// Runs etcdctl with `input` on its stdin; returns its stdout, panics
+    /// with stderr on failure (`etcdctl txn` reads its ops this way).
+    pub fn ctl_stdin(&self, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new(self.bin.join("etcdctl"))
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.client_url, "--command-timeout", "20s"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run etcdctl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        let o = child.wait_with_output().expect("wait etcdctl");
+        assert!(
+            o.status.success(),
+            "etcdctl {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Stops the member as an operator would (SIGTERM: etcd commits its db
+    /// and closes its files), waiting up to 30 s before killing it.
+    pub fn shutdown(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
