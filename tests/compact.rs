@@ -505,3 +505,28 @@ fn compacted_snapshot_keeps_every_answer_above_the_point() {
     let below = run(&["get", s(&out), "", "--prefix", "--rev", &(at - 1).to_string()]);
     assert_eq!(below.code, 2, "{}", below.err);
 }
+
+/// The one-pass keep set the rewrite uses is etcd's `keyIndex.keep`, as
+/// the index computes it, at every revision of real etcd's snapshots.
+#[test]
+fn the_streaming_keep_set_is_the_index_keep_set() {
+    use etcd_rescue::mvcc::index::{Index, KeyRange, compaction_keep};
+    use etcd_rescue::mvcc::keyspace::Keyspace;
+    let mut checked = 0;
+    for v in ["v3.4.23", "v3.5.1"] {
+        for name in ["single.snapshot.db", "cluster.snapshot.db"] {
+            let bytes = std::fs::read(repo().join("testdata/fixtures").join(v).join(name)).unwrap();
+            let image = etcd_rescue::mvcc::trailer::image(&bytes);
+            let (db, _) = etcd_rescue::bolt::Db::open(image).unwrap();
+            let ks = Keyspace::db(db);
+            let index = Index::build(&ks, &KeyRange::All).unwrap();
+            for at in 1..=index.head {
+                let mut want: Vec<_> = index.keep(at).into_iter().collect();
+                want.sort_unstable();
+                assert_eq!(compaction_keep(&ks, at).unwrap(), want, "{v}/{name} at {at}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 400, "{checked}");
+}

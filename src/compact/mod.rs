@@ -27,7 +27,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 
 use crate::bolt::Db;
 use crate::bolt::writer::{WriteError, WriteSummary, Writer};
-use crate::mvcc::index::{Index, KeyRange};
+use crate::mvcc::index::compaction_keep;
 use crate::mvcc::keyspace::Keyspace;
 use crate::mvcc::kv::KvError;
 use crate::mvcc::revision::{RevKey, Revision};
@@ -169,44 +169,51 @@ impl Plan {
 /// Plans the rewrite of `db`: checks the revision as etcd's compaction
 /// does and finds what each key keeps.
 pub fn plan(db: Db<'_>, target: Option<Target>, disarm: Disarm) -> Result<Plan, CompactError> {
-    let ks = Keyspace::db(db);
-    let index = Index::build(&ks, &KeyRange::All)?;
     let (alarms, disarmed) = alarms(&db, disarm)?;
     let mut p = Plan {
-        head: index.head,
-        compacted_before: index.compact,
-        compact_at: None,
-        keep: Vec::new(),
         alarms,
         disarmed,
-        fold: None,
+        ..Plan::default()
     };
-    if let Some(t) = target {
-        let rev = check_target(&index, t.resolve(index.head))?;
-        p.keep = index.keep(rev).into_iter().collect();
-        p.keep.sort_unstable();
-        p.compact_at = Some(rev);
-    }
+    // Where the store stands, as etcd's store restores it: the compaction
+    // (a scheduled one is resumed at start) and currentRev.
+    let meta = crate::mvcc::kv::read_meta(&db)?;
+    p.compacted_before = meta
+        .finished_compact_rev
+        .max(meta.scheduled_compact_rev)
+        .unwrap_or(-1);
+    let newest = match db.bucket(b"key")? {
+        Some(b) => b
+            .cursor()
+            .last()?
+            .and_then(|e| RevKey::parse(e.key).ok())
+            .map_or(0, |k| k.rev.main),
+        None => 0,
+    };
+    p.head = newest.max(p.compacted_before).max(1);
+    let Some(t) = target else {
+        return Ok(p);
+    };
+    let rev = check_target(&p, t.resolve(p.head))?;
+    p.keep = compaction_keep(&Keyspace::db(db), rev)?;
+    p.compact_at = Some(rev);
     Ok(p)
 }
 
 /// The revision etcd would accept for a compaction, or why not
 /// (`store.updateCompactRev`).
-fn check_target(index: &Index<'_>, rev: i64) -> Result<i64, CompactError> {
+fn check_target(p: &Plan, rev: i64) -> Result<i64, CompactError> {
     if rev < 1 {
         return Err(CompactError::Invalid(rev));
     }
-    if rev <= index.compact {
+    if rev <= p.compacted_before {
         return Err(CompactError::Compacted {
             rev,
-            compact: index.compact,
+            compact: p.compacted_before,
         });
     }
-    if rev > index.head {
-        return Err(CompactError::Future {
-            rev,
-            head: index.head,
-        });
+    if rev > p.head {
+        return Err(CompactError::Future { rev, head: p.head });
     }
     Ok(rev)
 }
@@ -273,7 +280,16 @@ pub fn rewrite(
     page_size: u32,
     trailer: bool,
 ) -> Result<Rewritten, CompactError> {
-    let mut w = Writer::new(&mut *out, page_size, 0.9, db.meta().txid.0 + 1)?;
+    let sink = Writeback {
+        f: &mut *out,
+        since: 0,
+    };
+    let mut w = Writer::new(
+        std::io::BufWriter::with_capacity(1 << 20, sink),
+        page_size,
+        0.9,
+        db.meta().txid.0 + 1,
+    )?;
     let mut counts = (0u64, 0u64);
     for e in db.root().iter() {
         let e = e?;
@@ -322,7 +338,11 @@ pub fn rewrite(
             return Err(f);
         }
     }
-    let (written, _) = w.finish()?;
+    let (written, buffered) = w.finish()?;
+    buffered
+        .into_inner()
+        .map_err(|e| WriteError::Io(e.into_error()))?;
+    crate::source::start_writeback(out);
     let sha256 = if trailer { Some(append_trailer(out)?) } else { None };
     out.flush().map_err(WriteError::Io)?;
     let size = out.seek(SeekFrom::End(0)).map_err(WriteError::Io)?;
@@ -333,6 +353,36 @@ pub fn rewrite(
         size,
         sha256,
     })
+}
+
+/// The output file, with its writeback started every 64 MiB written (see
+/// [`crate::source::start_writeback`]): the disk works while the rest is
+/// built.
+struct Writeback<'f> {
+    f: &'f mut std::fs::File,
+    since: usize,
+}
+
+impl Write for Writeback<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.f.write(buf)?;
+        self.since += n;
+        if self.since >= 64 << 20 {
+            crate::source::start_writeback(self.f);
+            self.since = 0;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.f.flush()
+    }
+}
+
+impl Seek for Writeback<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.f.seek(pos)
+    }
 }
 
 /// The key bucket's filter: revisions above the compaction point pass,

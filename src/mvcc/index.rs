@@ -328,6 +328,31 @@ fn kept(revs: &[RevEntry<'_>], at: i64) -> Option<Revision> {
     (!closes_generation).then_some(r.rev)
 }
 
+/// What a compaction at `at` keeps at or below `at`, ascending: the same
+/// set as [`Index::keep`] (per key, the newest revision at or below `at`
+/// unless it is a tombstone: a tombstone always closes its generation, and
+/// an earlier generation always ends before a later one starts), found in
+/// one pass over the revisions up to `at` without building an index.
+pub fn compaction_keep(ks: &Keyspace<'_>, at: i64) -> Result<Vec<Revision>, KvError> {
+    let mut newest: KeyMap<&[u8], (Revision, bool)> = KeyMap::default();
+    newest.reserve(super::scan::key_capacity(ks.db.data().len()));
+    for e in ks.revisions()? {
+        let e = e?;
+        if e.rev.rev.main > at {
+            break;
+        }
+        let key = KeyValueRef::key_of(e.value).map_err(|source| KvError::Decode {
+            page: e.page,
+            rev: e.rev.rev,
+            source,
+        })?;
+        newest.insert(key, (e.rev.rev, e.rev.tombstone));
+    }
+    let mut keep: Vec<Revision> = newest.into_values().filter(|(_, t)| !t).map(|(r, _)| r).collect();
+    keep.sort_unstable();
+    Ok(keep)
+}
+
 /// The newest revision of `revs` at or below `at`, unless it is a delete.
 pub fn live<'a>(revs: &[RevEntry<'a>], at: i64) -> Option<RevEntry<'a>> {
     let n = revs.partition_point(|r| r.rev.main <= at);

@@ -712,6 +712,11 @@ pub fn scan(data: &[u8], opts: ScanOptions) -> DbReport {
         states: KeyMap::default(),
         key_tree_damaged: false,
     };
+    if opts.deep {
+        // A few keys per leaf page: sized up front, the map does not rehash
+        // a million keys on the way (bounded, whatever the file claims).
+        s.states.reserve(key_capacity(image.len()));
+    }
     // The digest of a file that is not a db (no valid meta page) is not
     // worth a read of all of it: it may be a 50 GB hole.
     let want_sha = digest_file || (opts.verify_trailer && trailer::has_trailer(file_size));
@@ -971,6 +976,12 @@ fn alarm_findings(alarms: &[Alarm], out: &mut Findings) {
             format!("{} alarm raised by member {:x}: {what}", a.alarm, a.member_id),
         ));
     }
+}
+
+/// How many distinct keys to make room for in a file of `len` bytes: two
+/// per 4 KiB, at most 4 M (a map that needs more grows as usual).
+pub(crate) fn key_capacity(len: usize) -> usize {
+    (len / 4096).saturating_mul(2).min(1 << 22)
 }
 
 fn ids(v: &[u64]) -> String {
