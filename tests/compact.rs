@@ -151,6 +151,11 @@ fn offline_compaction_answers_like_online_compaction() {
         let top = head(&e);
         let snap = t.path().join("snap.db");
         e.ctl(&["snapshot", "save", s(&snap)]);
+        // Never under a running member: its db is locked.
+        let live = run(&["compact", s(&src), "--rev", "head", "--in-place"]);
+        assert_eq!(live.code, 2, "{label}: {}{}", live.out, live.err);
+        assert!(live.err.contains("etcd is running"), "{label}: {}", live.err);
+        assert!(!src.join("member/snap/db.before-compact").exists());
         e.shutdown();
         let online = t.path().join("online");
         let offline = t.path().join("offline");

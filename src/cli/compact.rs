@@ -89,7 +89,7 @@ pub(super) fn run_compact(
         (None, None) => unreachable!("clap requires --rev or --keep-revisions"),
     };
     let req = request(a.sources.clone(), Some(target), &a.output, "db.before-compact");
-    finish(run_job(&req), fmt, out, err)
+    finish(run_job(&req), req.disarm, fmt, out, err)
 }
 
 pub(super) fn run_defrag(
@@ -108,8 +108,7 @@ pub(super) fn run_defrag(
         )?;
         return Ok(EXIT_ERROR);
     }
-    req.keep_old_as = "db.before-defrag";
-    finish(run_job(&req), fmt, out, err)
+    finish(run_job(&req), req.disarm, fmt, out, err)
 }
 
 fn request(
@@ -134,6 +133,7 @@ fn request(
 
 fn finish(
     r: Result<(Vec<Done>, Vec<Judgment>), JobError>,
+    disarm: Disarm,
     fmt: Format,
     out: &mut dyn Write,
     err: &mut dyn Write,
@@ -141,7 +141,22 @@ fn finish(
     super::report_cleaned(err)?;
     match r {
         Ok((done, judgments)) => {
-            let warned: Vec<&Judgment> = judgments.iter().filter(|j| j.warnings > 0).collect();
+            // The alarms this run removed are no longer worth a note.
+            let resolved = |code: &str| {
+                (disarm.nospace && code == "alarm-nospace") || (disarm.corrupt && code == "alarm-corrupt")
+            };
+            let warned: Vec<(&Judgment, usize)> = judgments
+                .iter()
+                .map(|j| {
+                    let n = j
+                        .findings
+                        .iter()
+                        .filter(|f| f.severity == crate::report::Severity::Warning && !resolved(&f.code))
+                        .count();
+                    (j, n)
+                })
+                .filter(|(_, n)| *n > 0)
+                .collect();
             match fmt {
                 Format::Table => table(&done, &warned, out)?,
                 _ => render::json(
@@ -175,7 +190,7 @@ fn finish(
     }
 }
 
-fn table(done: &[Done], warned: &[&Judgment], out: &mut dyn Write) -> anyhow::Result<()> {
+fn table(done: &[Done], warned: &[(&Judgment, usize)], out: &mut dyn Write) -> anyhow::Result<()> {
     for d in done {
         let what = match d.compact_revision {
             Some(r) => format!(
@@ -243,11 +258,11 @@ fn table(done: &[Done], warned: &[&Judgment], out: &mut dyn Write) -> anyhow::Re
         }
         writeln!(out, "{}", render::fields(&rows))?;
     }
-    for j in warned {
+    for (j, n) in warned {
         writeln!(
             out,
-            "note: {} passed with {} warning(s); `etcd-rescue check {}` lists them",
-            j.path, j.warnings, j.path
+            "note: {} passed with {n} warning(s); `etcd-rescue check {}` lists them",
+            j.path, j.path
         )?;
     }
     Ok(())
