@@ -100,7 +100,7 @@ pub(super) fn run_defrag(
 ) -> anyhow::Result<i32> {
     let mut sources = a.sources.clone();
     sources.extend(a.data_dir.clone());
-    let mut req = request(sources, None, &a.output, "db.before-defrag");
+    let req = request(sources, None, &a.output, "db.before-defrag");
     if a.data_dir.is_some() && req.out.is_none() && !req.in_place {
         writeln!(
             err,
@@ -151,7 +151,7 @@ fn finish(
                     let n = j
                         .findings
                         .iter()
-                        .filter(|f| f.severity == crate::report::Severity::Warning && !resolved(&f.code))
+                        .filter(|f| f.severity == crate::report::Severity::Warning && !resolved(f.code))
                         .count();
                     (j, n)
                 })
