@@ -248,6 +248,20 @@ pub fn lock_exclusive(path: &Path) -> std::io::Result<Option<std::fs::File>> {
     }
 }
 
+/// Maps a file this process has just written and still owns (an output
+/// before its rename into place), read-only, to read it back without
+/// copying it. `None` for an empty file.
+pub fn map_own_output(f: &File) -> std::io::Result<Option<Mmap>> {
+    if f.metadata()?.len() == 0 {
+        return Ok(None);
+    }
+    // SAFETY: the file is our own temporary output, not yet visible under
+    // its final name; nothing else writes or truncates it while mapped.
+    let m = unsafe { MmapOptions::new().map(f) }?;
+    let _ = m.advise(memmap2::Advice::Sequential);
+    Ok(Some(m))
+}
+
 /// Asks the kernel to start writing `f`'s dirty pages to disk now, without
 /// waiting (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so that a large
 /// output's writeback overlaps the work still to come and the final fsync

@@ -23,7 +23,7 @@
 
 pub mod job;
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 
 use crate::bolt::Db;
 use crate::bolt::writer::{WriteError, WriteSummary, Writer};
@@ -446,17 +446,11 @@ fn new_meta<'a>(items: impl Iterator<Item = (&'a [u8], &'a [u8])>, plan: &Plan) 
 /// `etcdctl snapshot save` writes) and returns it in hex.
 fn append_trailer(f: &mut std::fs::File) -> Result<String, WriteError> {
     use sha2::{Digest, Sha256};
-    f.seek(SeekFrom::Start(0))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    let d = h.finalize();
+    let d = {
+        let map = crate::source::map_own_output(f)?;
+        Sha256::digest(map.as_deref().unwrap_or(&[]))
+    };
+    f.seek(SeekFrom::End(0))?;
     f.write_all(&d)?;
     Ok(d.iter().map(|b| format!("{b:02x}")).collect())
 }
