@@ -509,6 +509,28 @@ fn compacted_snapshot_keeps_every_answer_above_the_point() {
     }
     let below = run(&["get", s(&out), "", "--prefix", "--rev", &(at - 1).to_string()]);
     assert_eq!(below.code, 2, "{}", below.err);
+    // --keep-revisions N compacts at head - N.
+    let kept = t.path().join("k.db");
+    let r = rescue(&[
+        "compact",
+        s(&snap),
+        "--keep-revisions",
+        "5",
+        "--out",
+        s(&kept),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(r.json()["written"][0]["compactRevision"], top - 5, "{}", r.out);
+    // Defragmenting changes no answer at any revision the source serves.
+    let d = t.path().join("d.db");
+    rescue(&["defrag", s(&snap), "--out", s(&d)]);
+    for x in compact..=top {
+        let rev = x.to_string();
+        let a = run(&["hashkv", "-o", "json", s(&snap), "--rev", &rev]);
+        let b = run(&["hashkv", "-o", "json", s(&d), "--rev", &rev]);
+        assert_eq!((a.code, a.out), (b.code, b.out), "hashkv at {x}");
+    }
 }
 
 /// The one-pass keep set the rewrite uses is etcd's `keyIndex.keep`, as
