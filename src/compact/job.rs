@@ -585,8 +585,14 @@ fn write_db(u: &Unit, path: &Path) -> Result<Rewritten, BoxError> {
 
 fn rewrite(u: &Unit, f: &mut std::fs::File) -> Result<Rewritten, BoxError> {
     let db = u.db()?;
-    let ps = db.page_size() as u32;
-    super::rewrite(&db, &u.plan, f, ps, u.trailer).map_err(|e| format!("{}: {e}", u.db_path.display()).into())
+    super::rewrite(
+        &db,
+        &u.plan,
+        f,
+        super::output_page_size(db.page_size()),
+        u.trailer,
+    )
+    .map_err(|e| format!("{}: {e}", u.db_path.display()).into())
 }
 
 fn finish(u: &Unit, output: PathBuf, r: Rewritten, kept: Option<PathBuf>) -> Done {
