@@ -63,6 +63,8 @@ Examples:
   etcd-rescue k8s ls backup.db                 the Kubernetes objects in a dead cluster's snapshot
   etcd-rescue k8s get backup.db deploy web -n prod -o yaml
   etcd-rescue k8s dump backup.db --out manifests/ --for-apply
+  etcd-rescue compact m1 m2 m3 --rev head --disarm --in-place
+                                               database space exceeded: compact, defrag, disarm offline
 
 Exit codes: 0 clean, 1 problems found, 2 could not run.";
 
