@@ -618,3 +618,40 @@ fn large_page_dbs_compact_and_restore() {
         );
     }
 }
+
+/// In place: a second run does not overwrite the db kept by the first, a
+/// symlinked db is refused, and nothing changes when refused.
+#[test]
+fn in_place_keeps_the_old_db_and_never_loses_it() {
+    let vdir = repo().join("testdata/fixtures/v3.5.1");
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("m");
+    copy_tree(&extracted_dir(&vdir, "single").join("single"), &dir);
+    let db = dir.join("member/snap/db");
+    let old = digest(&db);
+    rescue(&["compact", s(&dir), "--rev", "head", "--in-place"]);
+    let kept = dir.join("member/snap/db.before-compact");
+    assert_eq!(digest(&kept), old, "the old db is kept as it was");
+    let again = run(&["defrag", s(&dir), "--in-place"]);
+    assert_eq!(again.code, 0, "{}", again.err);
+    let defragged = digest(&db);
+    let third = run(&["defrag", s(&dir), "--in-place"]);
+    assert_eq!(third.code, 2, "{}{}", third.out, third.err);
+    assert!(third.err.contains("earlier run"), "{}", third.err);
+    assert_eq!(digest(&kept), old);
+    assert!(dir.join("member/snap/db.before-defrag").is_file());
+    assert_eq!(digest(&db), defragged, "a refused run changes nothing");
+
+    let other = t.path().join("l");
+    copy_tree(&extracted_dir(&vdir, "single").join("single"), &other);
+    let odb = other.join("member/snap/db");
+    let real = t.path().join("real.db");
+    std::fs::rename(&odb, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &odb).unwrap();
+    let before = digest(&real);
+    let r = run(&["compact", s(&other), "--rev", "head", "--in-place"]);
+    assert_eq!(r.code, 2, "{}{}", r.out, r.err);
+    assert!(r.err.contains("symlink"), "{}", r.err);
+    assert_eq!(digest(&real), before);
+    assert!(!other.join("member/snap/db.before-compact").exists());
+}

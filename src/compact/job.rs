@@ -550,22 +550,36 @@ fn in_place(
         )
         .into());
     }
+    if std::fs::symlink_metadata(&u.db_path)?.file_type().is_symlink() {
+        return Err(format!(
+            "{}: a symlink; --in-place replaces the db where it is and keeps the old one beside it, which a link cannot keep apart: write a new data dir with --out instead",
+            u.db_path.display()
+        )
+        .into());
+    }
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&u.db_path)?.permissions()) & 0o777;
-    crate::atomic::write_file(&u.db_path, true, mode, |f| {
+    let (d, lock) = crate::atomic::write_file(&u.db_path, true, mode, |f| {
         let r = rewrite(u, f)?;
         rest(done)?;
-        let Some(_lock) = crate::source::lock_exclusive(&u.db_path)? else {
+        // etcd's own lock, held until the new db is in place.
+        let Some(lock) = crate::source::lock_exclusive(&u.db_path)? else {
             return Err(running(&u.path.display().to_string()).into());
         };
         std::fs::hard_link(&u.db_path, &kept).map_err(|e| format!("{}: {e}", kept.display()))?;
-        Ok(finish(u, u.db_path.clone(), r, Some(kept.clone())))
+        Ok((finish(u, u.db_path.clone(), r, Some(kept.clone())), lock))
     })
     .inspect_err(|_| {
-        // The old db is still `db` when the swap did not happen.
-        if std::fs::symlink_metadata(&u.db_path).is_ok() {
+        // Only while `db` and the kept name are still one file did the swap
+        // not happen; then the second name goes. Otherwise it is the only
+        // copy of the old db.
+        use std::os::unix::fs::MetadataExt;
+        let ino = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+        if ino(&kept).is_some() && ino(&kept) == ino(&u.db_path) {
             let _ = std::fs::remove_file(&kept);
         }
-    })
+    })?;
+    drop(lock);
+    Ok(d)
 }
 
 /// Writes the unit's new db at `path`.
