@@ -232,11 +232,11 @@ fn alarms(db: &Db<'_>, disarm: Disarm) -> Result<(Vec<Alarm>, Vec<Alarm>), Compa
     Ok((all, gone))
 }
 
-/// CRC-32C (etcd's HashKV function) over the bucket name `key` and the
-/// key-bucket records the rewrite keeps up to revision `upto`. At the
-/// compaction point this is the HashKV etcd reports there once it runs on
-/// the rewritten db; beyond it, a digest of the same records for comparing
-/// members.
+/// CRC-32C (the function of etcd's HashKV) over the bucket name `key` and
+/// the key-bucket records the rewrite keeps up to revision `upto`: a digest
+/// for comparing members before they are written. (Not a HashKV etcd would
+/// report: it refuses HashKV at the compact revision, and above it leaves
+/// out kept records a newer revision of the same key replaces.)
 pub fn hash_after(db: &Db<'_>, plan: &Plan, upto: i64) -> Result<u32, CompactError> {
     let mut counts = (0, 0);
     let mut kept = Kept::new(&plan.keep, plan.compact_at, &mut counts);
