@@ -366,7 +366,7 @@ pub fn rewrite(
     })
 }
 
-/// The output file, with its writeback started every 64 MiB written (see
+/// The output file, with its writeback started every 4 MiB written (see
 /// [`crate::source::start_writeback`]): the disk works while the rest is
 /// built.
 struct Writeback<'f> {
@@ -378,7 +378,7 @@ impl Write for Writeback<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.f.write(buf)?;
         self.since += n;
-        if self.since >= 64 << 20 {
+        if self.since >= 4 << 20 {
             crate::source::start_writeback(self.f);
             self.since = 0;
         }
