@@ -280,6 +280,16 @@ fn plan_all(req: &Request) -> Result<Vec<Unit>, JobError> {
     if units.len() > 1 {
         align(&mut units, req)?;
     }
+    // After the compaction point is settled: a re-plan drops a fold.
+    if req.disarm.nospace || req.disarm.corrupt {
+        for u in &mut units {
+            let Some(l) = &u.layout else { continue };
+            let shown = u.path.display().to_string();
+            if let Some(f) = fold_tail(&u.plan, u.db()?, l, req.disarm, &shown)? {
+                u.plan.fold(f, req.disarm);
+            }
+        }
+    }
     Ok(units)
 }
 
@@ -328,11 +338,6 @@ fn open(path: &Path, req: &Request) -> Result<Unit, JobError> {
         source,
     })?;
     u.plan = plan;
-    if let Some(l) = &u.layout
-        && (req.disarm.nospace || req.disarm.corrupt)
-    {
-        fold_tail(&mut u.plan, l, req.disarm, &shown)?;
-    }
     Ok(u)
 }
 
@@ -340,18 +345,14 @@ fn open(path: &Path, req: &Request) -> Result<Unit, JobError> {
 /// gets the tail folded into its db, or is refused when the tail changes
 /// data (`datadir::tail`).
 fn fold_tail(
-    plan: &mut Plan,
+    plan: &Plan,
+    db: Db<'_>,
     l: &crate::datadir::Layout,
     disarm: Disarm,
     shown: &str,
-) -> Result<(), JobError> {
+) -> Result<Option<crate::compact::Fold>, JobError> {
     let wal =
         crate::wal::WalDir::open(&l.wal).map_err(|e| JobError::Usage(format!("{}: {e}", l.wal.display())))?;
-    let db_file = MappedFile::open(&l.db).map_err(|e| JobError::Usage(e.to_string()))?;
-    let (db, _) = Db::open(db_file.bytes()).map_err(|e| JobError::Compact {
-        path: shown.to_string(),
-        source: e.into(),
-    })?;
     let ci = crate::mvcc::kv::read_meta(&db)
         .map_err(|e| JobError::Compact {
             path: shown.to_string(),
@@ -372,7 +373,7 @@ fn fold_tail(
         })
         .collect();
     let Some((_, alarm, at)) = raised.first() else {
-        return Ok(());
+        return Ok(None);
     };
     if let Some((i, what)) = &tail.blocked_at {
         return Err(JobError::Usage(format!(
@@ -387,16 +388,12 @@ fn fold_tail(
             alarm: a.clone(),
         })
         .collect();
-    plan.fold(
-        crate::compact::Fold {
-            from_index: ci,
-            consistent_index: tail.to,
-            term: tail.term,
-            alarms,
-        },
-        disarm,
-    );
-    Ok(())
+    Ok(Some(crate::compact::Fold {
+        from_index: ci,
+        consistent_index: tail.to,
+        term: tail.term,
+        alarms,
+    }))
 }
 
 /// Several members: one compaction point for all (the lowest head bounds
