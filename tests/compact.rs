@@ -30,14 +30,19 @@ fn versions() -> Vec<(&'static str, PathBuf)> {
 }
 
 fn start(bin: &Path, dir: &Path, extra: &[&str]) -> Etcd {
-    Etcd::start(Member {
+    Etcd::start(member(bin, dir, free_port(), extra))
+}
+
+/// A one-member etcd named m1 on `dir` with peer port `peer`.
+fn member<'a>(bin: &'a Path, dir: &'a Path, peer: u16, extra: &[&str]) -> Member<'a> {
+    Member {
         bin,
         data_dir: dir,
         name: "m1",
-        peer_port: free_port(),
+        peer_port: peer,
         initial_cluster: None,
         extra: extra.iter().map(|s| s.to_string()).collect(),
-    })
+    }
 }
 
 /// The current revision.
@@ -225,14 +230,7 @@ fn offline_compaction_answers_like_online_compaction() {
             "{label} {tool} restore: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let e = Etcd::start(Member {
-            bin: &bin,
-            data_dir: &restored,
-            name: "m1",
-            peer_port: peer,
-            initial_cluster: None,
-            extra: vec![],
-        });
+        let e = Etcd::start(member(&bin, &restored, peer, &[]));
         let got = answers(&e, at - 1, top);
         e.shutdown();
         let strip = |v: &[(i64, Answer)]| v.iter().map(|(x, a)| (*x, a.get.clone())).collect::<Vec<_>>();
@@ -385,14 +383,7 @@ fn a_member_past_its_quota_takes_writes_after_compact_and_disarm() {
         copy_tree(&dir, &copy);
         // etcdctl 3.5's `endpoint health` fails while an alarm is active: probe with a read.
         let e = Etcd::try_start_probe(
-            Member {
-                bin: &bin,
-                data_dir: &copy,
-                name: "m1",
-                peer_port: free_port(),
-                initial_cluster: None,
-                extra: quota.iter().map(|s| s.to_string()).collect(),
-            },
+            member(&bin, &copy, free_port(), &quota),
             &["get", "big", "--keys-only"],
         )
         .unwrap();
@@ -599,14 +590,7 @@ fn large_page_dbs_compact_and_restore() {
         let dir = t.path().join(format!("r{ps}"));
         let peer = free_port();
         common::etcd::etcdutl_restore(&bin, &out, &dir, "m1", peer);
-        let e = Etcd::start(Member {
-            bin: &bin,
-            data_dir: &dir,
-            name: "m1",
-            peer_port: peer,
-            initial_cluster: None,
-            extra: vec![],
-        });
+        let e = Etcd::start(member(&bin, &dir, peer, &[]));
         let served =
             etcdctl_get_json(&serde_json::from_str(&e.ctl(&["get", "", "--prefix", "-w", "json"])).unwrap())
                 .1;

@@ -138,19 +138,19 @@ impl Etcd {
 
     /// `etcdctl put KEY` with the value read from stdin (byte-exact).
     pub fn put_bytes(&self, key: &str, value: &[u8]) {
+        self.ctl_input(&["put", key], value);
+    }
+
+    /// Runs etcdctl with `input` on its stdin; returns its stdout, panics
+    /// with stderr on failure.
+    fn ctl_input(&self, args: &[&str], input: &[u8]) -> String {
         use std::io::Write;
         let mut child = Command::new(self.bin.join("etcdctl"))
             .env("ETCDCTL_API", "3")
-            .args([
-                "--endpoints",
-                &self.client_url,
-                "--command-timeout",
-                "20s",
-                "put",
-                key,
-            ])
+            .args(["--endpoints", &self.client_url, "--command-timeout", "20s"])
+            .args(args)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("run etcdctl");
@@ -158,14 +158,15 @@ impl Etcd {
             .stdin
             .take()
             .expect("stdin")
-            .write_all(value)
-            .expect("write value");
+            .write_all(input)
+            .expect("write stdin");
         let o = child.wait_with_output().expect("wait etcdctl");
         assert!(
             o.status.success(),
-            "etcdctl put {key} failed: {}",
+            "etcdctl {args:?} failed: {}",
             String::from_utf8_lossy(&o.stderr)
         );
+        String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
     /// Stops the member (SIGKILL) and waits for it.
@@ -248,32 +249,10 @@ impl Etcd {
 }
 
 impl Etcd {
-    /// Runs etcdctl with `input` on its stdin; returns its stdout, panics
-    /// with stderr on failure (`etcdctl txn` reads its ops this way).
+    /// Runs etcdctl with `input` on its stdin (`etcdctl txn` reads its
+    /// ops this way); returns its stdout, panics with stderr on failure.
     pub fn ctl_stdin(&self, args: &[&str], input: &str) -> String {
-        use std::io::Write;
-        let mut child = Command::new(self.bin.join("etcdctl"))
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &self.client_url, "--command-timeout", "20s"])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run etcdctl");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-        let o = child.wait_with_output().expect("wait etcdctl");
-        assert!(
-            o.status.success(),
-            "etcdctl {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        self.ctl_input(args, input.as_bytes())
     }
 
     /// Stops the member as an operator would (SIGTERM: etcd commits its db
