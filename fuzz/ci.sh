@@ -22,6 +22,7 @@ TARGETS=(
     bolt_writer_roundtrip:65536
     k8s_value:16384
     mvcc_kv:4096
+    salvage:131072
     snap_file:16384
     snap_writer_roundtrip:4096
     wal_entry:8192

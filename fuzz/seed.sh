@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 FX=../testdata/fixtures
 TARGETS=(batch_containers bolt_cursor bolt_meta bolt_scan bolt_writer_roundtrip k8s_value
-    mvcc_kv snap_file snap_writer_roundtrip wal_entry wal_records wal_writer_roundtrip)
+    mvcc_kv salvage snap_file snap_writer_roundtrip wal_entry wal_records wal_writer_roundtrip)
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
@@ -23,7 +23,7 @@ for t in "${TARGETS[@]}"; do
 done
 
 # bbolt dbs: every snapshot fixture and the Kubernetes objects db.
-for t in bolt_scan bolt_meta bolt_cursor; do
+for t in bolt_scan bolt_meta bolt_cursor salvage; do
     for v in v3.4.23 v3.5.1; do
         cp "$FX/$v/single.snapshot.db" "corpus/$t/$v-single.db"
         cp "$FX/$v/cluster.snapshot.db" "corpus/$t/$v-cluster.db"

@@ -14,6 +14,7 @@ pub mod bolt_writer_roundtrip;
 pub mod input;
 pub mod k8s_value;
 pub mod mvcc_kv;
+pub mod salvage;
 pub mod snap_file;
 pub mod snap_writer_roundtrip;
 pub mod wal_entry;
@@ -33,6 +34,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("bolt_writer_roundtrip", bolt_writer_roundtrip::run),
     ("k8s_value", k8s_value::run),
     ("mvcc_kv", mvcc_kv::run),
+    ("salvage", salvage::run),
     ("snap_file", snap_file::run),
     ("snap_writer_roundtrip", snap_writer_roundtrip::run),
     ("wal_entry", wal_entry::run),

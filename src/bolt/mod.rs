@@ -17,7 +17,7 @@
 //! - [`writer`]: the one writer of bbolt files (restore, salvage).
 
 pub mod bucket;
-mod bytes;
+pub(crate) mod bytes;
 pub mod check;
 pub mod error;
 pub mod freelist;

@@ -7,13 +7,14 @@ use anyhow::Context;
 
 use super::render::{self, human_bytes};
 use super::{EXIT_OK, EXIT_PROBLEMS, Format};
-use crate::salvage::{salvage, write_db};
+use crate::salvage::{SalvageReport, salvage, salvage_dir, write_db};
 use crate::source::MappedFile;
 
 /// Arguments of `salvage`.
 #[derive(Debug, clap::Args)]
 pub struct SalvageArgs {
-    /// The damaged db or snapshot file (never modified).
+    /// The damaged db or snapshot file, or a member's data dir (its db is
+    /// salvaged together with its WAL). Never modified.
     pub damaged: PathBuf,
     /// Where to write the new db.
     #[arg(long)]
@@ -35,8 +36,12 @@ pub(super) fn run(
     if !a.dry_run {
         crate::atomic::refuse_overlap(&[&a.out], &[&a.damaged])?;
     }
-    let file = MappedFile::open(&a.damaged).context("cannot open the damaged file")?;
-    let s = salvage(file.bytes());
+    let s = if a.damaged.is_dir() {
+        salvage_dir(&a.damaged).map_err(|e| anyhow::anyhow!("cannot salvage {}: {e}", a.damaged.display()))?
+    } else {
+        let file = MappedFile::open(&a.damaged).context("cannot open the damaged file")?;
+        salvage(file.bytes())
+    };
     let r = &s.report;
     let written = if a.dry_run {
         None
@@ -60,109 +65,211 @@ pub(super) fn run(
                 render::json_line(out, &v)?
             }
         }
-        Format::Table => {
-            let range = r
-                .revision_range
-                .map_or("none".to_string(), |(a, b)| format!("{a}..{b}"));
-            let lost = if r.lost_revision_ranges.is_empty() {
-                "none".to_string()
-            } else {
-                r.lost_revision_ranges
-                    .iter()
-                    .map(|(a, b)| {
-                        if a == b {
-                            a.to_string()
-                        } else {
-                            format!("{a}..{b}")
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let rows = vec![
-                (
-                    "PAGES".to_string(),
-                    format!(
-                        "{} of {} bytes ({}); {} reachable from the tree",
-                        r.pages, r.page_size, r.page_size_from, r.reachable_pages
-                    ),
-                ),
-                ("LEAF PAGES USED".to_string(), r.leaf_pages_used.to_string()),
-                (
-                    "UNREADABLE LEAF PAGES".to_string(),
-                    if r.unreadable_leaf_pages.is_empty() {
-                        "none".into()
-                    } else {
-                        format!("{:?}", r.unreadable_leaf_pages)
-                    },
-                ),
-                (
-                    "DESTROYED PAGES".to_string(),
-                    if r.damaged_pages.is_empty() {
-                        "none".into()
-                    } else {
-                        format!("{:?}", r.damaged_pages)
-                    },
-                ),
-                (
-                    "REVISIONS RECOVERED".to_string(),
-                    format!(
-                        "{} ({} only on pages the tree no longer reaches), range {range}",
-                        r.revisions, r.revisions_from_orphan_pages
-                    ),
-                ),
-                (
-                    "KEYS".to_string(),
-                    format!("{} ({} live at the head)", r.keys, r.live_keys),
-                ),
-                ("COMPACT REVISION".to_string(), r.compact_revision.to_string()),
-                ("LOST REVISIONS".to_string(), lost),
-                (
-                    "STALE COPIES DROPPED".to_string(),
-                    format!(
-                        "{} revisions at or below the compact revision",
-                        r.dropped_compacted
-                    ),
-                ),
-                (
-                    "OTHER BUCKETS".to_string(),
-                    r.buckets
-                        .iter()
-                        .map(|(k, v)| format!("{k}: {v}"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                ),
-            ];
-            writeln!(out, "{}", render::fields(&rows))?;
-            for n in &r.notes {
-                writeln!(out, "note: {n}")?;
-            }
-            match &written {
-                Some(w) => writeln!(
-                    out,
-                    "wrote {} ({}, {} keys in {} buckets). Next: `etcd-rescue check {}`, then restore it.",
-                    a.out.display(),
-                    human_bytes(w.pages * u64::from(w.page_size)),
-                    w.keys,
-                    w.buckets,
-                    a.out.display()
-                )?,
-                None => writeln!(out, "dry run: nothing written")?,
-            }
-        }
+        Format::Table => table(out, r)?,
     }
-    // Damage seen: what was recovered is in the report, but losses cannot be
-    // ruled out.
-    let lossy = !r.tree_walked
-        || !r.lost_revision_ranges.is_empty()
-        || !r.unreadable_leaf_pages.is_empty()
-        || !r.damaged_pages.is_empty()
-        || r.revisions == 0;
-    if lossy {
+    match &written {
+        Some(w) if fmt == Format::Table => writeln!(
+            out,
+            "wrote {} ({}, {} keys in {} buckets). Next: `etcd-rescue check {}`, then restore it.",
+            a.out.display(),
+            human_bytes(w.pages * u64::from(w.page_size)),
+            w.keys,
+            w.buckets,
+            a.out.display()
+        )?,
+        None if fmt == Format::Table => writeln!(out, "dry run: nothing written")?,
+        _ => {}
+    }
+    if !r.complete {
         writeln!(
             err,
-            "etcd-rescue: the db is damaged: some data may not have been recovered; see the report"
+            "etcd-rescue: data was lost or may have been lost: see LOST REVISIONS and POSSIBLY LOST in the report"
+        )?;
+    } else if !r.repaired.is_empty() || !r.damaged_pages.is_empty() || !r.notes.is_empty() {
+        writeln!(
+            err,
+            "etcd-rescue: the input was damaged; everything it held was recovered (see the report)"
         )?;
     }
-    Ok(if lossy { EXIT_PROBLEMS } else { EXIT_OK })
+    Ok(if r.complete { EXIT_OK } else { EXIT_PROBLEMS })
+}
+
+fn ranges(v: &[(i64, i64)]) -> String {
+    if v.is_empty() {
+        return "none".into();
+    }
+    v.iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}..{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Lost revisions, whole and in part, and an open end.
+fn lost(r: &SalvageReport) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if !r.lost_revision_ranges.is_empty() {
+        parts.push(ranges(&r.lost_revision_ranges));
+    }
+    for p in &r.partly_lost_revisions {
+        parts.push(match p.to_sub {
+            Some(t) if p.from_sub == 0 => format!("part of {} (sub-revisions below {t})", p.revision),
+            Some(t) => format!("part of {} (sub-revisions {}..{})", p.revision, p.from_sub, t - 1),
+            None => format!("part of {} (sub-revisions from {})", p.revision, p.from_sub),
+        });
+    }
+    if let Some(f) = r.lost_from_revision {
+        parts.push(format!("{f} and every later one (the head is unknown)"));
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn table(out: &mut dyn Write, r: &SalvageReport) -> std::io::Result<()> {
+    let none_or = |v: Vec<String>| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join("; ")
+        }
+    };
+    let rows = vec![
+        (
+            "PAGES".to_string(),
+            format!(
+                "{} of {} bytes ({}); {} reachable from the tree",
+                r.pages, r.page_size, r.page_size_from, r.reachable_pages
+            ),
+        ),
+        (
+            "ROOT".to_string(),
+            r.root
+                .map_or(r.root_from.clone(), |p| format!("page {p} ({})", r.root_from)),
+        ),
+        (
+            "UNREADABLE PAGES".to_string(),
+            none_or(
+                r.unreadable
+                    .iter()
+                    .map(|u| format!("{} ({}): {}", u.pgid, u.bucket, u.why))
+                    .collect(),
+            ),
+        ),
+        (
+            "REPAIRED PAGES".to_string(),
+            none_or(
+                r.repaired
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{} ({}): {}; trusted: {}",
+                            p.pgid,
+                            p.bucket,
+                            p.repairs.join(", "),
+                            p.trusted_because
+                        )
+                    })
+                    .collect(),
+            ),
+        ),
+        (
+            "REVISIONS".to_string(),
+            format!(
+                "{} kept ({} found only on pages the tree no longer reaches), range {}",
+                r.revisions,
+                r.revisions_from_orphan_pages,
+                r.revision_range
+                    .map_or("none".to_string(), |(a, b)| format!("{a}..{b}"))
+            ),
+        ),
+        (
+            "KEYS".to_string(),
+            format!("{} ({} live at the head)", r.keys, r.live_keys),
+        ),
+        ("LOST REVISIONS".to_string(), lost(r)),
+        (
+            "KEYS WITH LOST HISTORY".to_string(),
+            none_or(
+                r.keys_with_lost_history
+                    .iter()
+                    .map(|b| format!("{} at {}: {}", b.key, b.revision, b.why))
+                    .collect(),
+            ),
+        ),
+        (
+            "POSSIBLY LOST".to_string(),
+            none_or(r.possibly_lost.iter().chain(&r.older_tree).cloned().collect()),
+        ),
+        (
+            "COMPACT REVISION".to_string(),
+            format!(
+                "{} (source: {}); {} stale copies and {} older revisions dropped",
+                r.compact_revision,
+                r.source_compact_revision
+                    .map_or("unknown".into(), |c| c.to_string()),
+                r.dropped_compacted,
+                r.history_dropped
+            ),
+        ),
+        (
+            "CONSISTENT INDEX".to_string(),
+            match (r.consistent_index, r.term) {
+                (Some(i), Some(t)) => format!("{i} (term {t})"),
+                (Some(i), None) => i.to_string(),
+                _ => "unknown (restore sets it)".into(),
+            },
+        ),
+        (
+            "OTHER BUCKETS".to_string(),
+            r.buckets
+                .iter()
+                .map(|(k, v)| match r.records_from_free_pages.get(k) {
+                    Some(n) => format!("{k}: {v} ({n} from pages the tree does not reach)"),
+                    None => format!("{k}: {v}"),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        (
+            "WAL".to_string(),
+            match &r.wal {
+                None => "not used (a db file)".into(),
+                Some(w) if w.mode == "rebuilt" => format!(
+                    "the log from index 1 replayed to index {} ({} entries): {} revisions the db had lost came back{}",
+                    w.applied_to_index,
+                    w.applied_entries,
+                    w.revisions_recovered,
+                    w.notes.iter().map(|n| format!("; {n}")).collect::<String>()
+                ),
+                Some(w) if w.mode == "replayed" => format!(
+                    "{} entries after the db's consistent index applied, to index {}{}",
+                    w.applied_entries,
+                    w.applied_to_index,
+                    w.notes.iter().map(|n| format!("; {n}")).collect::<String>()
+                ),
+                Some(w) => format!("not used: {}", w.notes.join("; ")),
+            },
+        ),
+        (
+            "RESULT".to_string(),
+            if r.complete {
+                "nothing lost".into()
+            } else {
+                "data lost or possibly lost (above)".into()
+            },
+        ),
+    ];
+    writeln!(out, "{}", render::fields(&rows))?;
+    for n in &r.notes {
+        writeln!(out, "note: {n}")?;
+    }
+    Ok(())
 }

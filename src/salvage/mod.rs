@@ -1,34 +1,45 @@
-//! Salvage: recover every key revision that can still be read from a
-//! damaged db, and write a fresh, valid one.
+//! Salvage: recover every record that can still be read from a damaged db,
+//! say what is lost on evidence, and write a fresh db that etcd's rules
+//! accept.
 //!
-//! The tree is not trusted. Every page of the file is looked at: leaf pages
-//! that parse and whose contents are clearly etcd's (revision keys with
-//! KeyValue values; meta, members, lease, auth, cluster and alarm records;
-//! the root leaf with inline buckets) are kept, whether the current tree
-//! still reaches them or not. bbolt never rewrites a live page, so the file
-//! also holds older copies of leaves; a revision is immutable, so any copy
-//! of it is the same record. Revisions at or below the compact revision that
-//! a compaction would have deleted (stale copies in freed pages) are dropped
-//! again, by etcd's keep rule. Small buckets take the copy reachable from the
-//! current tree when there is one.
+//! 1. **The tree** (`tree`): the root named by a valid meta page, or, when
+//!    none is valid or its root is gone, the newest root leaf in the file
+//!    (highest consistent index). Every page it reaches is read without
+//!    trusting its header (`page`): a page whose type flags, count, id or
+//!    overflow are damaged is used when its elements validate as records of
+//!    the bucket the tree says it belongs to. Pages it points at that cannot
+//!    be read are kept with their bucket and key range.
+//! 2. **Copies elsewhere**: bbolt never rewrites a live page, so the file
+//!    holds older copies of leaves. They stand in only where the tree cannot
+//!    be read: for the key ranges of its unreadable pages (a revision never
+//!    changes, so any copy of it is the record), and, when the tree had to
+//!    be reconstructed, for revisions newer than all it holds. A record the
+//!    live tree deleted (a revoked lease, a removed member, a compacted
+//!    revision) does not come back while the tree's page for it is readable.
+//! 3. **History** (`history`): the source's compaction is applied to stale
+//!    copies, breaks in the revision sequence and in each key's chain are
+//!    the evidence of loss, and the compaction point is raised over them.
+//! 4. **Accounting**: lost revision ranges and broken keys from the history;
+//!    for each unreadable page, its element count (when its header still
+//!    gives one) against the records found for its range. Nothing is called
+//!    complete unless every page the tree points at was read, or every
+//!    record an unreadable one held was found elsewhere.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+mod history;
+mod member;
+mod page;
+mod tree;
 
-use crate::bolt::bucket::Bucket;
-use crate::bolt::walk::{self, Visitor};
-use crate::bolt::{Db, LeafElem, Node, NodeLoc, PageHeader, PageKind, Pgid, meta};
+use std::collections::BTreeMap;
+
+pub use history::Break;
+pub use member::{salvage_dir, salvage_member};
+pub use tree::{Repaired, Unreadable};
+
 use crate::mvcc::kv::KeyValueRef;
-use crate::mvcc::revision::RevKey;
-use crate::mvcc::schema::{self, MetaInfo};
-
-/// Where a record was found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Found {
-    /// On a page the current tree reaches.
-    Reachable,
-    /// On a page the tree does not reach (lost branch, or an older copy).
-    Orphan,
-}
+use crate::mvcc::revision::{RevKey, Revision};
+use crate::mvcc::schema::{self, MetaInfo, meta_keys};
+use tree::{Buckets, Tree};
 
 /// What a salvage recovered and lost.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -40,41 +51,85 @@ pub struct SalvageReport {
     pub page_size_from: String,
     /// Pages in the file.
     pub pages: u64,
-    /// Pages reachable from the current tree.
-    pub reachable_pages: u64,
-    /// Leaf pages (with the root leaf) whose contents were used.
-    pub leaf_pages_used: u64,
-    /// Pages that parse as nothing usable (branches, other data).
-    pub pages_not_used: u64,
-    /// Pages the current tree points at but that cannot be read (destroyed,
-    /// overwritten, cut off). What only they held is lost.
-    pub damaged_pages: Vec<u64>,
-    /// Whether the tree could be walked from a valid meta page at all (if
-    /// not, losses cannot be ruled out).
+    /// The root page used, if one was found.
+    pub root: Option<u64>,
+    /// Where the root came from.
+    pub root_from: String,
+    /// Whether a tree was walked (from a meta page or a reconstructed root).
     pub tree_walked: bool,
-    /// Pages whose header says leaf but whose elements do not parse.
-    pub unreadable_leaf_pages: Vec<u64>,
-    /// Revisions recovered.
+    /// Pages the tree reaches.
+    pub reachable_pages: u64,
+    /// Leaf pages whose records were used (the tree's and other copies).
+    pub leaf_pages_used: u64,
+    /// Pages the tree points at that cannot be read (their ids).
+    pub damaged_pages: Vec<u64>,
+    /// The same pages: bucket, element count when known, why.
+    pub unreadable: Vec<Unreadable>,
+    /// Pages used although their header was damaged, and why.
+    pub repaired: Vec<Repaired>,
+    /// Key revisions in the output.
     pub revisions: u64,
-    /// Of which found only on pages the tree no longer reaches.
+    /// Of which found only on pages the tree does not reach.
     pub revisions_from_orphan_pages: u64,
-    /// Revisions at or below the compact revision dropped by etcd's keep rule
-    /// (stale copies of compacted history).
+    /// Records of other buckets taken from pages the tree does not reach.
+    pub records_from_free_pages: BTreeMap<String, u64>,
+    /// Stale copies of history the source's compaction had removed.
     pub dropped_compacted: u64,
-    /// Distinct user keys, and live ones at the head.
+    /// Older revisions dropped because the compaction point was raised.
+    pub history_dropped: u64,
+    /// Distinct user keys in the output.
     pub keys: u64,
     /// Live keys at the head revision.
     pub live_keys: u64,
-    /// Lowest and highest main revision recovered.
+    /// Lowest and highest main revision in the output.
     pub revision_range: Option<(i64, i64)>,
-    /// The compact revision (from the meta bucket found).
+    /// The source's compaction point (meta bucket), if found.
+    pub source_compact_revision: Option<i64>,
+    /// The output's compaction point: the source's, raised over every loss.
     pub compact_revision: i64,
-    /// Main revisions above the compact revision that are missing: lost writes.
+    /// Main revisions above the source's compaction point with no record.
     pub lost_revision_ranges: Vec<(i64, i64)>,
+    /// Revisions of which only some records are lost (a transaction's writes
+    /// split across pages, one of them unreadable): which sub-revisions.
+    pub partly_lost_revisions: Vec<PartlyLost>,
+    /// When the page holding the newest revisions cannot be read and no copy
+    /// of any of them was found: its first revision (from its parent), lost
+    /// with everything after it up to a head no one can tell any more.
+    pub lost_from_revision: Option<i64>,
+    /// Keys whose history breaks: a revision of theirs is lost.
+    pub keys_with_lost_history: Vec<Break>,
+    /// Losses that are possible but cannot be counted (what they are).
+    pub possibly_lost: Vec<String>,
+    /// When the tree used is older than the last commit (the live root was
+    /// lost): the records of the small buckets (members, leases, auth,
+    /// alarms) are as of that older commit.
+    pub older_tree: Option<String>,
+    /// Nothing lost: every page the tree points at was read, or all it held
+    /// was found elsewhere, and the history has no break.
+    pub complete: bool,
+    /// Consistent index and term written to the output's meta (from the source).
+    pub consistent_index: Option<u64>,
+    /// Raft term (etcd 3.5+ keeps it).
+    pub term: Option<u64>,
     /// Records per other bucket.
     pub buckets: BTreeMap<String, u64>,
-    /// Anything worth telling the user.
+    /// A member dir's WAL: what it gave (None for a db file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wal: Option<member::WalUse>,
+    /// Anything else worth telling the user.
     pub notes: Vec<String>,
+}
+
+/// Records of one revision that an unreadable page held.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartlyLost {
+    /// The main revision.
+    pub revision: i64,
+    /// The first sub-revision lost.
+    pub from_sub: i64,
+    /// The first sub-revision not lost (None: every later one is lost).
+    pub to_sub: Option<i64>,
 }
 
 /// The salvaged contents, ready to be written.
@@ -86,333 +141,253 @@ pub struct Salvaged {
     pub report: SalvageReport,
 }
 
-/// Finds the page size: from a valid meta page, else the size under which
-/// the most pages carry their own id.
-fn page_size(data: &[u8]) -> (usize, String) {
-    if let Ok(c) = meta::choose(data) {
-        return (c.page_size as usize, format!("meta page {}", c.used));
-    }
-    let mut best = (4096usize, 0usize);
-    for shift in 9..=16 {
-        let ps = 1usize << shift;
-        let n = data.len() / ps;
-        let hits = (2..n.min(4096))
-            .filter(|&i| PageHeader::parse(&data[i * ps..]).is_some_and(|h| h.id == i as u64))
-            .count();
-        if hits > best.1 {
-            best = (ps, hits);
-        }
-    }
-    (best.0, "probed".into())
-}
-
-/// Records pages reached by the current tree (tolerantly), and the pages
-/// it points at that cannot be read.
-struct Reach {
-    pages: HashSet<u64>,
-    broken: BTreeSet<u64>,
-}
-
-impl<'a> Visitor<'a> for Reach {
-    fn page(&mut self, node: &Node<'a>, _depth: usize) {
-        if let NodeLoc::Page { pgid } = node.loc {
-            self.pages.insert(pgid.0);
-        }
-    }
-
-    fn problem(&mut self, e: crate::bolt::Error) {
-        if let Some(p) = e.pgid() {
-            self.broken.insert(p.0);
-        }
-    }
-}
-
-/// Which bucket a leaf's elements belong to, judged from all of them.
-fn classify(elems: &[LeafElem<'_>]) -> Option<&'static [u8]> {
-    if elems.is_empty() {
-        return None;
-    }
-    let all = |f: &dyn Fn(&LeafElem<'_>) -> bool| elems.iter().all(|e| !e.is_bucket() && f(e));
-    if all(&|e| {
-        RevKey::parse(e.key).is_ok_and(|rk| {
-            KeyValueRef::decode(e.value)
-                .is_ok_and(|kv| !kv.key.is_empty() && (rk.tombstone || kv.mod_revision == rk.rev.main))
-        })
-    }) {
-        return Some(b"key");
-    }
-    let meta_names: [&[u8]; 6] = [
-        schema::meta_keys::CONSISTENT_INDEX,
-        schema::meta_keys::TERM,
-        schema::meta_keys::FINISHED_COMPACT_REV,
-        schema::meta_keys::SCHEDULED_COMPACT_REV,
-        schema::meta_keys::CONF_STATE,
-        schema::meta_keys::STORAGE_VERSION,
-    ];
-    if all(&|e| meta_names.contains(&e.key)) {
-        return Some(b"meta");
-    }
-    if all(&|e| schema::decode_member(e.key, e.value).is_ok()) {
-        return Some(b"members");
-    }
-    if all(&|e| e.value == b"removed" && schema::decode_removed_member(e.key).is_ok()) {
-        return Some(b"members_removed");
-    }
-    if all(&|e| e.key.len() == 8 && schema::decode_lease(e.key, e.value).is_ok()) {
-        return Some(b"lease");
-    }
-    if all(&|e| matches!(e.key, b"authEnabled" | b"authRevision")) {
-        return Some(b"auth");
-    }
-    if all(&|e| schema::decode_user(e.key, e.value).is_ok()) {
-        return Some(b"authUsers");
-    }
-    if all(&|e| schema::decode_role(e.key, e.value).is_ok()) {
-        return Some(b"authRoles");
-    }
-    if all(&|e| matches!(e.key, b"clusterVersion" | b"downgrade")) {
-        return Some(b"cluster");
-    }
-    None
-}
-
-type Records = BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, (Vec<u8>, Found)>>;
-
-/// Meta records that only grow; of two orphan copies, the larger is newer
-/// (fixed-width big-endian values compare as bytes).
+/// Meta records that only grow: of two copies from elsewhere, the larger is
+/// newer (fixed-width big-endian values compare as bytes).
 const MONOTONIC_META: [&[u8]; 4] = [
-    schema::meta_keys::CONSISTENT_INDEX,
-    schema::meta_keys::TERM,
-    schema::meta_keys::FINISHED_COMPACT_REV,
-    schema::meta_keys::SCHEDULED_COMPACT_REV,
+    meta_keys::CONSISTENT_INDEX,
+    meta_keys::TERM,
+    meta_keys::FINISHED_COMPACT_REV,
+    meta_keys::SCHEDULED_COMPACT_REV,
 ];
 
-fn add(records: &mut Records, bucket: &[u8], key: &[u8], value: &[u8], found: Found) {
-    let b = records.entry(bucket.to_vec()).or_default();
-    let replace = match b.get(key) {
-        None => true,
-        // A copy on a reachable page wins over orphan copies (old versions of
-        // small buckets' records; revisions themselves are immutable).
-        Some((_, Found::Reachable)) => false,
-        Some(_) if found == Found::Reachable => true,
-        Some((old, _)) => {
-            bucket == b"meta"
-                && MONOTONIC_META.contains(&key)
-                && value.len() == old.len()
-                && value > old.as_slice()
+/// The tree to trust, and how it was found.
+fn live_tree(data: &[u8], ps: usize, report: &mut SalvageReport) -> Option<(Tree, bool)> {
+    let named = crate::bolt::meta::choose(data).ok();
+    if let Some(c) = &named {
+        let t = tree::walk(data, ps, c.meta().root.0);
+        if !t.unreadable.iter().any(|u| u.bucket == "(root)") {
+            report.root_from = format!("meta page {}", c.used);
+            return Some((t, false));
         }
-    };
-    if replace {
-        b.insert(key.to_vec(), (value.to_vec(), found));
+        report.notes.push(format!(
+            "the root page {} that meta page {} names cannot be read: {}",
+            c.meta().root,
+            c.used,
+            t.unreadable[0].why
+        ));
+    } else {
+        report.notes.push("neither meta page is valid".into());
     }
+    let skip = named.map(|c| c.meta().root.0);
+    let (root, ci) = tree::newest_root(data, ps, skip)?;
+    report.root_from = format!(
+        "reconstructed: the newest root page in the file (its meta bucket has consistent index {ci})"
+    );
+    Some((tree::walk(data, ps, root), true))
 }
 
-/// Collects the records of one leaf (a page, or an inline bucket image).
-fn take_leaf(node: &Node<'_>, found: Found, records: &mut Records, db: Db<'_>) -> bool {
-    let mut elems = Vec::with_capacity(node.count());
-    for i in 0..node.count() {
-        match node.leaf(i) {
-            Ok(e) => elems.push(e),
-            Err(_) => return false,
+/// Records from pages the tree does not reach, where the tree allows them.
+struct Others {
+    records: Buckets,
+    pages_used: u64,
+}
+
+fn others(data: &[u8], ps: usize, tree: Option<&(Tree, bool)>, report: &mut SalvageReport) -> Others {
+    let pages = (data.len() / ps) as u64;
+    let head = tree.and_then(|(t, _)| t.records.get(b"key".as_slice())?.keys().next_back().cloned());
+    let admits = |bucket: &[u8], key: &[u8]| match tree {
+        None => true,
+        Some((t, reconstructed)) => {
+            t.lost_range_covers(bucket, key)
+                || (*reconstructed && bucket == b"key" && head.as_deref().is_none_or(|h| key > h))
         }
-    }
-    // The root leaf: buckets, small ones inline.
-    if elems
-        .iter()
-        .all(|e| e.is_bucket() && schema::BUCKETS.contains(&e.key))
-        && !elems.is_empty()
-    {
-        for (i, e) in elems.iter().enumerate() {
-            if let Ok(b) = Bucket::from_elem(db, node, i, e)
-                && let crate::bolt::bucket::BucketRoot::Inline(inline) = b.root()
-            {
-                let mut inner = Vec::new();
-                let ok = (0..inline.count()).all(|j| inline.leaf(j).map(|x| inner.push(x)).is_ok());
-                if ok {
-                    for x in inner {
-                        add(records, e.key, x.key, x.value, found);
-                    }
-                }
+    };
+    let mut out = Others {
+        records: Buckets::new(),
+        pages_used: 0,
+    };
+    let mut p = 2;
+    while p < pages {
+        let this = p;
+        p += 1;
+        if tree.is_some_and(|(t, _)| t.visited.contains(&this)) {
+            continue;
+        }
+        let Ok(r) = page::read(data, ps, this, Some(crate::bolt::node::NodeKind::Leaf)) else {
+            continue;
+        };
+        let page::Content::Leaf(elems) = r.content else {
+            continue;
+        };
+        let Some(bucket) = tree::classify(&elems) else {
+            continue;
+        };
+        p = this + r.span;
+        let mut used = false;
+        let recs = out.records.entry(bucket.to_vec()).or_default();
+        for e in elems {
+            if !admits(bucket, &e.key) {
+                continue;
+            }
+            used = true;
+            let newer = bucket == b"meta"
+                && MONOTONIC_META.contains(&e.key.as_slice())
+                && recs
+                    .get(&e.key)
+                    .is_some_and(|old| old.len() == e.value.len() && e.value > *old);
+            if newer || !recs.contains_key(&e.key) {
+                recs.insert(e.key, e.value);
             }
         }
-        return true;
+        if used {
+            out.pages_used += 1;
+            if !r.repairs.is_empty() {
+                report.repaired.push(Repaired {
+                    pgid: this,
+                    bucket: String::from_utf8_lossy(bucket).into_owned(),
+                    repairs: r.repairs,
+                    trusted_because: format!(
+                        "not reached by the tree; all its elements decode as etcd {} records",
+                        String::from_utf8_lossy(bucket)
+                    ),
+                });
+            }
+        }
     }
-    let Some(bucket) = classify(&elems) else {
-        return false;
-    };
-    for e in &elems {
-        add(records, bucket, e.key, e.value, found);
-    }
-    true
+    out
 }
 
 /// Salvages the db image in `data` (a snapshot's trailer may be included).
 pub fn salvage(data: &[u8]) -> Salvaged {
+    let (buckets, tree, report) = collect(data);
+    finish(buckets, tree.as_ref(), report)
+}
+
+/// Everything readable, before the history is settled.
+fn collect(data: &[u8]) -> (Buckets, Option<Tree>, SalvageReport) {
     let data = crate::mvcc::trailer::image(data);
-    let (ps, from) = page_size(data);
-    let pages = (data.len() / ps) as u64;
+    let (ps, from) = page::page_size(data);
     let mut report = SalvageReport {
         page_size: ps as u32,
         page_size_from: from,
-        pages,
+        pages: (data.len() / ps) as u64,
         ..SalvageReport::default()
     };
-    // The tree as far as it can be walked, and a Db view for page access
-    // (with a synthetic meta when none is valid, so every page is addressable).
-    let fallback = meta::Meta {
-        header_id: 0,
-        header_flags: 0x04,
-        magic: meta::MAGIC,
-        version: meta::VERSION,
-        page_size: ps as u32,
-        flags: 0,
-        root: Pgid(u64::MAX),
-        sequence: 0,
-        freelist: Pgid::NONE,
-        pgid: Pgid(pages),
-        txid: crate::bolt::Txid(0),
-        checksum: 0,
-    };
-    let mut reach = Reach {
-        pages: HashSet::new(),
-        broken: BTreeSet::new(),
-    };
-    let db = match Db::open(data) {
-        Ok((db, _)) => {
-            walk::walk(db, &mut reach);
-            report.tree_walked = true;
-            // Every page of the file is addressable, even past a bad high-water mark.
-            let mut m = *db.meta();
-            m.pgid = Pgid(pages);
-            Db::with_meta(data, m)
+    let tree = live_tree(data, ps, &mut report);
+    let named_root_lost = report.notes.iter().any(|n| n.starts_with("the root page "));
+    if tree.is_none() {
+        report.root_from = "none found: every page was scanned".into();
+        report
+            .possibly_lost
+            .push("no root page could be found: which records were live cannot be told, and deleted ones may have come back".into());
+    }
+    let extra = others(data, ps, tree.as_ref(), &mut report);
+    let mut buckets: Buckets = Buckets::new();
+    if let Some((t, reconstructed)) = &tree {
+        report.root = Some(t.root);
+        report.tree_walked = true;
+        report.reachable_pages = t.visited.len() as u64;
+        report.unreadable = t.unreadable.clone();
+        report.damaged_pages = t.unreadable.iter().map(|u| u.pgid).collect();
+        report.repaired.splice(0..0, t.repaired.iter().cloned());
+        report.leaf_pages_used = t.visited.len() as u64;
+        buckets = t.records.clone();
+        if *reconstructed {
+            report.notes.push(
+                "the tree was reconstructed from the newest root page: key revisions newer than it holds were taken from the pages that hold them".into(),
+            );
         }
-        Err(_) => {
-            report
-                .notes
-                .push("neither meta page is valid: the tree was not walked; every page was scanned".into());
-            Db::with_meta(data, fallback)
-        }
-    };
-    report.reachable_pages = reach.pages.len() as u64;
-    report.damaged_pages = reach.broken.iter().copied().collect();
-    let mut records: Records = BTreeMap::new();
-    for p in 2..pages {
-        let Some(h) = PageHeader::parse(&data[p as usize * ps..]) else {
-            continue;
-        };
-        if h.id != p || h.kind() != PageKind::Leaf {
-            report.pages_not_used += 1;
-            continue;
-        }
-        let found = if reach.pages.contains(&p) {
-            Found::Reachable
-        } else {
-            Found::Orphan
-        };
-        let node = match db.node(Pgid(p)) {
-            Ok(n) => n,
-            Err(_) => {
-                // The overflow count may be what is broken: try the first page alone.
-                match Node::parse(
-                    NodeLoc::Page { pgid: Pgid(p) },
-                    p * ps as u64,
-                    &data[p as usize * ps..(p as usize + 1) * ps],
-                ) {
-                    Ok(n) => n,
-                    Err(_) => {
-                        report.unreadable_leaf_pages.push(p);
-                        continue;
-                    }
+        let newer = extra
+            .records
+            .get(b"key".as_slice())
+            .is_some_and(|k| !k.is_empty())
+            && *reconstructed;
+        if named_root_lost || newer {
+            report.older_tree = Some(format!(
+                "the root used (page {}) is older than the last commit{}: members, leases, auth and alarms are as of that commit",
+                t.root,
+                if newer {
+                    ", as key revisions newer than it holds show"
+                } else {
+                    " (the live root page was lost)"
                 }
-            }
-        };
-        if take_leaf(&node, found, &mut records, db) {
-            report.leaf_pages_used += 1;
-        } else if node.count() > 0 {
-            report.unreadable_leaf_pages.push(p);
-        } else {
-            report.pages_not_used += 1;
+            ));
         }
     }
-    finish(records, report)
+    report.leaf_pages_used += extra.pages_used;
+    for (name, recs) in extra.records {
+        let into = buckets.entry(name.clone()).or_default();
+        for (k, v) in recs {
+            if into.contains_key(&k) {
+                continue;
+            }
+            if name == b"key" {
+                report.revisions_from_orphan_pages += 1;
+            } else {
+                *report
+                    .records_from_free_pages
+                    .entry(String::from_utf8_lossy(&name).into_owned())
+                    .or_default() += 1;
+            }
+            into.insert(k, v);
+        }
+    }
+    (buckets, tree.map(|(t, _)| t), report)
 }
 
-fn finish(mut records: Records, mut report: SalvageReport) -> Salvaged {
+fn finish(mut buckets: Buckets, tree: Option<&Tree>, mut report: SalvageReport) -> Salvaged {
     let mut meta = MetaInfo::default();
-    if let Some(m) = records.get(b"meta".as_slice()) {
-        for (k, (v, _)) in m {
-            let _ = meta.apply(k, v);
-        }
+    for (k, v) in buckets.get(b"meta".as_slice()).into_iter().flatten() {
+        let _ = meta.apply(k, v);
+    }
+    if meta.consistent_index.is_none() {
+        report.notes.push(
+            "no consistent index was found: the output has none, and `restore` sets it (as etcdutl snapshot restore does)".into(),
+        );
+    }
+    let source_compact = meta.finished_compact_rev.max(meta.scheduled_compact_rev);
+    let keys = buckets.remove(b"key".as_slice()).unwrap_or_default();
+    let page_lost = account_unreadable(&keys, tree, &mut report);
+    let h = history::settle(&keys, source_compact, &page_lost);
+    let mut lost = h.lost.clone();
+    if source_compact.is_none() && !h.gaps.is_empty() {
+        // Without the compaction point a missing revision may be one a
+        // compaction removed: possible, not proven.
+        report.possibly_lost.push(format!(
+            "revisions {} are missing; the compaction point is unknown (no meta bucket), so a compaction may have removed them",
+            h.gaps.iter().map(|(a, b)| format!("{a}..{b}")).collect::<Vec<_>>().join(", ")
+        ));
     } else {
-        report.notes.push("no meta bucket records were found: the consistent index and compaction state are unknown (restore sets them)".into());
+        lost = history::merge(lost.into_iter().chain(h.gaps.iter().copied()));
     }
-    let compact = meta
-        .finished_compact_rev
-        .max(meta.scheduled_compact_rev)
-        .unwrap_or(-1);
-    report.compact_revision = compact;
-    // The key bucket: per user key, its revisions; drop what compaction would.
-    let mut per_key: BTreeMap<Vec<u8>, Vec<(crate::mvcc::Revision, bool)>> = BTreeMap::new();
-    if let Some(kb) = records.get(b"key".as_slice()) {
-        for (k, (v, _)) in kb {
-            if let (Ok(rk), Ok(kv)) = (RevKey::parse(k), KeyValueRef::decode(v)) {
-                per_key
-                    .entry(kv.key.to_vec())
-                    .or_default()
-                    .push((rk.rev, rk.tombstone));
-            }
+    let kept: BTreeMap<Vec<u8>, Vec<u8>> = keys.into_iter().filter(|(k, _)| h.kept.contains(k)).collect();
+    report.source_compact_revision = source_compact;
+    report.compact_revision = h.compact;
+    report.dropped_compacted = h.dropped_stale;
+    report.history_dropped = h.dropped_by_raise;
+    report.lost_revision_ranges = lost;
+    report.keys_with_lost_history = h.breaks;
+    if !report.lost_revision_ranges.is_empty()
+        || report.lost_from_revision.is_some()
+        || !report.partly_lost_revisions.is_empty()
+    {
+        report.notes.push("which keys the lost revisions wrote cannot be told from the db: a key written there and not since is missing, one deleted there may be back, one updated there serves its older value (a member dir's WAL can tell: salvage the data dir)".into());
+    }
+    if h.compact > source_compact.unwrap_or(0) {
+        report.notes.push(format!(
+            "the compaction point was raised from {} to {}: history at or below it is incomplete, so etcd answers reads there with \"required revision has been compacted\"",
+            source_compact.map_or("none".into(), |c| c.to_string()),
+            h.compact
+        ));
+    }
+    // The meta bucket: the source's, with the compaction the output has.
+    let m = buckets.entry(b"meta".to_vec()).or_default();
+    if h.compact > 0 {
+        let v = Revision {
+            main: h.compact,
+            sub: 0,
         }
+        .to_key()
+        .to_vec();
+        m.insert(meta_keys::SCHEDULED_COMPACT_REV.to_vec(), v.clone());
+        m.insert(meta_keys::FINISHED_COMPACT_REV.to_vec(), v);
     }
-    let mut drop: BTreeSet<Vec<u8>> = BTreeSet::new();
-    if compact > 0 {
-        for revs in per_key.values() {
-            // etcd's keep at the compact revision: the newest revision at or
-            // below it in the generation that reaches it (a closing tombstone
-            // below it goes too).
-            let mut gens: Vec<Vec<(crate::mvcc::Revision, bool)>> = vec![Vec::new()];
-            for r in revs {
-                gens.last_mut().expect("one").push(*r);
-                if r.1 {
-                    gens.push(Vec::new());
-                }
-            }
-            let gi = gens
-                .iter()
-                .position(|g| g.last().is_some_and(|r| r.0.main >= compact))
-                .unwrap_or(gens.len() - 1);
-            let keep = gens[gi].iter().rev().find(|r| r.0.main <= compact).map(|r| r.0);
-            for g in &gens {
-                for r in g {
-                    if r.0.main <= compact && Some(r.0) != keep {
-                        let mut k = r.0.to_key().to_vec();
-                        if r.1 {
-                            k.push(b't');
-                        }
-                        drop.insert(k);
-                    }
-                }
-            }
-        }
-    }
-    let mut buckets: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>> = BTreeMap::new();
+    report.consistent_index = meta.consistent_index;
+    report.term = meta.term;
+    summarize(&kept, &mut report);
+    buckets.insert(b"key".to_vec(), kept);
     for name in schema::BUCKETS {
-        buckets.insert(name.to_vec(), BTreeMap::new());
-    }
-    for (name, recs) in std::mem::take(&mut records) {
-        let out = buckets.entry(name.clone()).or_default();
-        for (k, (v, found)) in recs {
-            if name == b"key" {
-                if drop.contains(&k) {
-                    report.dropped_compacted += 1;
-                    continue;
-                }
-                report.revisions += 1;
-                if found == Found::Orphan {
-                    report.revisions_from_orphan_pages += 1;
-                }
-            }
-            out.insert(k, v);
-        }
+        buckets.entry(name.to_vec()).or_default();
     }
     for (name, recs) in &buckets {
         if name != b"key" {
@@ -421,41 +396,113 @@ fn finish(mut records: Records, mut report: SalvageReport) -> Salvaged {
                 .insert(String::from_utf8_lossy(name).into_owned(), recs.len() as u64);
         }
     }
-    // Keys, live keys, revision range and lost ranges from what is kept.
-    let kept = &buckets[b"key".as_slice()];
-    let mut mains: Vec<i64> = Vec::new();
-    let mut last: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
+    report.complete = report.tree_walked
+        && report.lost_revision_ranges.is_empty()
+        && report.keys_with_lost_history.is_empty()
+        && report.lost_from_revision.is_none()
+        && report.partly_lost_revisions.is_empty()
+        && report.older_tree.is_none()
+        && report.possibly_lost.is_empty();
+    Salvaged { buckets, report }
+}
+
+/// For each unreadable page of the tree: did its records turn up elsewhere?
+/// Returns the revision ranges a `key` page held when none of its records
+/// was found anywhere (its parent gives the range).
+fn account_unreadable(
+    keys: &BTreeMap<Vec<u8>, Vec<u8>>,
+    tree: Option<&Tree>,
+    report: &mut SalvageReport,
+) -> Vec<(i64, i64)> {
+    let Some(t) = tree else { return Vec::new() };
+    let mut lost = Vec::new();
+    let rev = |k: &Option<Vec<u8>>| k.as_deref().and_then(|k| RevKey::parse(k).ok()).map(|r| r.rev);
+    let has_main = |m: i64| {
+        keys.keys()
+            .any(|k| RevKey::parse(k).is_ok_and(|r| r.rev.main == m))
+    };
+    for u in &t.unreadable {
+        let is_key = u.bucket == "key";
+        let found = if is_key {
+            keys.keys().filter(|k| u.covers(k)).count()
+        } else {
+            0
+        };
+        let (from, to) = (rev(&u.from), rev(&u.to));
+        let range = if is_key {
+            format!(
+                ", revisions {}..{}",
+                from.map_or("start".into(), |r| r.main.to_string()),
+                to.map_or("end".into(), |r| r.main.to_string())
+            )
+        } else {
+            String::new()
+        };
+        if is_key
+            && found == 0
+            && let Some(f) = from
+        {
+            // Its first record existed (the parent names it). When records
+            // of the same revision survive elsewhere, that one is only
+            // partly lost.
+            let partly = has_main(f.main);
+            let same = to.is_some_and(|t| t.main == f.main);
+            if partly {
+                report.partly_lost_revisions.push(PartlyLost {
+                    revision: f.main,
+                    from_sub: f.sub,
+                    to_sub: to.filter(|_| same).map(|t| t.sub),
+                });
+            }
+            let lo = f.main + i64::from(partly);
+            match to {
+                None => report.lost_from_revision = Some(lo),
+                Some(t) if lo < t.main => lost.push((lo, t.main - 1)),
+                Some(_) => {}
+            }
+            // The right sibling starts inside a revision: its earlier
+            // sub-revisions were on this page.
+            if let Some(t) = to.filter(|t| t.sub > 0 && !same) {
+                report.partly_lost_revisions.push(PartlyLost {
+                    revision: t.main,
+                    from_sub: 0,
+                    to_sub: Some(t.sub),
+                });
+            }
+        }
+        match u.elements {
+            Some(n) if is_key && found >= usize::from(n) && n > 0 => report.notes.push(format!(
+                "page {} ({} bucket{range}) cannot be read, but its header still counts {n} records and all were found on other pages",
+                u.pgid, u.bucket
+            )),
+            Some(n) => report.possibly_lost.push(format!(
+                "page {} ({} bucket{range}) cannot be read: its header counts {n} records, {found} were found on other pages",
+                u.pgid, u.bucket
+            )),
+            None => report.possibly_lost.push(format!(
+                "page {} ({} bucket{range}) cannot be read and its header is gone: how many records it held is unknown ({found} found on other pages for its range)",
+                u.pgid, u.bucket
+            )),
+        }
+    }
+    lost
+}
+
+/// Keys, live keys and the revision range of the output.
+fn summarize(kept: &BTreeMap<Vec<u8>, Vec<u8>>, report: &mut SalvageReport) {
+    let mut last: BTreeMap<&[u8], bool> = BTreeMap::new();
+    let mut range: Option<(i64, i64)> = None;
     for (k, v) in kept {
         if let (Ok(rk), Ok(kv)) = (RevKey::parse(k), KeyValueRef::decode(v)) {
-            if mains.last() != Some(&rk.rev.main) {
-                mains.push(rk.rev.main);
-            }
-            last.insert(kv.key.to_vec(), rk.tombstone);
+            last.insert(kv.key, rk.tombstone);
+            let m = rk.rev.main;
+            range = Some(range.map_or((m, m), |(a, _)| (a, m)));
         }
     }
+    report.revisions = kept.len() as u64;
     report.keys = last.len() as u64;
     report.live_keys = last.values().filter(|t| !**t).count() as u64;
-    report.revision_range = mains.first().copied().zip(mains.last().copied());
-    let above: Vec<i64> = mains.iter().copied().filter(|m| *m > compact).collect();
-    let mut expected = if compact > 0 {
-        compact + 1
-    } else {
-        above.first().copied().unwrap_or(0)
-    };
-    for m in above {
-        if m > expected {
-            report.lost_revision_ranges.push((expected, m - 1));
-        }
-        expected = m + 1;
-    }
-    report.unreadable_leaf_pages.sort_unstable();
-    if !report.damaged_pages.is_empty() {
-        report.notes.push(format!(
-            "the tree points at {} page(s) that cannot be read; what only they held is lost (copies found on other pages were used), which can include the newest revisions",
-            report.damaged_pages.len()
-        ));
-    }
-    Salvaged { buckets, report }
+    report.revision_range = range;
 }
 
 /// Writes the salvaged buckets as a fresh db (every etcd bucket present).

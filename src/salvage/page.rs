@@ -1,0 +1,340 @@
+//! Reading one page without trusting its header.
+//!
+//! A page's header (id, type flags, element count, overflow count) is 16
+//! bytes; its element table and the keys and values after it are the data.
+//! When the header is damaged the rest can still be read: the first
+//! element's `pos` says where the table ends (the first key follows it), so
+//! it gives the count; the elements' extents give the overflow. A page read
+//! that way is only used when what it holds validates (the caller checks
+//! that its records are etcd's); the repairs are named in the report.
+
+use crate::bolt::bytes::le_u32;
+use crate::bolt::node::{ELEMENT_SIZE, NodeKind};
+use crate::bolt::page::PAGE_HEADER_SIZE;
+use crate::bolt::{Node, NodeLoc, PageHeader, PageKind, Pgid};
+
+/// The page size: from a valid meta page, else the size under which the
+/// most pages carry their own id.
+pub(super) fn page_size(data: &[u8]) -> (usize, String) {
+    if let Ok(c) = crate::bolt::meta::choose(data) {
+        return (c.page_size as usize, format!("meta page {}", c.used));
+    }
+    let mut best = (4096usize, 0usize);
+    for shift in 9..=16 {
+        let ps = 1usize << shift;
+        let n = data.len() / ps;
+        let hits = (2..n.min(4096))
+            .filter(|&i| PageHeader::parse(&data[i * ps..]).is_some_and(|h| h.id == i as u64))
+            .count();
+        if hits > best.1 {
+            best = (ps, hits);
+        }
+    }
+    (best.0, "probed".into())
+}
+
+/// One leaf element, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Elem {
+    /// bbolt's element flags (0x01: a nested bucket).
+    pub flags: u32,
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value (a bucket header and inline image when a bucket).
+    pub value: Vec<u8>,
+}
+
+/// A page read as a node.
+#[derive(Debug)]
+pub(super) enum Content {
+    /// Leaf elements, keys ascending.
+    Leaf(Vec<Elem>),
+    /// Branch elements: each child's first key and page id, keys ascending.
+    Branch(Vec<(Vec<u8>, u64)>),
+}
+
+/// A page that was read, and how.
+#[derive(Debug)]
+pub(super) struct Read {
+    /// What it holds.
+    pub content: Content,
+    /// Pages it spans (1 + overflow).
+    pub span: u64,
+    /// Header fields that were wrong and what was used instead (empty when
+    /// the page was read as it is).
+    pub repairs: Vec<String>,
+}
+
+/// The header as it should have been, for one attempt.
+#[derive(Clone, Copy)]
+struct Try {
+    kind: NodeKind,
+    count: u16,
+    overflow: u32,
+}
+
+/// Reads page `p`. `want` is the kind the tree expects (None: either).
+/// The header is used as it is when that works; otherwise the count and
+/// overflow are inferred from the element table.
+pub(super) fn read(data: &[u8], ps: usize, p: u64, want: Option<NodeKind>) -> Result<Read, String> {
+    let pages = (data.len() / ps) as u64;
+    if p < 2 || p >= pages {
+        return Err(format!("page {p} is outside the file's {pages} pages"));
+    }
+    let off = p as usize * ps;
+    let h = PageHeader::parse(&data[off..]).expect("a page is at least 512 bytes");
+    let kinds: Vec<NodeKind> = match (h.kind(), want) {
+        (PageKind::Leaf, _) => vec![NodeKind::Leaf],
+        (PageKind::Branch, _) => vec![NodeKind::Branch],
+        (_, Some(k)) => vec![k],
+        (_, None) => vec![NodeKind::Leaf, NodeKind::Branch],
+    };
+    let mut last = String::new();
+    for kind in kinds {
+        // A stored count of 0 with an element table behind it is a damaged
+        // count: the table is tried first.
+        let inferred = inferred_count(data, off, kind);
+        let counts = if h.count == 0 {
+            [inferred, Some(0)]
+        } else {
+            [Some(h.count), inferred]
+        };
+        let mut tried = Vec::new();
+        for count in counts.into_iter().flatten() {
+            if tried.contains(&count) {
+                continue;
+            }
+            tried.push(count);
+            let mut overflows = vec![h.overflow];
+            if let Some(o) = inferred_overflow(data, off, ps, kind, count) {
+                overflows.push(o);
+            }
+            for overflow in overflows {
+                let t = Try {
+                    kind,
+                    count,
+                    overflow,
+                };
+                match attempt(data, ps, p, t) {
+                    Ok(content) => {
+                        return Ok(Read {
+                            content,
+                            span: u64::from(overflow) + 1,
+                            repairs: repairs(&h, p, t),
+                        });
+                    }
+                    Err(e) => last = e,
+                }
+            }
+        }
+    }
+    Err(if h.id != p && matches!(h.kind(), PageKind::Unknown(_)) {
+        format!(
+            "page {p}: header (id {}, flags 0x{:04x}) and contents are not a bbolt node",
+            h.id, h.flags
+        )
+    } else {
+        last
+    })
+}
+
+/// The element count the first element implies: its key starts right after
+/// the table.
+fn inferred_count(data: &[u8], off: usize, kind: NodeKind) -> Option<u16> {
+    let pos_at = match kind {
+        NodeKind::Leaf => off + PAGE_HEADER_SIZE + 4,
+        NodeKind::Branch => off + PAGE_HEADER_SIZE,
+    };
+    let pos = le_u32(data, pos_at)? as usize;
+    (pos >= ELEMENT_SIZE && pos % ELEMENT_SIZE == 0)
+        .then(|| u16::try_from(pos / ELEMENT_SIZE).ok())
+        .flatten()
+}
+
+/// The overflow the elements' extents imply.
+fn inferred_overflow(data: &[u8], off: usize, ps: usize, kind: NodeKind, count: u16) -> Option<u32> {
+    let mut end = PAGE_HEADER_SIZE + ELEMENT_SIZE * usize::from(count);
+    for i in 0..usize::from(count) {
+        let e = PAGE_HEADER_SIZE + ELEMENT_SIZE * i;
+        let (pos, len) = match kind {
+            NodeKind::Leaf => (
+                le_u32(data, off + e + 4)? as usize,
+                le_u32(data, off + e + 8)? as usize + le_u32(data, off + e + 12)? as usize,
+            ),
+            NodeKind::Branch => (
+                le_u32(data, off + e)? as usize,
+                le_u32(data, off + e + 4)? as usize,
+            ),
+        };
+        end = end.max(e.checked_add(pos)?.checked_add(len)?);
+    }
+    let span = end.div_ceil(ps);
+    // Only what lies inside the file.
+    (off.checked_add(span.checked_mul(ps)?)? <= data.len())
+        .then(|| u32::try_from(span.saturating_sub(1)).ok())
+        .flatten()
+}
+
+/// Reads the page with the header `t`, checking everything a header cannot
+/// vouch for: element extents, ascending keys, child ids inside the file.
+fn attempt(data: &[u8], ps: usize, p: u64, t: Try) -> Result<Content, String> {
+    let pages = (data.len() / ps) as u64;
+    let off = p as usize * ps;
+    let span = u64::from(t.overflow) + 1;
+    if p.checked_add(span).is_none_or(|end| end > pages) {
+        return Err(format!(
+            "page {p}: {} overflow page(s) run past the end of the file",
+            t.overflow
+        ));
+    }
+    let bytes = &data[off..off + span as usize * ps];
+    let mut owned;
+    let patched = PageHeader::parse(bytes) != Some(header_for(p, t));
+    let view: &[u8] = if !patched {
+        bytes
+    } else {
+        if t.count == 0 {
+            return Err(format!(
+                "page {p}: no elements, and the header does not name this page as a node"
+            ));
+        }
+        owned = bytes.to_vec();
+        owned[0..8].copy_from_slice(&p.to_le_bytes());
+        let flags: u16 = if t.kind == NodeKind::Leaf { 0x02 } else { 0x01 };
+        owned[8..10].copy_from_slice(&flags.to_le_bytes());
+        owned[10..12].copy_from_slice(&t.count.to_le_bytes());
+        owned[12..16].copy_from_slice(&t.overflow.to_le_bytes());
+        &owned
+    };
+    let node = Node::parse(NodeLoc::Page { pgid: Pgid(p) }, off as u64, view).map_err(|e| e.to_string())?;
+    let ascending = |prev: &Option<Vec<u8>>, k: &[u8]| prev.as_deref().is_none_or(|q| q < k);
+    match t.kind {
+        NodeKind::Leaf => {
+            let mut out: Vec<Elem> = Vec::with_capacity(node.count());
+            for i in 0..node.count() {
+                let e = node.leaf(i).map_err(|e| e.to_string())?;
+                if !ascending(&out.last().map(|x| x.key.clone()), e.key) {
+                    return Err(format!(
+                        "page {p}: leaf keys are not in ascending order at element {i}"
+                    ));
+                }
+                out.push(Elem {
+                    flags: e.flags,
+                    key: e.key.to_vec(),
+                    value: e.value.to_vec(),
+                });
+            }
+            Ok(Content::Leaf(out))
+        }
+        NodeKind::Branch => {
+            if node.count() == 0 {
+                return Err(format!("page {p}: a branch page with no elements"));
+            }
+            let mut out: Vec<(Vec<u8>, u64)> = Vec::with_capacity(node.count());
+            for i in 0..node.count() {
+                let e = node.branch(i).map_err(|e| e.to_string())?;
+                // A child past the end of a cut file is the child's problem;
+                // a patched header must point inside the file to be trusted.
+                if e.child.0 < 2 || e.child.0 == p || (patched && e.child.0 >= pages) {
+                    return Err(format!(
+                        "page {p}: branch element {i} points at page {}, not a data page of this file",
+                        e.child
+                    ));
+                }
+                if !ascending(&out.last().map(|x| x.0.clone()), e.key) {
+                    return Err(format!(
+                        "page {p}: branch keys are not in ascending order at element {i}"
+                    ));
+                }
+                out.push((e.key.to_vec(), e.child.0));
+            }
+            Ok(Content::Branch(out))
+        }
+    }
+}
+
+fn header_for(p: u64, t: Try) -> PageHeader {
+    PageHeader {
+        id: p,
+        flags: if t.kind == NodeKind::Leaf { 0x02 } else { 0x01 },
+        count: t.count,
+        overflow: t.overflow,
+    }
+}
+
+/// What differs between the stored header and the one that worked.
+fn repairs(h: &PageHeader, p: u64, t: Try) -> Vec<String> {
+    let want = header_for(p, t);
+    let mut r = Vec::new();
+    if h.id != want.id {
+        r.push(format!("id {} (expected {p})", h.id));
+    }
+    if h.flags != want.flags {
+        r.push(format!(
+            "type flags 0x{:04x} (read as a {})",
+            h.flags,
+            PageKind::from_flags(want.flags)
+        ));
+    }
+    if h.count != want.count {
+        r.push(format!(
+            "element count {} (the element table holds {})",
+            h.count, want.count
+        ));
+    }
+    if h.overflow != want.overflow {
+        r.push(format!(
+            "overflow {} (the elements span {})",
+            h.overflow, want.overflow
+        ));
+    }
+    r
+}
+
+/// The element count as stored, when the header still names this page as a
+/// leaf: evidence of how many records an unreadable leaf held.
+pub(super) fn stored_count(data: &[u8], ps: usize, p: u64) -> Option<u16> {
+    let off = usize::try_from(p).ok()?.checked_mul(ps)?;
+    let h = PageHeader::parse(data.get(off..)?)?;
+    (h.id == p && h.kind() == PageKind::Leaf).then_some(h.count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bolt::node::tests::leaf_image;
+
+    fn file_with(page: Vec<u8>, ps: usize) -> Vec<u8> {
+        let mut f = vec![0u8; 2 * ps];
+        f.extend(page);
+        f
+    }
+
+    #[test]
+    fn a_leaf_with_broken_flags_count_and_id_is_read_and_the_repairs_named() {
+        let ps = 4096;
+        let mut page = leaf_image(&[(0, b"a", b"1"), (0, b"b", b"2"), (0, b"c", b"3")], ps);
+        page[0..8].copy_from_slice(&2u64.to_le_bytes());
+        let good = read(&file_with(page.clone(), ps), ps, 2, None).unwrap();
+        assert!(good.repairs.is_empty());
+        page[0..8].copy_from_slice(&77u64.to_le_bytes());
+        page[8] = 0x10;
+        page[10] = 200;
+        page[12] = 9;
+        let r = read(&file_with(page, ps), ps, 2, None).unwrap();
+        let Content::Leaf(e) = r.content else { panic!() };
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[2].value, b"3");
+        assert_eq!(r.span, 1);
+        assert_eq!(r.repairs.len(), 4, "{:?}", r.repairs);
+    }
+
+    #[test]
+    fn garbage_is_not_a_page() {
+        let ps = 4096;
+        let page: Vec<u8> = (0..ps).map(|i| (i * 7 + 3) as u8).collect();
+        assert!(read(&file_with(page, ps), ps, 2, None).is_err());
+        assert!(read(&file_with(vec![0xee; ps], ps), ps, 2, None).is_err());
+        assert!(read(&file_with(vec![0; ps], ps), ps, 9, None).is_err());
+    }
+}
