@@ -287,11 +287,16 @@ fn collect(data: &[u8]) -> (Buckets, Option<Tree>, SalvageReport) {
                 "the tree was reconstructed from the newest root page: key revisions newer than it holds were taken from the pages that hold them".into(),
             );
         }
-        let newer = extra
+        let head = t
             .records
             .get(b"key".as_slice())
-            .is_some_and(|k| !k.is_empty())
-            && *reconstructed;
+            .and_then(|k| k.keys().next_back());
+        let newer = *reconstructed
+            && extra
+                .records
+                .get(b"key".as_slice())
+                .and_then(|k| k.keys().next_back())
+                .is_some_and(|k| head.is_none_or(|h| k > h));
         if named_root_lost || newer {
             report.older_tree = Some(format!(
                 "the root used (page {}) is older than the last commit{}: members, leases, auth and alarms are as of that commit",
