@@ -273,7 +273,8 @@ fn collect(data: &[u8]) -> (Buckets, Option<Tree>, SalvageReport) {
     }
     let extra = others(data, ps, tree.as_ref(), &mut report);
     let mut buckets: Buckets = Buckets::new();
-    if let Some((t, reconstructed)) = &tree {
+    let mut tree = tree;
+    if let Some((t, reconstructed)) = &mut tree {
         report.root = Some(t.root);
         report.tree_walked = true;
         report.reachable_pages = t.visited.len() as u64;
@@ -281,7 +282,7 @@ fn collect(data: &[u8]) -> (Buckets, Option<Tree>, SalvageReport) {
         report.damaged_pages = t.unreadable.iter().map(|u| u.pgid).collect();
         report.repaired.splice(0..0, t.repaired.iter().cloned());
         report.leaf_pages_used = t.visited.len() as u64;
-        buckets = t.records.clone();
+        buckets = std::mem::take(&mut t.records);
         if *reconstructed {
             report.notes.push(
                 "the tree was reconstructed from the newest root page: key revisions newer than it holds were taken from the pages that hold them".into(),
