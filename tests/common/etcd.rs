@@ -9,11 +9,31 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A free TCP port on 127.0.0.1 (the listener is closed before returning).
+///
+/// Ports come from 25000..32000, below Linux's ephemeral range (32768 and
+/// up): a port the kernel handed out for `bind(0)` can be taken by any
+/// outgoing connection (etcdctl's, etcd's own) before etcd listens on it,
+/// which made starts fail now and then with "address already in use". Each
+/// test process walks the range from its own offset, so parallel tests never
+/// get the same port, and the fixture generator's 23000-24999 stay clear.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 25000;
+    const SPAN: u32 = 7000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() * 997) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + SPAN)
 }
 
 /// A running etcd member.
