@@ -197,7 +197,6 @@ fn salvage_of_a_healthy_db_is_exact_and_exits_0() {
 /// key of the undamaged original at its revision.
 #[test]
 fn real_etcd_serves_a_salvaged_db_after_restore() {
-    use common::etcd::{Etcd, Member, free_port};
     for vdir in version_dirs() {
         let Some(bin) = etcd_bin_for(&vdir) else { continue };
         let (want_rev, want) = etcdctl_get(&vdir.join("single.expect/get.json"));
@@ -226,40 +225,9 @@ fn real_etcd_serves_a_salvaged_db_after_restore() {
         let c = run(&["check", salvaged.to_str().unwrap()]);
         assert_eq!(c.code, 0, "{}{}", c.out, c.err);
 
-        let data = tmp.path().join("r");
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
-        let cluster = format!("r={url}");
-        let r = unchanged(&[&salvaged], || {
-            run(&[
-                "restore",
-                salvaged.to_str().unwrap(),
-                "--skip-hash-check",
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--name",
-                "r",
-                "--initial-cluster",
-                &cluster,
-                "--initial-advertise-peer-urls",
-                &url,
-            ])
-        });
-        assert_eq!(r.code, 0, "{}{}", r.out, r.err);
-        let etcd = Etcd::start(Member {
-            bin: &bin,
-            data_dir: &data,
-            name: "r",
-            peer_port: port,
-            initial_cluster: Some(cluster),
-            extra: vec![],
-        });
-        let got = etcdctl_get_json(
-            &serde_json::from_str(&etcd.ctl(&["get", "", "--prefix", "-w", "json"])).unwrap(),
-        );
+        let got = common::etcd::restore_and_serve(&bin, &salvaged, tmp.path());
         assert_eq!(got.0, want_rev, "{}", vdir.display());
         assert_eq!(got.1, want, "{}", vdir.display());
-        etcd.stop();
     }
 }
 
@@ -276,16 +244,7 @@ fn a_revoked_lease_on_a_free_page_does_not_come_back() {
         let image = trailer::image(&orig).to_vec();
         let (db, _) = Db::open(&image).unwrap();
         let ps = db.page_size();
-        let live: Vec<(Vec<u8>, Vec<u8>)> = db
-            .bucket(b"lease")
-            .unwrap()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                let e = e.unwrap();
-                (e.key.to_vec(), e.value.to_vec())
-            })
-            .collect();
+        let live: Vec<(Vec<u8>, Vec<u8>)> = bucket_records(&image, "lease").into_iter().collect();
         assert!(
             !live.is_empty(),
             "{}: the fixture has a live lease",
@@ -321,17 +280,7 @@ fn a_revoked_lease_on_a_free_page_does_not_come_back() {
         damaged[..2 * ps].fill(0);
         let tmp = tempfile::tempdir().unwrap();
         let (_, j, out) = salvage_to(&damaged, tmp.path());
-        let (odb, _) = Db::open(&out).unwrap();
-        let got: Vec<(Vec<u8>, Vec<u8>)> = odb
-            .bucket(b"lease")
-            .unwrap()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                let e = e.unwrap();
-                (e.key.to_vec(), e.value.to_vec())
-            })
-            .collect();
+        let got: Vec<(Vec<u8>, Vec<u8>)> = bucket_records(&out, "lease").into_iter().collect();
         assert_eq!(got, live, "{}: {j:#}", vdir.display());
         assert!(
             j["report"]["recordsFromFreePages"].get("lease").is_none(),

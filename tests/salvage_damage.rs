@@ -22,7 +22,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use common::etcd::{Etcd, Member, free_port};
+use common::etcd::{Etcd, Member, free_port, restore_and_serve};
 use common::*;
 use etcd_rescue::bolt::bucket::BucketRoot;
 use etcd_rescue::bolt::{Db, Pgid};
@@ -176,30 +176,7 @@ fn cases(orig: &[u8]) -> Vec<Case> {
 
 /// Every record of the original's key bucket.
 fn records(orig: &[u8]) -> Records {
-    let (db, _) = Db::open(trailer::image(orig)).unwrap();
-    db.bucket(b"key")
-        .unwrap()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.key.to_vec(), e.value.to_vec())
-        })
-        .collect()
-}
-
-/// Every record of a bucket (empty when there is none).
-fn bucket(bytes: &[u8], name: &str) -> Records {
-    let (db, _) = Db::open(trailer::image(bytes)).unwrap();
-    let Some(b) = db.bucket(name.as_bytes()).unwrap() else {
-        return Records::new();
-    };
-    b.iter()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.key.to_vec(), e.value.to_vec())
-        })
-        .collect()
+    bucket_records(orig, "key")
 }
 
 /// The keys of leaf records on the original's pages that survive the damage.
@@ -434,7 +411,11 @@ fn one(vdir: &Path, bin: Option<&Path>, orig: &[u8], c: &Case, tmp: &Path) -> St
             "cluster",
             "alarm",
         ] {
-            assert_eq!(bucket(&bytes, b), bucket(orig, b), "{what}: bucket {b}");
+            assert_eq!(
+                bucket_records(&bytes, b),
+                bucket_records(orig, b),
+                "{what}: bucket {b}"
+            );
         }
     }
     let chk = run(&["check", "-o", "json", out.to_str().unwrap()]);
@@ -456,36 +437,7 @@ fn one(vdir: &Path, bin: Option<&Path>, orig: &[u8], c: &Case, tmp: &Path) -> St
     );
 
     if let Some(bin) = bin {
-        let data = tmp.join("restored");
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
-        let cluster = format!("r={url}");
-        let rr = run(&[
-            "restore",
-            out.to_str().unwrap(),
-            "--skip-hash-check",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--name",
-            "r",
-            "--initial-cluster",
-            &cluster,
-            "--initial-advertise-peer-urls",
-            &url,
-        ]);
-        assert_eq!(rr.code, 0, "{what}: restore: {}{}", rr.out, rr.err);
-        let etcd = Etcd::start(Member {
-            bin,
-            data_dir: &data,
-            name: "r",
-            peer_port: port,
-            initial_cluster: Some(cluster),
-            extra: vec![],
-        });
-        let served = etcdctl_get_json(
-            &serde_json::from_str(&etcd.ctl(&["get", "", "--prefix", "-w", "json"])).unwrap(),
-        );
-        etcd.stop();
+        let served = restore_and_serve(bin, &out, tmp);
         let expect = if rootless {
             let out_records = records(&std::fs::read(&out).unwrap());
             head(&out_records)
@@ -496,7 +448,6 @@ fn one(vdir: &Path, bin: Option<&Path>, orig: &[u8], c: &Case, tmp: &Path) -> St
             served.1, expect,
             "{what}: etcd serves something else than the surviving records' head"
         );
-        std::fs::remove_dir_all(&data).unwrap();
     }
     format!(
         "{:<70} records lost {:>3}, kept {:>3}, reported lost {} from {}, complete {complete}, compact {source_compact} -> {compact}",
@@ -624,36 +575,7 @@ fn a_member_dir_is_salvaged_with_its_wal() {
                 .collect();
             assert!(errors.is_empty(), "{what}: {errors:#?}");
             let Some(bin) = &bin else { continue };
-            let data = tmp.path().join("restored");
-            let port = free_port();
-            let url = format!("http://127.0.0.1:{port}");
-            let cluster = format!("r={url}");
-            let rr = run(&[
-                "restore",
-                out.to_str().unwrap(),
-                "--skip-hash-check",
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--name",
-                "r",
-                "--initial-cluster",
-                &cluster,
-                "--initial-advertise-peer-urls",
-                &url,
-            ]);
-            assert_eq!(rr.code, 0, "{what}: {}{}", rr.out, rr.err);
-            let etcd = Etcd::start(Member {
-                bin,
-                data_dir: &data,
-                name: "r",
-                peer_port: port,
-                initial_cluster: Some(cluster),
-                extra: vec![],
-            });
-            let got = etcdctl_get_json(
-                &serde_json::from_str(&etcd.ctl(&["get", "", "--prefix", "-w", "json"])).unwrap(),
-            );
-            etcd.stop();
+            let got = restore_and_serve(bin, &out, tmp.path());
             let want = served_by_etcd(bin, &orig, tmp.path());
             assert_eq!(
                 got.1, want.1,

@@ -297,32 +297,18 @@ impl Tree {
     /// Reads one top-level bucket from its element in the root.
     fn bucket(&mut self, data: &[u8], ps: usize, root: u64, e: &Elem) {
         let name = String::from_utf8_lossy(&e.key).into_owned();
-        let Some(sub) = le_u64(&e.value, 0) else {
-            self.unreadable.push(unreadable(
-                data,
-                ps,
-                root,
-                &name,
-                None,
-                None,
-                "bucket header shorter than 16 bytes".into(),
-            ));
-            return;
+        let (Some(sub), Some(image)) = (le_u64(&e.value, 0), e.value.get(BUCKET_HEADER..)) else {
+            return self.inline_lost(root, &name, "bucket header shorter than 16 bytes".into());
         };
         if sub != 0 {
             self.descend(data, ps, &e.key, sub, None, None, 0);
             return;
         }
-        let image = &e.value[BUCKET_HEADER..];
-        let elems = Node::parse(
-            NodeLoc::Inline {
-                pgid: Pgid(root),
-                elem: 0,
-            },
-            0,
-            image,
-        )
-        .and_then(|n| {
+        let loc = NodeLoc::Inline {
+            pgid: Pgid(root),
+            elem: 0,
+        };
+        let elems = Node::parse(loc, 0, image).and_then(|n| {
             (0..n.count())
                 .map(|i| {
                     n.leaf(i).map(|l| Elem {
@@ -335,25 +321,25 @@ impl Tree {
         });
         match elems {
             Ok(elems) if elems.iter().all(|x| fits(&e.key, x)) => self.take(&e.key, elems),
-            Ok(_) => self.unreadable.push(unreadable(
-                data,
-                ps,
+            Ok(_) => self.inline_lost(
                 root,
                 &name,
-                None,
-                None,
                 format!("the inline {name} bucket holds records that are not etcd's {name} records"),
-            )),
-            Err(err) => self.unreadable.push(unreadable(
-                data,
-                ps,
-                root,
-                &name,
-                None,
-                None,
-                format!("inline bucket: {err}"),
-            )),
+            ),
+            Err(err) => self.inline_lost(root, &name, format!("inline bucket: {err}")),
         }
+    }
+
+    /// A bucket inline in the root that cannot be read: all its records.
+    fn inline_lost(&mut self, root: u64, name: &str, why: String) {
+        self.unreadable.push(Unreadable {
+            pgid: root,
+            bucket: name.to_string(),
+            from: None,
+            to: None,
+            elements: None,
+            why,
+        });
     }
 
     fn take(&mut self, bucket: &[u8], elems: Vec<Elem>) {
@@ -490,4 +476,22 @@ fn meta_of(data: &[u8], ps: usize, root: u64, e: &Elem) -> Option<MetaInfo> {
         let _ = m.apply(k, v);
     }
     Some(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bolt::node::tests::leaf_image;
+
+    #[test]
+    fn a_root_with_short_bucket_headers_is_lost_not_a_panic() {
+        let ps = 4096;
+        let mut page = leaf_image(&[(1, b"key", &[1u8; 10]), (1, b"meta", &[0u8; 12])], ps);
+        page[0..8].copy_from_slice(&2u64.to_le_bytes());
+        let mut file = vec![0u8; 2 * ps];
+        file.extend(page);
+        let t = walk(&file, ps, 2);
+        assert_eq!(t.unreadable.len(), 2, "{:?}", t.unreadable);
+        assert!(t.unreadable.iter().all(|u| u.elements.is_none()));
+    }
 }

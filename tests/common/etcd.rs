@@ -292,3 +292,44 @@ impl Etcd {
         let _ = self.child.wait();
     }
 }
+
+/// Restores the salvaged (trailer-less) `db` with `etcd-rescue restore
+/// --skip-hash-check` into `dir/restored` (the input left unchanged, no
+/// `--force`), starts real etcd on it and returns what it serves for
+/// `get "" --prefix` (header revision and kvs).
+pub fn restore_and_serve(bin: &Path, db: &Path, dir: &Path) -> (i64, Vec<super::Kv>) {
+    let data = dir.join("restored");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let cluster = format!("r={url}");
+    let r = super::unchanged(&[db], || {
+        super::run(&[
+            "restore",
+            db.to_str().unwrap(),
+            "--skip-hash-check",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--name",
+            "r",
+            "--initial-cluster",
+            &cluster,
+            "--initial-advertise-peer-urls",
+            &url,
+        ])
+    });
+    assert_eq!(r.code, 0, "restore of {}: {}{}", db.display(), r.out, r.err);
+    let etcd = Etcd::start(Member {
+        bin,
+        data_dir: &data,
+        name: "r",
+        peer_port: port,
+        initial_cluster: Some(cluster),
+        extra: vec![],
+    });
+    let got = super::etcdctl_get_json(
+        &serde_json::from_str(&etcd.ctl(&["get", "", "--prefix", "-w", "json"])).unwrap(),
+    );
+    etcd.stop();
+    std::fs::remove_dir_all(&data).unwrap();
+    got
+}

@@ -513,3 +513,18 @@ pub fn bounded(args: &[&str], address_space: Option<u64>) -> (i32, String, Strin
     let err = String::from_utf8_lossy(&e.join().expect("stderr reader")).into_owned();
     (code, out, err)
 }
+
+/// Every record of a bucket of a file (snapshot or db), from a healthy
+/// read; empty when the bucket does not exist.
+pub fn bucket_records(bytes: &[u8], name: &str) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+    let (db, _) = etcd_rescue::bolt::Db::open(etcd_rescue::mvcc::trailer::image(bytes)).unwrap();
+    let Some(b) = db.bucket(name.as_bytes()).unwrap() else {
+        return Default::default();
+    };
+    b.iter()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.key.to_vec(), e.value.to_vec())
+        })
+        .collect()
+}
