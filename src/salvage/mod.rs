@@ -263,20 +263,26 @@ fn collect(data: &[u8]) -> (Buckets, Option<Tree>, SalvageReport) {
         pages: (data.len() / ps) as u64,
         ..SalvageReport::default()
     };
-    let tree = live_tree(data, ps, &mut report);
+    let mut tree = live_tree(data, ps, &mut report);
     let named_root_lost = report.notes.iter().any(|n| n.starts_with("the root page "));
     if tree.is_none() {
         report.root_from = "none found: every page was scanned".into();
         report
             .possibly_lost
-            .push("no root page could be found: which records were live cannot be told, and deleted ones may have come back".into());
+            .push("no root page could be found: the small buckets (meta, members, leases, auth) come from whatever copies the file holds, and records deleted since may have come back".into());
+        tree = tree::key_tree(data, ps).map(|t| {
+            report.root_from = format!(
+                "none found; the key bucket's own tree was read from its branch page {} (the one reaching the newest revisions)",
+                t.root
+            );
+            (t, true)
+        });
     }
     let extra = others(data, ps, tree.as_ref(), &mut report);
     let mut buckets: Buckets = Buckets::new();
-    let mut tree = tree;
     if let Some((t, reconstructed)) = &mut tree {
-        report.root = Some(t.root);
-        report.tree_walked = true;
+        report.root = (!t.key_only).then_some(t.root);
+        report.tree_walked = !t.key_only;
         report.reachable_pages = t.visited.len() as u64;
         report.unreadable = t.unreadable.clone();
         report.damaged_pages = t.unreadable.iter().map(|u| u.pgid).collect();
@@ -298,7 +304,7 @@ fn collect(data: &[u8]) -> (Buckets, Option<Tree>, SalvageReport) {
                 .get(b"key".as_slice())
                 .and_then(|k| k.keys().next_back())
                 .is_some_and(|k| head.is_none_or(|h| k > h));
-        if named_root_lost || newer {
+        if !t.key_only && (named_root_lost || newer) {
             report.older_tree = Some(format!(
                 "the root used (page {}) is older than the last commit{}: members, leases, auth and alarms are as of that commit",
                 t.root,

@@ -78,11 +78,29 @@ struct Try {
 /// overflow are inferred from the element table.
 pub(super) fn read(data: &[u8], ps: usize, p: u64, want: Option<NodeKind>) -> Result<Read, String> {
     let pages = (data.len() / ps) as u64;
-    if p < 2 || p >= pages {
+    let rest = usize::try_from(p)
+        .ok()
+        .and_then(|p| p.checked_mul(ps))
+        .and_then(|off| data.get(off..))
+        .filter(|r| p >= 2 && !r.is_empty());
+    let Some(rest) = rest else {
         return Err(format!("page {p} is outside the file's {pages} pages"));
+    };
+    if rest.len() < ps {
+        // The file ends inside this page: what is left of it, the rest
+        // zeros (elements that reach into the cut part do not validate).
+        let mut padded = rest.to_vec();
+        padded.resize(ps, 0);
+        return read_window(&padded, ps, p, pages + 1, want)
+            .map_err(|e| format!("{e} (the file ends inside this page)"));
     }
-    let off = p as usize * ps;
-    let h = PageHeader::parse(&data[off..]).expect("a page is at least 512 bytes");
+    read_window(rest, ps, p, pages, want)
+}
+
+/// Reads page `p` from `w`, the file from that page on; `pages` is the
+/// file's page count (child ids must lie below it).
+fn read_window(w: &[u8], ps: usize, p: u64, pages: u64, want: Option<NodeKind>) -> Result<Read, String> {
+    let h = PageHeader::parse(w).expect("a page is at least 512 bytes");
     let kinds: Vec<NodeKind> = match (h.kind(), want) {
         (PageKind::Leaf, _) => vec![NodeKind::Leaf],
         (PageKind::Branch, _) => vec![NodeKind::Branch],
@@ -93,7 +111,7 @@ pub(super) fn read(data: &[u8], ps: usize, p: u64, want: Option<NodeKind>) -> Re
     for kind in kinds {
         // A stored count of 0 with an element table behind it is a damaged
         // count: the table is tried first.
-        let inferred = inferred_count(data, off, kind);
+        let inferred = inferred_count(w, kind);
         let counts = if h.count == 0 {
             [inferred, Some(0)]
         } else {
@@ -106,7 +124,7 @@ pub(super) fn read(data: &[u8], ps: usize, p: u64, want: Option<NodeKind>) -> Re
             }
             tried.push(count);
             let mut overflows = vec![h.overflow];
-            if let Some(o) = inferred_overflow(data, off, ps, kind, count) {
+            if let Some(o) = inferred_overflow(w, ps, kind, count) {
                 overflows.push(o);
             }
             for overflow in overflows {
@@ -115,7 +133,7 @@ pub(super) fn read(data: &[u8], ps: usize, p: u64, want: Option<NodeKind>) -> Re
                     count,
                     overflow,
                 };
-                match attempt(data, ps, p, t) {
+                match attempt(w, ps, p, pages, t) {
                     Ok(content) => {
                         return Ok(Read {
                             content,
@@ -140,54 +158,49 @@ pub(super) fn read(data: &[u8], ps: usize, p: u64, want: Option<NodeKind>) -> Re
 
 /// The element count the first element implies: its key starts right after
 /// the table.
-fn inferred_count(data: &[u8], off: usize, kind: NodeKind) -> Option<u16> {
+fn inferred_count(w: &[u8], kind: NodeKind) -> Option<u16> {
     let pos_at = match kind {
-        NodeKind::Leaf => off + PAGE_HEADER_SIZE + 4,
-        NodeKind::Branch => off + PAGE_HEADER_SIZE,
+        NodeKind::Leaf => PAGE_HEADER_SIZE + 4,
+        NodeKind::Branch => PAGE_HEADER_SIZE,
     };
-    let pos = le_u32(data, pos_at)? as usize;
+    let pos = le_u32(w, pos_at)? as usize;
     (pos >= ELEMENT_SIZE && pos % ELEMENT_SIZE == 0)
         .then(|| u16::try_from(pos / ELEMENT_SIZE).ok())
         .flatten()
 }
 
 /// The overflow the elements' extents imply.
-fn inferred_overflow(data: &[u8], off: usize, ps: usize, kind: NodeKind, count: u16) -> Option<u32> {
+fn inferred_overflow(w: &[u8], ps: usize, kind: NodeKind, count: u16) -> Option<u32> {
     let mut end = PAGE_HEADER_SIZE + ELEMENT_SIZE * usize::from(count);
     for i in 0..usize::from(count) {
         let e = PAGE_HEADER_SIZE + ELEMENT_SIZE * i;
         let (pos, len) = match kind {
             NodeKind::Leaf => (
-                le_u32(data, off + e + 4)? as usize,
-                le_u32(data, off + e + 8)? as usize + le_u32(data, off + e + 12)? as usize,
+                le_u32(w, e + 4)? as usize,
+                le_u32(w, e + 8)? as usize + le_u32(w, e + 12)? as usize,
             ),
-            NodeKind::Branch => (
-                le_u32(data, off + e)? as usize,
-                le_u32(data, off + e + 4)? as usize,
-            ),
+            NodeKind::Branch => (le_u32(w, e)? as usize, le_u32(w, e + 4)? as usize),
         };
         end = end.max(e.checked_add(pos)?.checked_add(len)?);
     }
     let span = end.div_ceil(ps);
     // Only what lies inside the file.
-    (off.checked_add(span.checked_mul(ps)?)? <= data.len())
+    (span.checked_mul(ps)? <= w.len())
         .then(|| u32::try_from(span.saturating_sub(1)).ok())
         .flatten()
 }
 
 /// Reads the page with the header `t`, checking everything a header cannot
 /// vouch for: element extents, ascending keys, child ids inside the file.
-fn attempt(data: &[u8], ps: usize, p: u64, t: Try) -> Result<Content, String> {
-    let pages = (data.len() / ps) as u64;
-    let off = p as usize * ps;
+fn attempt(w: &[u8], ps: usize, p: u64, pages: u64, t: Try) -> Result<Content, String> {
     let span = u64::from(t.overflow) + 1;
-    if p.checked_add(span).is_none_or(|end| end > pages) {
+    if span.checked_mul(ps as u64).is_none_or(|len| len > w.len() as u64) {
         return Err(format!(
             "page {p}: {} overflow page(s) run past the end of the file",
             t.overflow
         ));
     }
-    let bytes = &data[off..off + span as usize * ps];
+    let bytes = &w[..span as usize * ps];
     let mut owned;
     let patched = PageHeader::parse(bytes) != Some(header_for(p, t));
     let view: &[u8] = if !patched {
@@ -206,7 +219,8 @@ fn attempt(data: &[u8], ps: usize, p: u64, t: Try) -> Result<Content, String> {
         owned[12..16].copy_from_slice(&t.overflow.to_le_bytes());
         &owned
     };
-    let node = Node::parse(NodeLoc::Page { pgid: Pgid(p) }, off as u64, view).map_err(|e| e.to_string())?;
+    let node = Node::parse(NodeLoc::Page { pgid: Pgid(p) }, p.saturating_mul(ps as u64), view)
+        .map_err(|e| e.to_string())?;
     let ascending = |prev: &Option<Vec<u8>>, k: &[u8]| prev.as_deref().is_none_or(|q| q < k);
     match t.kind {
         NodeKind::Leaf => {

@@ -20,6 +20,9 @@ const MAX_KEY_SIZE: usize = 32768;
 /// Deeper than any real bbolt tree.
 const MAX_DEPTH: usize = 32;
 
+/// A branch page's elements: each child's first key and page.
+type Children = Vec<(Vec<u8>, u64)>;
+
 /// Records by bucket name, then key.
 pub(super) type Buckets = BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>>;
 
@@ -79,6 +82,9 @@ pub(super) struct Tree {
     pub repaired: Vec<Repaired>,
     /// Every page whose contents the tree used (with overflow pages).
     pub visited: HashSet<u64>,
+    /// Only the key bucket's own tree (no root was found): every other
+    /// bucket comes from wherever its records are.
+    pub key_only: bool,
     /// Pages met so far, and those of them that read as branches.
     met: HashSet<u64>,
     branch_pages: HashSet<u64>,
@@ -90,6 +96,7 @@ impl Tree {
     pub fn lost_range_covers(&self, bucket: &[u8], key: &[u8]) -> bool {
         let root_lost = self.unreadable.iter().any(|u| u.bucket == "(root)");
         root_lost
+            || (self.key_only && bucket != b"key")
             || self
                 .unreadable
                 .iter()
@@ -464,6 +471,40 @@ pub(super) fn newest_root(data: &[u8], ps: usize, skip: Option<u64>) -> Option<(
         }
     }
     best.map(|((ci, _), p)| (p, ci))
+}
+
+/// When no root page is left: the key bucket's own tree, from the branch
+/// page of revision keys that no other such page points at and that
+/// reaches the newest revisions (older copies of it reach fewer).
+pub(super) fn key_tree(data: &[u8], ps: usize) -> Option<Tree> {
+    let pages = (data.len() / ps) as u64;
+    let mut cands: Vec<(u64, Children)> = Vec::new();
+    for p in 2..pages {
+        let Ok(r) = page::read(data, ps, p, Some(NodeKind::Branch)) else {
+            continue;
+        };
+        if let Content::Branch(ch) = r.content
+            && r.repairs.is_empty()
+            && ch.iter().all(|(k, _)| RevKey::parse(k).is_ok())
+        {
+            cands.push((p, ch));
+        }
+    }
+    let children: HashSet<u64> = cands.iter().flat_map(|(_, ch)| ch.iter().map(|c| c.1)).collect();
+    let (top, _) = cands
+        .iter()
+        .filter(|(p, _)| !children.contains(p))
+        .max_by(|a, b| {
+            (a.1.last().map(|c| &c.0), a.1.len(), a.0).cmp(&(b.1.last().map(|c| &c.0), b.1.len(), b.0))
+        })?;
+    let mut t = Tree {
+        root: *top,
+        key_only: true,
+        bucket_names: vec![b"key".to_vec()],
+        ..Tree::default()
+    };
+    t.descend(data, ps, b"key", *top, None, None, 0);
+    Some(t)
 }
 
 /// The meta bucket a root element leads to, if it can be read.
