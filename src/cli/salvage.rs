@@ -206,7 +206,13 @@ fn table(out: &mut dyn Write, r: &SalvageReport) -> std::io::Result<()> {
         ),
         (
             "POSSIBLY LOST".to_string(),
-            none_or(r.possibly_lost.iter().chain(&r.older_tree).cloned().collect()),
+            none_or(
+                r.possibly_lost_after_revision
+                    .map(|a| format!("revisions after {a} (the page with the newest revisions cannot be read; its older copies end at {a}, and the head is unknown)"))
+                    .into_iter()
+                    .chain(r.possibly_lost.iter().chain(&r.older_tree).cloned())
+                    .collect(),
+            ),
         ),
         (
             "COMPACT REVISION".to_string(),

@@ -91,6 +91,7 @@ pub fn salvage_member(db: &[u8], wal: &WalDir) -> Salvaged {
         let r = &mut s.report;
         r.possibly_lost.clear();
         r.lost_from_revision = None;
+        r.possibly_lost_after_revision = None;
         r.complete = r.lost_revision_ranges.is_empty()
             && r.keys_with_lost_history.is_empty()
             && r.older_tree.is_none();

@@ -59,7 +59,8 @@ pub struct SalvageReport {
     pub tree_walked: bool,
     /// Pages the tree reaches.
     pub reachable_pages: u64,
-    /// Leaf pages whose records were used (the tree's and other copies).
+    /// Pages whose contents were used: the tree's (its branch and overflow
+    /// pages included) and the pages other copies came from.
     pub leaf_pages_used: u64,
     /// Pages the tree points at that cannot be read (their ids).
     pub damaged_pages: Vec<u64>,
@@ -96,6 +97,10 @@ pub struct SalvageReport {
     /// of any of them was found: its first revision (from its parent), lost
     /// with everything after it up to a head no one can tell any more.
     pub lost_from_revision: Option<i64>,
+    /// When the page holding the newest revisions cannot be read but older
+    /// copies of it were found: the newest revision they hold. Later ones
+    /// may have existed (the head is unknown).
+    pub possibly_lost_after_revision: Option<i64>,
     /// Keys whose history breaks: a revision of theirs is lost.
     pub keys_with_lost_history: Vec<Break>,
     /// Losses that are possible but cannot be counted (what they are).
@@ -412,6 +417,7 @@ fn finish(mut buckets: Buckets, tree: Option<&Tree>, mut report: SalvageReport) 
         && report.lost_revision_ranges.is_empty()
         && report.keys_with_lost_history.is_empty()
         && report.lost_from_revision.is_none()
+        && report.possibly_lost_after_revision.is_none()
         && report.partly_lost_revisions.is_empty()
         && report.older_tree.is_none()
         && report.possibly_lost.is_empty();
@@ -481,6 +487,14 @@ fn account_unreadable(
                     to_sub: Some(t.sub),
                 });
             }
+        }
+        if is_key && to.is_none() && found > 0 {
+            let newest = keys
+                .keys()
+                .rev()
+                .find(|k| u.covers(k))
+                .and_then(|k| RevKey::parse(k).ok());
+            report.possibly_lost_after_revision = newest.map(|r| r.rev.main);
         }
         match u.elements {
             Some(n) if is_key && found >= usize::from(n) && n > 0 => report.notes.push(format!(
