@@ -182,16 +182,20 @@ fn replay_tail(s: &mut Salvaged, wal: &WalDir, used: &mut WalUse) {
             return;
         }
     };
+    // Committed entries that could not be applied are committed writes the
+    // output does not have.
     if let Some((i, why)) = &r.report.stopped_at {
-        used.notes
-            .push(format!("applying stopped before committed entry {i}: {why}"));
+        s.report
+            .possibly_lost
+            .push(format!("the writes of committed WAL entry {i} and after: {why}"));
     }
     if let Some(h) = &r.report.lost {
-        used.notes.push(format!(
-            "entries {}..{} are lost from the WAL: applying stopped there",
+        s.report.possibly_lost.push(format!(
+            "the writes of WAL entries {}..{}: they are not in the WAL, and applying stopped there",
             h.first, h.last
         ));
     }
+    s.report.complete &= s.report.possibly_lost.is_empty();
     if let Some(lost) = s.report.lost_from_revision {
         used.notes.push(format!(
             "revisions from {lost} on were lost from the db; the WAL entries after its consistent index {ci} were applied from revision {}, so later revision numbers differ from the cluster's",
