@@ -148,9 +148,10 @@ pub enum Command {
         after_help = "Example:\n  etcd-rescue verify /backups/etcd/\n  etcd-rescue verify --max-age 26h --expect-growth --require-hash '/backups/*/etcd-snapshot-*.zip'\n  etcd-rescue verify --history\n\nExit codes: 0 every backup passes, 1 a backup is damaged or unreadable or a policy fails, 2 could not run (missing path, bad catalog)."
     )]
     Verify(verify::VerifyArgs),
-    /// Recover every key revision that can still be read from a damaged db
-    /// (broken branch pages, meta pages or freelist) and write a fresh, valid
-    /// db, with a report of what was recovered and what was lost.
+    /// Recover every record that can still be read from a damaged db (or a
+    /// member's data dir: its db with its WAL) and write a fresh db that
+    /// `check` and `restore` accept, with a report of what was repaired and,
+    /// on evidence, what was lost.
     #[command(
         after_help = "Example:\n  etcd-rescue salvage member/snap/db --out rescued.db\n  etcd-rescue check rescued.db && etcd-rescue restore rescued.db --skip-hash-check --data-dir /var/lib/etcd-new ...\n\nExit codes: 0 written from an undamaged db, 1 written, but the input was damaged and data may be lost (see the report), 2 could not run."
     )]
