@@ -12,21 +12,8 @@ use etcd_rescue::bolt::bucket::BucketRoot;
 use etcd_rescue::mvcc::trailer;
 
 fn salvage_to(damaged: &[u8], dir: &Path) -> (i32, serde_json::Value, Vec<u8>) {
-    let src = dir.join("damaged.db");
-    let out = dir.join("salvaged.db");
-    std::fs::write(&src, damaged).unwrap();
-    let r = unchanged(&[&src], || {
-        run(&[
-            "salvage",
-            "-o",
-            "json",
-            src.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--force",
-        ])
-    });
-    let bytes = std::fs::read(&out).unwrap();
+    let r = salvage_bytes(damaged, dir);
+    let bytes = std::fs::read(dir.join("salvaged.db")).unwrap();
     (r.code, r.json(), bytes)
 }
 

@@ -289,20 +289,8 @@ fn one(vdir: &Path, bin: Option<&Path>, orig: &[u8], c: &Case, tmp: &Path) -> St
         .collect();
     let records_lost = all.len() - recoverable.len();
 
-    let src = tmp.join("damaged.db");
     let out = tmp.join("salvaged.db");
-    std::fs::write(&src, &c.bytes).unwrap();
-    let r = unchanged(&[&src], || {
-        run(&[
-            "salvage",
-            "-o",
-            "json",
-            src.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--force",
-        ])
-    });
+    let r = salvage_bytes(&c.bytes, tmp);
     let j = r.json();
     let rep = &j["report"];
     let complete = rep["complete"].as_bool().unwrap();

@@ -54,9 +54,7 @@ pub fn salvage_member(db: &[u8], wal: &WalDir) -> Salvaged {
     };
     let db_index = buckets
         .get(b"meta".as_slice())
-        .and_then(|m| m.get(meta_keys::CONSISTENT_INDEX))
-        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-        .map(u64::from_be_bytes);
+        .and_then(|m| super::tree::meta_info(m).consistent_index);
     match rebuild(wal) {
         Ok(r) if db_index.is_some_and(|i| r.report.applied_to_index < i) => used.notes.push(format!(
             "the WAL's log ends at index {}, before the db's consistent index {}: it cannot vouch for the db",
@@ -229,8 +227,9 @@ fn set_index(s: &mut Salvaged, index: u64) {
         .or_default()
         .insert(meta_keys::CONSISTENT_INDEX.to_vec(), index.to_be_bytes().to_vec());
     s.report.consistent_index = Some(index);
-    let keys = s.buckets.get(b"key".as_slice()).cloned().unwrap_or_default();
-    summarize(&keys, &mut s.report);
+    if let Some(keys) = s.buckets.get(b"key".as_slice()) {
+        summarize(keys, &mut s.report);
+    }
 }
 
 /// Salvages the member dir (or data dir) at `path`: its db with its WAL.

@@ -38,7 +38,7 @@ pub use tree::{Repaired, Unreadable};
 
 use crate::mvcc::kv::KeyValueRef;
 use crate::mvcc::revision::{RevKey, Revision};
-use crate::mvcc::schema::{self, MetaInfo, meta_keys};
+use crate::mvcc::schema::{self, meta_keys};
 use tree::{Buckets, Tree};
 
 /// What a salvage recovered and lost.
@@ -343,10 +343,10 @@ fn collect(data: &[u8]) -> (Buckets, Option<Tree>, SalvageReport) {
 }
 
 fn finish(mut buckets: Buckets, tree: Option<&Tree>, mut report: SalvageReport) -> Salvaged {
-    let mut meta = MetaInfo::default();
-    for (k, v) in buckets.get(b"meta".as_slice()).into_iter().flatten() {
-        let _ = meta.apply(k, v);
-    }
+    let meta = buckets
+        .get(b"meta".as_slice())
+        .map(tree::meta_info)
+        .unwrap_or_default();
     if meta.consistent_index.is_none() {
         report.notes.push(
             "no consistent index was found: the output has none, and `restore` sets it (as etcdutl snapshot restore does)".into(),
@@ -435,17 +435,14 @@ fn account_unreadable(
     let Some(t) = tree else { return Vec::new() };
     let mut lost = Vec::new();
     let rev = |k: &Option<Vec<u8>>| k.as_deref().and_then(|k| RevKey::parse(k).ok()).map(|r| r.rev);
+    // A revision's records (tombstones too) sort between (m, 0) and (m + 1, 0).
     let has_main = |m: i64| {
-        keys.keys()
-            .any(|k| RevKey::parse(k).is_ok_and(|r| r.rev.main == m))
+        let at = |main| Revision { main, sub: 0 }.to_key().to_vec();
+        keys.range(at(m)..at(m + 1)).next().is_some()
     };
     for u in &t.unreadable {
         let is_key = u.bucket == "key";
-        let found = if is_key {
-            keys.keys().filter(|k| u.covers(k)).count()
-        } else {
-            0
-        };
+        let found = if is_key { u.records_in(keys).count() } else { 0 };
         let (from, to) = (rev(&u.from), rev(&u.to));
         let range = if is_key {
             format!(
@@ -489,11 +486,10 @@ fn account_unreadable(
             }
         }
         if is_key && to.is_none() && found > 0 {
-            let newest = keys
-                .keys()
-                .rev()
-                .find(|k| u.covers(k))
-                .and_then(|k| RevKey::parse(k).ok());
+            let newest = u
+                .records_in(keys)
+                .next_back()
+                .and_then(|(k, _)| RevKey::parse(k).ok());
             report.possibly_lost_after_revision = newest.map(|r| r.rev.main);
         }
         match u.elements {

@@ -51,6 +51,17 @@ impl Unreadable {
     pub fn covers(&self, key: &[u8]) -> bool {
         self.from.as_deref().is_none_or(|f| f <= key) && self.to.as_deref().is_none_or(|t| key < t)
     }
+
+    /// The records of `map` in the range this page held.
+    pub(super) fn records_in<'m, V>(
+        &self,
+        map: &'m BTreeMap<Vec<u8>, V>,
+    ) -> std::collections::btree_map::Range<'m, Vec<u8>, V> {
+        use std::ops::Bound;
+        let lo = self.from.as_ref().map_or(Bound::Unbounded, Bound::Included);
+        let hi = self.to.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
+        map.range::<Vec<u8>, _>((lo, hi))
+    }
 }
 
 /// A page used although its header was damaged.
@@ -511,12 +522,16 @@ pub(super) fn key_tree(data: &[u8], ps: usize) -> Option<Tree> {
 fn meta_of(data: &[u8], ps: usize, root: u64, e: &Elem) -> Option<MetaInfo> {
     let mut t = Tree::default();
     t.bucket(data, ps, root, e);
-    let recs = t.records.get(b"meta".as_slice())?;
+    t.records.get(b"meta".as_slice()).map(meta_info)
+}
+
+/// What a `meta` bucket's records say (malformed values are skipped).
+pub(super) fn meta_info(recs: &BTreeMap<Vec<u8>, Vec<u8>>) -> MetaInfo {
     let mut m = MetaInfo::default();
     for (k, v) in recs {
         let _ = m.apply(k, v);
     }
-    Some(m)
+    m
 }
 
 #[cfg(test)]

@@ -528,3 +528,22 @@ pub fn bucket_records(bytes: &[u8], name: &str) -> std::collections::BTreeMap<Ve
         })
         .collect()
 }
+
+/// Writes `damaged` to `dir/damaged.db` and runs `salvage -o json` on it
+/// into `dir/salvaged.db` (`--force`), checking the input is left alone.
+pub fn salvage_bytes(damaged: &[u8], dir: &Path) -> Run {
+    let src = dir.join("damaged.db");
+    let out = dir.join("salvaged.db");
+    std::fs::write(&src, damaged).unwrap();
+    unchanged(&[&src], || {
+        run(&[
+            "salvage",
+            "-o",
+            "json",
+            src.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--force",
+        ])
+    })
+}
