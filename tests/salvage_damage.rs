@@ -153,19 +153,31 @@ fn cases(orig: &[u8]) -> Vec<Case> {
         fill(b, ps, mid, 0xee)
     });
     let cut_page = last.max(leaves[leaves.len() - 1]);
-    let pages = (trailer::image(orig).len() / ps) as u64;
-    let gone: Vec<u64> = (cut_page..pages).collect();
+    let img = trailer::image(orig);
+    let pages = (img.len() / ps) as u64;
+    // A cut through a page loses it only when the cut part held something:
+    // the reader pads a cut page with zeros, so a page whose second half
+    // was zeros (slack after the last element) reads as it was. Which it
+    // is depends on how etcd laid out the fixture.
+    let second_half_empty = |p: u64| {
+        let o = p as usize * ps;
+        img[o + ps / 2..o + ps].iter().all(|&b| b == 0)
+    };
+    let first_lost = cut_page + u64::from(second_half_empty(cut_page));
+    let gone: Vec<u64> = (first_lost..pages).collect();
     add(
         "file cut in the middle of the newest key leaf",
         &gone,
-        false,
+        gone.is_empty(),
         &|b| b.truncate(cut_page as usize * ps + ps / 2),
     );
-    let end = trailer::image(orig).len();
+    let end = img.len();
+    let last_whole = second_half_empty(pages - 1);
+    let last_gone: Vec<u64> = if last_whole { vec![] } else { vec![pages - 1] };
     add(
         "file cut in the middle of its last page",
-        &[pages - 1],
-        false,
+        &last_gone,
+        last_whole,
         &|b| b.truncate(end - ps / 2),
     );
     add("root leaf (inline buckets) destroyed", &[root], false, &|b| {
