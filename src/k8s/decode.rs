@@ -14,6 +14,28 @@
 //!   extensions, managed fields, apiextensions JSON) print as their own
 //!   `MarshalJSON` does.
 //!
+//! What gogo's generated `Unmarshal` leaves in the struct (k8s.io/api
+//! `generated.pb.go`), kind by kind:
+//! - scalars and strings: the last occurrence; absent, the zero value;
+//! - `[]byte`: absent nil (`null`), present non-nil even when empty (`""`);
+//! - repeated fields: one element per occurrence, so present means non-nil,
+//!   except a packed scalar run of zero bytes, which appends nothing and
+//!   leaves the slice nil (`null`);
+//! - named slices sent as a message (`metav1.Verbs`): present means
+//!   non-nil (`Verbs{}`), even when the message is empty;
+//! - map entries: each starts from `var mapkey K` and the value's zero as
+//!   the generated code writes it: `mapvalue := []byte{}` (`""`),
+//!   `&ExtraValue{}` (a non-nil empty slice, `[]`), `&V{}` for a struct or
+//!   special type (its zero fields, a `Quantity` `"0"`, a `Time` `null`);
+//!   field 1 or 2 seen again replaces the earlier one (a message value is
+//!   unmarshalled into a fresh `&V{}`, not merged); a key seen again
+//!   replaces its value; `encoding/json` prints the keys sorted;
+//! - `metav1.Time` / `MicroTime`: each occurrence replaces the time (empty:
+//!   the zero time); `Time` drops the nanoseconds, `MicroTime` truncates
+//!   them to microseconds; January 1 of year 1 is the zero time (`null`);
+//! - strings: invalid UTF-8 prints one U+FFFD per bad byte, as
+//!   `encoding/json` writes it.
+//!
 //! Unknown field numbers are skipped, as Go does, and counted.
 
 use base64::Engine;
@@ -68,6 +90,27 @@ impl Rendered {
         Rendered::new(Value::Null, true, true)
     }
 }
+
+/// Go's `string(b)` as `encoding/json` prints it: every byte of an invalid
+/// UTF-8 sequence becomes one U+FFFD (`String::from_utf8_lossy` would turn
+/// a cut-off sequence into a single one).
+fn go_string(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => {
+            let mut out = String::with_capacity(b.len() + 8);
+            for chunk in b.utf8_chunks() {
+                out.push_str(chunk.valid());
+                out.extend(chunk.invalid().iter().map(|_| char::REPLACEMENT_CHARACTER));
+            }
+            out
+        }
+    }
+}
+
+/// Unix seconds of January 1, year 1, 00:00:00 UTC: Go's zero `time.Time`,
+/// which `metav1.Time` prints as `null` (`IsZero`).
+const GO_ZERO_TIME_UNIX: i64 = -62_135_596_800;
 
 fn float(f: f64) -> Value {
     // Go prints integral floats without a fraction ("3", not "3.0").
@@ -258,7 +301,7 @@ impl<'s> Decoder<'s> {
             Ty::Str => {
                 let s = match occ.last() {
                     None => String::new(),
-                    Some(p) => String::from_utf8_lossy(self.bytes_of(p)?).into_owned(),
+                    Some(p) => go_string(self.bytes_of(p)?),
                 };
                 let e = s.is_empty();
                 Rendered::new(Value::String(s), e, e)
@@ -291,8 +334,14 @@ impl<'s> Decoder<'s> {
                     self.path.pop();
                     r?;
                 }
-                let e = items.is_empty();
-                Rendered::new(Value::Array(items), false, e)
+                // Every occurrence appends an element, except a packed run
+                // of zero bytes: Go makes the slice only for a nonzero
+                // element count (`if elementCount != 0 && len(m.F) == 0`),
+                // so with nothing appended it stays nil.
+                if items.is_empty() {
+                    return Ok(Rendered::nil());
+                }
+                Rendered::new(Value::Array(items), false, false)
             }
             Ty::Map(k, v) => {
                 if occ.is_empty() {
@@ -301,24 +350,34 @@ impl<'s> Decoder<'s> {
                 let mut m = Map::new();
                 for p in occ {
                     let entry = self.bytes_of(p)?;
-                    let (mut ko, mut vo) = (Vec::new(), Vec::new());
+                    // Go's generated code reads each entry into `var mapkey
+                    // K` and `mapvalue := <zero>`; a field seen again
+                    // replaces the earlier one (a message value is read into
+                    // a fresh `&V{}`, never merged).
+                    let (mut ko, mut vo) = (None, None);
                     for f in wire::fields(entry) {
                         let f = f.map_err(|e| self.wire_err(e))?;
                         match f.num {
-                            1 => ko.push(f.payload),
-                            2 => vo.push(f.payload),
+                            1 => ko = Some(f.payload),
+                            2 => vo = Some(f.payload),
                             _ => self.unknown_fields += 1,
                         }
                     }
-                    let key = match self.render(k, &ko, false)?.json {
+                    let key = match self.render(k, ko.as_slice(), false)?.json {
                         Value::String(s) => s,
                         other => other.to_string(),
                     };
                     self.path.push(Seg::MapKey(key.clone()));
-                    let r = self.render(v, &vo, false);
+                    let r = match vo {
+                        Some(p) => self.render(v, &[p], false),
+                        None => self.map_value_zero(v),
+                    };
                     self.path.pop();
+                    // `m.F[mapkey] = mapvalue`: a key seen again replaces.
                     m.insert(key, r?.json);
                 }
+                // encoding/json prints map keys sorted.
+                m.sort_keys();
                 let e = m.is_empty();
                 Rendered::new(Value::Object(m), false, e)
             }
@@ -353,6 +412,25 @@ impl<'s> Decoder<'s> {
                 }
             }
         })
+    }
+
+    /// A map value whose entry has no field 2: what the generated code
+    /// starts `mapvalue` at. `[]byte{}` for bytes (`""`, where a nil slice
+    /// would print `null`) and `&ExtraValue{}` for a named slice (non-nil
+    /// and empty: `[]`); otherwise the type's zero value, as for an absent
+    /// field (a struct with its zero fields, a `Quantity` `"0"`, a `Time`
+    /// `null`, a string `""`).
+    fn map_value_zero(&mut self, ty: &Ty) -> Result<Rendered, DecodeError> {
+        let schema = self.schema;
+        match ty {
+            Ty::Bytes => Ok(Rendered::new(Value::String(String::new()), false, true)),
+            Ty::Named(i) => match &schema.ty(*i).def {
+                Def::Alias(Ty::Slice(_)) => Ok(Rendered::new(Value::Array(Vec::new()), false, true)),
+                Def::Alias(t) => self.map_value_zero(t),
+                _ => self.render(ty, &[], false),
+            },
+            _ => self.render(ty, &[], false),
+        }
     }
 
     /// Appends the element(s) one occurrence of a repeated field holds:
@@ -399,18 +477,38 @@ impl<'s> Decoder<'s> {
         };
         let string = |this: &Self, n: usize| -> Result<String, DecodeError> {
             Ok(match f[n].last() {
-                Some(p) => String::from_utf8_lossy(this.bytes_of(p)?).into_owned(),
+                Some(p) => go_string(this.bytes_of(p)?),
                 None => String::new(),
             })
         };
         Ok(match s {
             Special::Time | Special::MicroTime => {
-                // A zero time is marshalled as an empty message.
-                if chunks.iter().all(|c| c.is_empty()) {
+                // `(*Time).Unmarshal` replaces the whole time on each
+                // occurrence (time_proto.go): only the last one counts, and
+                // an empty one (how Go marshals the zero time) is the zero
+                // time.
+                let last = chunks.last().copied().unwrap_or_default();
+                if last.is_empty() {
                     return Ok(Rendered::new(Value::Null, true, false));
                 }
-                let secs = int(self, 1)?;
-                let nanos = int(self, 2)?;
+                let f = self.special_fields(&[last])?;
+                let secs = self.last_varint(&f[1])?.unwrap_or(0) as i64;
+                // `Timestamp.Nanos` is an int32. `Time` drops it
+                // (`time.Unix(p.Seconds, 0)`); `MicroTime` truncates it
+                // toward zero to microseconds before `time.Unix`, which
+                // carries it into the seconds.
+                let nanos = if s == Special::Time {
+                    0
+                } else {
+                    let n = i64::from(self.last_varint(&f[2])?.unwrap_or(0) as i32);
+                    n - n % 1000
+                };
+                let secs = secs.saturating_add(nanos.div_euclid(1_000_000_000));
+                let nanos = nanos.rem_euclid(1_000_000_000);
+                // `MarshalJSON` prints the zero time (year 1) as null.
+                if secs == GO_ZERO_TIME_UNIX && nanos == 0 {
+                    return Ok(Rendered::new(Value::Null, true, false));
+                }
                 let text = if s == Special::Time {
                     gotime::rfc3339(secs)
                 } else {
@@ -469,17 +567,17 @@ impl<'s> Decoder<'s> {
                         Rendered::new(json, false, false)
                     }
                     Special::PropsOrArray => {
-                        let json = if let Some(v) = sch {
-                            v
-                        } else if f[2].is_empty() {
-                            Value::Null
-                        } else {
+                        // `MarshalJSON`: the list when it has items, else the
+                        // schema (a nil one prints null).
+                        let json = if !f[2].is_empty() {
                             let mut items = Vec::new();
                             for p in &f[2] {
                                 let c = [self.bytes_of(p)?];
                                 items.push(self.struct_value(props, &c)?.json);
                             }
                             Value::Array(items)
+                        } else {
+                            sch.unwrap_or(Value::Null)
                         };
                         Rendered::new(json, false, false)
                     }
@@ -487,9 +585,7 @@ impl<'s> Decoder<'s> {
                         let json = if !f[2].is_empty() {
                             let mut items = Vec::new();
                             for p in &f[2] {
-                                items.push(Value::String(
-                                    String::from_utf8_lossy(self.bytes_of(p)?).into_owned(),
-                                ));
+                                items.push(Value::String(go_string(self.bytes_of(p)?)));
                             }
                             Value::Array(items)
                         } else {
