@@ -10,7 +10,6 @@
 //! Input: `<etcd key> NUL <value>` (no NUL: the whole input is the value,
 //! under a fixed key).
 
-use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use etcd_rescue::k8s::decode::Decoder;
@@ -56,9 +55,30 @@ pub fn run(data: &[u8]) {
     if let Some(body) = &o.body {
         let _ = yaml::to_string(body);
         let _ = serde_json::to_vec(body).expect("an object renders as JSON");
-        let mut stripped = body.clone();
-        apply::strip(&mut stripped);
-        let _ = apply::skip_reason(&o.location.resource, &stripped, &HashSet::new());
+        let _ = yaml::kubectl_json(body);
+        // Every --for-apply rule on whatever decoded, whatever its resource.
+        let cx = apply::ApplyContext {
+            mapping: etcd_rescue::k8s::filter::NamespaceMapping::parse(&["a:b".to_string()])
+                .expect("a valid mapping"),
+            ..apply::ApplyContext::default()
+        };
+        for r in [
+            o.location.resource.as_str(),
+            "pods",
+            "services",
+            "jobs",
+            "serviceaccounts",
+            "secrets",
+            "persistentvolumeclaims",
+            "persistentvolumes",
+            "customresourcedefinitions.apiextensions.k8s.io",
+            "validatingwebhookconfigurations",
+            "rolebindings",
+            "namespaces",
+        ] {
+            let mut stripped = body.clone();
+            let _ = apply::decide(r, &mut stripped, &cx);
+        }
     }
     if let Encoding::Encrypted(p) = &o.encoding {
         // Without a configuration: the explanation only.

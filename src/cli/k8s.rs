@@ -15,6 +15,7 @@ use super::render::{self, human_bytes};
 use super::{EXIT_OK, EXIT_PROBLEMS, Format, SourceDb, show_path};
 use crate::k8s::dump::{self, DumpOptions};
 use crate::k8s::encryption::Keyring;
+use crate::k8s::filter::{Filter, NamespaceMapping, Selector};
 use crate::k8s::keys::{self, DEFAULT_PREFIX};
 use crate::k8s::object::{Context, Object};
 use crate::k8s::{list, yaml};
@@ -46,6 +47,17 @@ pub enum K8sCommand {
         after_help = "Examples:\n  etcd-rescue k8s dump backup.db --out restored/\n  etcd-rescue k8s dump backup.db --out apply/ --for-apply -n prod\n  kubectl apply -R -f apply/\n\nExit codes: 0 every object written, 1 some objects could not be decoded (listed), 2 could not run."
     )]
     Dump(DumpArgs),
+    /// The object-level difference between two backups (SRC_A and SRC_B),
+    /// or between two revisions of one (--rev N for A, --rev-b M for B; B
+    /// defaults to A's source at its newest revision): objects added,
+    /// deleted, and changed with each changed field (`path: old -> new`).
+    /// metadata.resourceVersion, metadata.managedFields and status are not
+    /// compared (--include-status compares status); Secret values are
+    /// redacted unless --show-secrets.
+    #[command(
+        after_help = "Examples:\n  etcd-rescue k8s diff monday.db tuesday.db\n  etcd-rescue k8s diff backup.db --rev 1200 --rev-b 1300 -n prod\n  etcd-rescue k8s diff monday.db tuesday.db --exclude-kind events,leases -o json\n  etcd-rescue k8s diff before.db after.db --kind deploy,cm -l app=web\n\nExit codes: 0 no differences, 1 differences found (like diff(1)), or objects that could not be decoded (listed), 2 could not run."
+    )]
+    Diff(super::k8s_diff::DiffArgs),
 }
 
 /// Options every k8s command takes.
@@ -68,6 +80,41 @@ pub struct Common {
     /// etcd would apply on top of it at start.
     #[arg(long)]
     pub db_only: bool,
+}
+
+/// Which objects: the same flags on `k8s dump` and `k8s diff`.
+#[derive(Debug, clap::Args)]
+pub struct FilterArgs {
+    /// Only these namespaces (repeat or comma-separate); cluster-scoped
+    /// objects are then left out, except these namespaces' own objects.
+    #[arg(short = 'n', long, value_delimiter = ',', value_name = "NS")]
+    pub namespace: Vec<String>,
+    /// Every namespace (the default; for kubectl's habit).
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// Only objects whose labels match, as `kubectl -l` takes it
+    /// (`app=web,tier!=db,env in (a,b),!legacy`).
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Only these resources (plural, singular, kind or short name; repeat
+    /// or comma-separate).
+    #[arg(long, alias = "resource", value_delimiter = ',', value_name = "KIND")]
+    pub kind: Vec<String>,
+    /// Never these resources.
+    #[arg(long, value_delimiter = ',', value_name = "KIND")]
+    pub exclude_kind: Vec<String>,
+}
+
+impl FilterArgs {
+    /// The library's filter.
+    pub fn filter(&self) -> anyhow::Result<Filter> {
+        Ok(Filter {
+            namespaces: self.namespace.clone(),
+            selector: self.selector.as_deref().map(Selector::parse).transpose()?,
+            kinds: self.kind.clone(),
+            exclude_kinds: self.exclude_kind.clone(),
+        })
+    }
 }
 
 /// Arguments of `k8s ls`.
@@ -117,38 +164,67 @@ pub struct GetArgs {
 pub struct DumpArgs {
     #[command(flatten)]
     common: Common,
-    /// Output directory (created if missing; must be empty unless --merge).
-    #[arg(long, value_name = "DIR")]
+    /// Output directory (created if missing; must be empty unless
+    /// --merge), or `-` for a tar stream on stdout (a YAML stream with
+    /// --format multi-doc).
+    #[arg(long, value_name = "DIR|-")]
     out: PathBuf,
+    /// `files`: one file per object; `multi-doc`: one multi-document YAML
+    /// per namespace (much faster for large clusters).
+    #[arg(long, value_enum, default_value = "files")]
+    format: DumpFormat,
     /// Write into an existing non-empty DIR: files there are replaced, and
     /// symlinks in it are never followed.
     #[arg(long)]
     merge: bool,
-    /// Strip status, uid, resourceVersion, generation, creationTimestamp,
-    /// managedFields and ownerReferences, and leave out objects a new
-    /// cluster makes itself (events, endpoints, leases, nodes, pods owned
-    /// by a dumped ReplicaSet, ...).
+    /// Ready for a new cluster, after Velero's restore rules: strip what
+    /// belonged to the old cluster (server-set metadata, status, pods'
+    /// nodeName and token volumes, Services' cluster IPs and node ports,
+    /// Jobs' controller-uid, ...), leave out what the new cluster makes
+    /// itself (nodes, events, leases, token Secrets, controller-kept
+    /// endpoints, automanaged APIServices, default RBAC, objects a dumped
+    /// controller owns, ...), and lay the dump out in phases with
+    /// DIR/apply.sh to apply them in order. DIR/etcd-rescue-report.jsonl
+    /// says per object what was changed or left out, and why.
     #[arg(long)]
     for_apply: bool,
-    /// Only this namespace.
-    #[arg(short = 'n', long)]
-    namespace: Option<String>,
-    /// Only these resources (repeat or comma-separate).
-    #[arg(long, value_delimiter = ',', value_name = "R")]
-    resource: Vec<String>,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// With --for-apply: keep objects whose controller is dumped too
+    /// (Velero's behaviour; the controller adopts them).
+    #[arg(long, requires = "for_apply")]
+    include_owned: bool,
+    /// With --for-apply: keep Services' node ports (Velero's
+    /// --preserve-nodeports).
+    #[arg(long, requires = "for_apply")]
+    preserve_nodeports: bool,
+    /// With --for-apply: move namespaces (`old:new`, repeat or
+    /// comma-separate), as Velero's --namespace-mappings: objects, the
+    /// Namespace itself, role binding subjects and PV claims.
+    #[arg(long, requires = "for_apply", value_name = "OLD:NEW")]
+    namespace_mapping: Vec<String>,
     /// Worker threads (default: one per core, at most 8).
     #[arg(short = 'j', long, default_value_t = 0, value_name = "N")]
     jobs: usize,
 }
 
+/// `k8s dump --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DumpFormat {
+    /// One file per object.
+    Files,
+    /// One multi-document YAML per namespace.
+    MultiDoc,
+}
+
 /// An opened source: what etcd would serve from it, and the keyring.
-struct Source {
-    db: SourceDb,
+pub(super) struct Source {
+    pub(super) db: SourceDb,
     keyring: Option<Keyring>,
 }
 
 impl Source {
-    fn open(c: &Common, err: &mut dyn Write) -> anyhow::Result<Source> {
+    pub(super) fn open(c: &Common, err: &mut dyn Write) -> anyhow::Result<Source> {
         let db = SourceDb::open(&c.source, c.db_only, err)?;
         let keyring = match &c.encryption_config {
             None => None,
@@ -160,14 +236,14 @@ impl Source {
         Ok(Source { db, keyring })
     }
 
-    fn keyspace(&self, err: &mut dyn Write) -> anyhow::Result<Result<Keyspace<'_>, i32>> {
+    pub(super) fn keyspace(&self, err: &mut dyn Write) -> anyhow::Result<Result<Keyspace<'_>, i32>> {
         match self.db.keyspace() {
             Ok(ks) => Ok(Ok(ks)),
             Err(e) => self.db.damaged(err, e).map(Err),
         }
     }
 
-    fn cx<'a>(&'a self, c: &'a Common) -> Context<'a> {
+    pub(super) fn cx<'a>(&'a self, c: &'a Common) -> Context<'a> {
         Context {
             keyring: self.keyring.as_ref(),
             prefix: c.prefix.trim_end_matches('/'),
@@ -175,7 +251,7 @@ impl Source {
     }
 
     /// The exit code, given the command's own: at least 1 for a damaged source.
-    fn exit(&self, code: i32) -> i32 {
+    pub(super) fn exit(&self, code: i32) -> i32 {
         code.max(self.db.exit_code())
     }
 }
@@ -281,6 +357,7 @@ pub fn run(cmd: &K8sCommand, fmt: Format, out: &mut dyn Write, err: &mut dyn Wri
         K8sCommand::Ls(a) => ls(a, fmt, out, err),
         K8sCommand::Get(a) => get(a, fmt, out, err),
         K8sCommand::Dump(a) => dump_cmd(a, fmt, out, err),
+        K8sCommand::Diff(a) => super::k8s_diff::run(a, fmt, out, err),
     }
 }
 
@@ -477,7 +554,7 @@ fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> an
                 })
             };
             if fmt == Format::Json {
-                render::json(out, &doc)?;
+                out.write_all(yaml::kubectl_json(&doc).as_bytes())?;
             } else {
                 out.write_all(yaml::to_string(&doc).as_bytes())?;
             }
@@ -523,21 +600,46 @@ fn dump_cmd(a: &DumpArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write)
     if fmt == Format::Yaml {
         bail!("dump writes YAML files; its summary is a table or JSON (-o table|json)");
     }
+    let to_stdout = a.out.as_os_str() == "-";
+    let mapping = NamespaceMapping::parse(&a.namespace_mapping)?;
+    let filter = a.filter.filter()?;
     let src = Source::open(&a.common, err)?;
     let ks = match src.keyspace(err)? {
         Ok(ks) => ks,
         Err(code) => return Ok(code),
     };
     let opts = DumpOptions {
-        out: a.out.clone(),
-        for_apply: a.for_apply,
-        namespace: a.namespace.clone(),
-        resources: a.resource.clone(),
+        target: if to_stdout {
+            // Its own handle on fd 1: the workers write the stream while this
+            // thread holds the locked stdout.
+            let fd = std::os::fd::AsFd::as_fd(&std::io::stdout())
+                .try_clone_to_owned()
+                .context("stdout")?;
+            dump::Target::Stream(Box::new(std::io::BufWriter::with_capacity(
+                1 << 20,
+                std::fs::File::from(fd),
+            )))
+        } else {
+            dump::Target::Dir(a.out.clone())
+        },
+        layout: match a.format {
+            DumpFormat::Files => dump::Layout::Files,
+            DumpFormat::MultiDoc => dump::Layout::MultiDoc,
+        },
+        for_apply: a.for_apply.then_some(dump::ApplyOptions {
+            keep_owned: a.include_owned,
+            preserve_nodeports: a.preserve_nodeports,
+            mapping,
+        }),
+        filter,
         rev: a.common.rev,
         cx: src.cx(&a.common),
         jobs: a.jobs,
         merge: a.merge,
     };
+    // The manifests own stdout: the summary goes to stderr, after them.
+    let mut summary = Vec::new();
+    let out: &mut dyn Write = if to_stdout { &mut summary } else { out };
     let start = Instant::now();
     let tty = std::io::stderr().is_terminal() && fmt == Format::Table;
     let s = {
@@ -547,7 +649,7 @@ fn dump_cmd(a: &DumpArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write)
             last: Instant::now() - Duration::from_secs(1),
             start,
         };
-        match dump::dump(&ks, &opts, &mut |d, t| p.tick(d, t)) {
+        match dump::dump(&ks, opts, &mut |d, t| p.tick(d, t)) {
             Ok(s) => s,
             Err(dump::DumpError::Kv(e)) => return src.db.kv_error(err, &e),
             Err(e) => return Err(e.into()),
@@ -574,6 +676,9 @@ fn dump_cmd(a: &DumpArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write)
         for (why, n) in &s.skipped {
             writeln!(out, "skipped {n}: {why}")?;
         }
+        for (rule, n) in &s.changed {
+            writeln!(out, "changed {n}: {rule}")?;
+        }
         for f in &s.failures {
             writeln!(out, "FAILED {}: {}", f.key, f.problem)?;
         }
@@ -596,6 +701,18 @@ fn dump_cmd(a: &DumpArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write)
             s.objects as f64 / secs.max(0.001),
             show_path(&a.out)
         )?;
+        if a.for_apply && !to_stdout {
+            writeln!(
+                out,
+                "phases: {}; per object: {}\nnext: sh {}",
+                s.phases.join(", "),
+                show_path(&a.out.join(dump::REPORT)),
+                show_path(&a.out.join("apply.sh"))
+            )?;
+        }
+    }
+    if to_stdout {
+        err.write_all(&summary)?;
     }
     Ok(src.exit(if s.failures.is_empty() {
         EXIT_OK

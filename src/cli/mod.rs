@@ -23,6 +23,7 @@ mod hashkv;
 mod history;
 mod inspect;
 mod k8s;
+mod k8s_diff;
 pub mod render;
 mod restore;
 mod salvage;

@@ -1,37 +1,79 @@
-//! The whole cluster as a tree of manifests:
-//! `DIR/<namespace>/<resource>/<name>.yaml`, cluster-scoped objects under
-//! `DIR/_cluster/<resource>/<name>.yaml` (`_` cannot start a namespace).
+//! The whole cluster as manifests, in one of four shapes:
+//! - a tree `DIR/<namespace>/<resource>/<name>.yaml`, cluster-scoped
+//!   objects under `DIR/_cluster/<resource>/<name>.yaml` (`_` cannot start
+//!   a namespace);
+//! - multi-document YAML, one file per namespace (`DIR/<namespace>.yaml`,
+//!   `DIR/_cluster.yaml`);
+//! - the tree as a tar stream, or the documents as one YAML stream, on a
+//!   writer (`--out -`).
+//!
+//! `--for-apply` puts each object under its [`Phase`] directory, with a
+//! `kustomization.yaml` per phase, an `apply.sh` that applies the phases in
+//! order and waits for the CRDs, and `etcd-rescue-report.jsonl`: per object,
+//! what was changed or why it was left out ([`apply`]).
 //!
 //! Streamed: the key index holds keys and revisions only, and each object is
-//! read, decoded, written and dropped in turn. Files of Secrets are created
-//! with mode 0600.
+//! read, decoded, written and dropped in turn; streams are written in key
+//! order, a chunk at a time, whatever order the workers finish in. Files
+//! holding Secrets are created with mode 0600.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::apply;
-use super::keys::{self, Location};
+use super::apply::{self, ApplyContext, Decision};
+use super::filter::{Filter, NamespaceMapping};
+use super::keys::Location;
 use super::object::{self, Context, Object};
+use super::phase::{self, PHASES, Phase};
 use super::store;
 use super::yaml;
 use crate::mvcc::keyspace::Keyspace;
 use crate::mvcc::kv::KvError;
 
+/// Where the dump goes.
+pub enum Target {
+    /// A directory (created if missing).
+    Dir(PathBuf),
+    /// A writer: a tar stream of the tree, or one YAML stream
+    /// ([`Layout::MultiDoc`]).
+    Stream(Box<dyn Write + Send>),
+}
+
+/// How objects are laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// One file per object.
+    Files,
+    /// One multi-document YAML per namespace (or one stream).
+    MultiDoc,
+}
+
+/// `--for-apply`'s choices.
+#[derive(Clone, Debug, Default)]
+pub struct ApplyOptions {
+    /// Keep objects whose controller is dumped too.
+    pub keep_owned: bool,
+    /// Keep Services' node ports.
+    pub preserve_nodeports: bool,
+    /// Velero's namespace mapping.
+    pub mapping: NamespaceMapping,
+}
+
 /// What to dump.
-#[derive(Clone, Debug)]
 pub struct DumpOptions<'a> {
-    /// The output directory.
-    pub out: PathBuf,
-    /// Strip server-set fields and leave out what a new cluster makes itself.
-    pub for_apply: bool,
-    /// Only this namespace (cluster-scoped objects are then left out).
-    pub namespace: Option<String>,
-    /// Only these resources (names, kinds or short names).
-    pub resources: Vec<String>,
+    /// Where to.
+    pub target: Target,
+    /// One file per object or per namespace.
+    pub layout: Layout,
+    /// Ready for a new cluster: stripped, left out, in phases.
+    pub for_apply: Option<ApplyOptions>,
+    /// Which objects.
+    pub filter: Filter,
     /// The revision (head when `None`).
     pub rev: Option<i64>,
     /// Decoding context.
@@ -80,6 +122,37 @@ pub struct DumpSummary {
     pub failures: Vec<Failure>,
     /// Objects whose protobuf had fields the schema does not know.
     pub with_unknown_fields: usize,
+    /// `--for-apply`: the phases written, in order.
+    pub phases: Vec<String>,
+    /// `--for-apply`: changes beyond the server-set metadata and status,
+    /// per rule.
+    pub changed: BTreeMap<String, usize>,
+}
+
+/// What `--for-apply` did to one object (a line of
+/// `etcd-rescue-report.jsonl`).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportEntry {
+    /// The etcd key.
+    pub key: String,
+    /// Resource, as `k8s ls` shows it.
+    pub resource: String,
+    /// Namespace (after mapping; empty for cluster-scoped objects).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `written`, `skipped` or `failed`.
+    pub action: &'static str,
+    /// The file written, relative to the dump.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Why it was left out or could not be decoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What was changed besides the server-set metadata and status.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
 }
 
 /// Why a dump could not run.
@@ -130,13 +203,18 @@ pub fn safe_component(s: &str) -> String {
     out
 }
 
-/// Where an object's file goes, relative to the output directory.
-pub fn relative_path(loc: &Location) -> PathBuf {
-    let ns = if loc.namespace.is_empty() {
+fn namespace_component(ns: &str) -> String {
+    if ns.is_empty() {
         "_cluster".to_string()
     } else {
-        safe_component(&loc.namespace)
-    };
+        safe_component(ns)
+    }
+}
+
+/// Where an object's file goes, relative to the output directory (or to
+/// its phase directory).
+pub fn relative_path(loc: &Location) -> PathBuf {
+    let ns = namespace_component(&loc.namespace);
     let res = if loc.resource.is_empty() {
         "_unknown".to_string()
     } else {
@@ -145,16 +223,6 @@ pub fn relative_path(loc: &Location) -> PathBuf {
     Path::new(&ns)
         .join(res)
         .join(format!("{}.yaml", safe_component(&loc.name)))
-}
-
-/// Whether an object (by location and kind) is selected.
-pub fn selected(loc: &Location, kind: &str, namespace: Option<&str>, resources: &[String]) -> bool {
-    if let Some(ns) = namespace {
-        if loc.namespace != ns {
-            return false;
-        }
-    }
-    resources.is_empty() || resources.iter().any(|r| keys::matches(r, &loc.resource, kind))
 }
 
 /// Makes the directories of `rel` under `root`, one component at a time,
@@ -186,24 +254,37 @@ fn make_dirs(root: &Path, rel: &Path) -> Result<(), DumpError> {
     Ok(())
 }
 
-/// Writes `text` to `path` without following any link: into a new file
-/// beside it (created exclusively, mode 0600 for a Secret from the first
-/// byte, else 0644), then renamed over `path` (which replaces a symlink
-/// there instead of writing through it).
-fn write_file(path: &Path, text: &str, secret: bool) -> std::io::Result<()> {
+fn create_new(path: &Path, secret: bool) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(if secret { 0o600 } else { 0o644 })
+        .open(path)
+}
+
+/// Writes `text` to `path` without following any link (mode 0600 for a
+/// Secret from the first byte, else 0644). In a directory that was empty
+/// when the dump began (`fresh`), the file is created in place; otherwise,
+/// or when the name is taken, into a new file beside it that is renamed
+/// over `path` (which replaces a symlink there instead of writing through
+/// it).
+fn write_file(path: &Path, text: &str, secret: bool, fresh: bool) -> std::io::Result<()> {
+    if fresh {
+        match create_new(path, secret) {
+            Ok(mut f) => return f.write_all(text.as_bytes()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.etcd-rescue-tmp-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(if secret { 0o600 } else { 0o644 })
-        .open(&tmp)?;
+    let mut f = create_new(&tmp, secret)?;
     let written = f
         .write_all(text.as_bytes())
         .and_then(|()| std::fs::rename(&tmp, path));
@@ -211,6 +292,15 @@ fn write_file(path: &Path, text: &str, secret: bool) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// One rendered manifest on its way to a stream or a multi-document file.
+struct Item {
+    /// Relative path of its file (per-object layout) or its namespace's
+    /// file (multi-document layout).
+    rel: PathBuf,
+    text: String,
+    secret: bool,
 }
 
 /// What one worker did, merged into the summary at the end.
@@ -221,24 +311,67 @@ struct Partial {
     with_unknown_fields: usize,
     resources: BTreeMap<String, ResourceCount>,
     skipped: BTreeMap<String, usize>,
+    changed: BTreeMap<String, usize>,
     failures: Vec<Failure>,
+    report: Vec<ReportEntry>,
+    /// Per phase, the files (relative to the phase directory).
+    files: BTreeMap<Phase, BTreeSet<String>>,
+    crds: Vec<String>,
+    /// First pass of --for-apply.
     uids: Vec<String>,
+    selector_services: Vec<String>,
+    /// Directories this worker made (per-object files).
+    dirs: HashSet<PathBuf>,
 }
 
-/// Runs `work` on every entry, spread over the machine's cores in chunks;
+/// Writes chunks in order: chunk `n` waits until chunks before it are
+/// written, so a stream does not depend on the order workers finish in.
+#[derive(Default)]
+struct InOrder {
+    next: Mutex<(usize, bool)>,
+    cv: Condvar,
+}
+
+impl InOrder {
+    fn commit(&self, n: usize, write: impl FnOnce() -> Result<(), DumpError>) -> Result<(), DumpError> {
+        let mut g = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        while g.0 != n && !g.1 {
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        if g.1 {
+            // An earlier chunk failed: its error is the one reported.
+            return Ok(());
+        }
+        let r = write();
+        g.0 += 1;
+        g.1 |= r.is_err();
+        self.cv.notify_all();
+        r
+    }
+
+    fn fail(&self) {
+        self.next.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.cv.notify_all();
+    }
+}
+
+/// Runs `work` on every entry, spread over the machine's cores in chunks of
+/// key-sorted entries; `commit(n, items)` gets chunk `n`'s items;
 /// `progress` is called from this thread meanwhile.
-fn parallel<'e, 'a: 'e, F>(
+fn parallel<'e, 'a: 'e, F, C>(
     jobs: usize,
     entries: &'e [&'e store::KeyEntry<'a>],
     progress: &mut dyn FnMut(usize, usize),
     work: F,
+    commit: C,
 ) -> Result<Vec<Partial>, DumpError>
 where
-    F: Fn(&store::KeyEntry<'a>, &mut Partial) -> Result<(), DumpError> + Sync,
+    F: Fn(&store::KeyEntry<'a>, &mut Partial, &mut Vec<Item>) -> Result<(), DumpError> + Sync,
+    C: Fn(usize, Vec<Item>) -> Result<(), DumpError> + Sync,
 {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    // Large chunks of key-sorted entries: workers write to different
-    // directories (creating files in one directory serializes in the kernel).
+    // Large chunks: workers write to different directories (creating files
+    // in one directory serializes in the kernel).
     const CHUNK: usize = 4096;
     let threads = match jobs {
         0 => std::thread::available_parallelism()
@@ -249,6 +382,13 @@ where
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let total = entries.len();
+    let one_chunk = |start: usize, p: &mut Partial| -> Result<(), DumpError> {
+        let mut items = Vec::new();
+        for e in &entries[start..(start + CHUNK).min(total)] {
+            work(e, p, &mut items)?;
+        }
+        commit(start / CHUNK, items)
+    };
     std::thread::scope(|sc| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
@@ -259,9 +399,7 @@ where
                         if start >= total {
                             return Ok(p);
                         }
-                        for e in &entries[start..(start + CHUNK).min(total)] {
-                            work(e, &mut p)?;
-                        }
+                        one_chunk(start, &mut p)?;
                         done.fetch_add((start + CHUNK).min(total) - start, Ordering::Relaxed);
                     }
                 })
@@ -279,111 +417,405 @@ where
     })
 }
 
+/// Where the manifests go while the workers run.
+enum Sink {
+    /// Per-object files, written by the workers as they go.
+    Files { root: PathBuf, fresh: bool },
+    /// Multi-document files per namespace, appended in key order.
+    Docs {
+        root: PathBuf,
+        open: Mutex<HashMap<PathBuf, std::io::BufWriter<std::fs::File>>>,
+    },
+    /// A tar stream.
+    Tar(Mutex<tar::Builder<Box<dyn Write + Send>>>),
+    /// One YAML stream.
+    Yaml(Mutex<Box<dyn Write + Send>>),
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> DumpError + '_ {
+    move |source| DumpError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Creates the output directory, refusing a non-empty one unless merging;
+/// says whether it was empty.
+fn prepare_dir(out: &Path, merge: bool) -> Result<bool, DumpError> {
+    std::fs::create_dir_all(out).map_err(io_at(out))?;
+    let occupied = std::fs::read_dir(out)
+        .map(|mut d| d.next().is_some())
+        .map_err(io_at(out))?;
+    if occupied && !merge {
+        return Err(DumpError::NotEmpty(out.to_path_buf()));
+    }
+    Ok(!occupied)
+}
+
+fn tar_header(len: usize, mode: u32) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(len as u64);
+    h.set_mode(mode);
+    h.set_entry_type(tar::EntryType::Regular);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    h.set_mtime(now);
+    h
+}
+
+impl Sink {
+    fn open(target: Target, layout: Layout, merge: bool) -> Result<Sink, DumpError> {
+        Ok(match (target, layout) {
+            (Target::Dir(root), Layout::Files) => {
+                let fresh = prepare_dir(&root, merge)?;
+                Sink::Files { root, fresh }
+            }
+            (Target::Dir(root), Layout::MultiDoc) => {
+                prepare_dir(&root, merge)?;
+                Sink::Docs {
+                    root,
+                    open: Mutex::new(HashMap::new()),
+                }
+            }
+            (Target::Stream(w), Layout::Files) => Sink::Tar(Mutex::new(tar::Builder::new(w))),
+            (Target::Stream(w), Layout::MultiDoc) => Sink::Yaml(Mutex::new(w)),
+        })
+    }
+
+    fn ordered(&self) -> bool {
+        !matches!(self, Sink::Files { .. })
+    }
+
+    /// Per-object files: write now. Streams: keep for the chunk's commit.
+    fn put(&self, item: Item, p: &mut Partial, items: &mut Vec<Item>) -> Result<(), DumpError> {
+        let Sink::Files { root, fresh } = self else {
+            items.push(item);
+            return Ok(());
+        };
+        if let Some(dir) = item.rel.parent() {
+            if !p.dirs.contains(dir) {
+                make_dirs(root, dir)?;
+                p.dirs.insert(dir.to_path_buf());
+            }
+        }
+        let path = root.join(&item.rel);
+        write_file(&path, &item.text, item.secret, *fresh).map_err(io_at(&path))
+    }
+
+    /// Writes a chunk's items, in order.
+    fn write(&self, items: Vec<Item>) -> Result<(), DumpError> {
+        match self {
+            Sink::Files { .. } => Ok(()),
+            Sink::Tar(t) => {
+                let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
+                for it in items {
+                    let mut h = tar_header(it.text.len(), if it.secret { 0o600 } else { 0o644 });
+                    t.append_data(&mut h, &it.rel, it.text.as_bytes())
+                        .map_err(io_at(&it.rel))?;
+                }
+                Ok(())
+            }
+            Sink::Yaml(w) => {
+                let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+                for it in items {
+                    w.write_all(b"---\n")
+                        .and_then(|()| w.write_all(it.text.as_bytes()))
+                        .map_err(io_at(Path::new("-")))?;
+                }
+                Ok(())
+            }
+            Sink::Docs { root, open } => {
+                let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
+                for it in items {
+                    let path = root.join(&it.rel);
+                    if !open.contains_key(&path) {
+                        if let Some(dir) = it.rel.parent() {
+                            make_dirs(root, dir)?;
+                        }
+                        // Namespaces hold Secrets: every file is private.
+                        let f = create_new(&path, true).map_err(io_at(&path))?;
+                        open.insert(path.clone(), std::io::BufWriter::new(f));
+                    }
+                    let f = open.get_mut(&path).expect("opened above");
+                    f.write_all(b"---\n")
+                        .and_then(|()| f.write_all(it.text.as_bytes()))
+                        .map_err(io_at(&path))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds a file that is not a manifest (the script, a kustomization,
+    /// the report).
+    fn extra(&self, rel: &Path, text: &str, mode: u32) -> Result<(), DumpError> {
+        match self {
+            Sink::Files { root, .. } | Sink::Docs { root, .. } => {
+                use std::os::unix::fs::PermissionsExt;
+                if let Some(dir) = rel.parent() {
+                    make_dirs(root, dir)?;
+                }
+                let path = root.join(rel);
+                write_file(&path, text, false, false)
+                    .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)))
+                    .map_err(io_at(&path))
+            }
+            Sink::Tar(t) => {
+                let mut h = tar_header(text.len(), mode);
+                let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
+                t.append_data(&mut h, rel, text.as_bytes()).map_err(io_at(rel))
+            }
+            Sink::Yaml(_) => Ok(()),
+        }
+    }
+
+    fn finish(self) -> Result<(), DumpError> {
+        match self {
+            Sink::Files { .. } => Ok(()),
+            Sink::Docs { open, .. } => {
+                for (path, mut f) in open.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                    f.flush().map_err(io_at(&path))?;
+                }
+                Ok(())
+            }
+            Sink::Tar(t) => {
+                let t = t.into_inner().unwrap_or_else(|e| e.into_inner());
+                t.into_inner()
+                    .and_then(|mut w| w.flush())
+                    .map_err(io_at(Path::new("-")))
+            }
+            Sink::Yaml(w) => w
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .flush()
+                .map_err(io_at(Path::new("-"))),
+        }
+    }
+}
+
+/// The first pass of `--for-apply`: owners' UIDs and the Services whose
+/// Endpoints a controller keeps.
+fn learn<'a>(
+    o: &DumpOptions<'_>,
+    live: &[&store::KeyEntry<'a>],
+    read: &(dyn Fn(&store::KeyEntry<'a>) -> Result<Option<Object>, DumpError> + Sync),
+    a: &ApplyOptions,
+) -> Result<ApplyContext, DumpError> {
+    let parts = parallel(
+        o.jobs,
+        live,
+        &mut |_, _| {},
+        |e, p, _| {
+            let Some(obj) = read(e)? else { return Ok(()) };
+            let Some(body) = obj.body.as_ref() else {
+                return Ok(());
+            };
+            if let Some(u) = body.pointer("/metadata/uid").and_then(Value::as_str) {
+                p.uids.push(u.to_string());
+            }
+            let has_selector = body
+                .pointer("/spec/selector")
+                .and_then(Value::as_object)
+                .is_some_and(|s| !s.is_empty());
+            if obj.location.resource == "services" && has_selector {
+                p.selector_services
+                    .push(format!("{}/{}", obj.location.namespace, obj.location.name));
+            }
+            Ok(())
+        },
+        |_, _| Ok(()),
+    )?;
+    let mut cx = ApplyContext {
+        keep_owned: a.keep_owned,
+        preserve_nodeports: a.preserve_nodeports,
+        mapping: a.mapping.clone(),
+        ..ApplyContext::default()
+    };
+    for p in parts {
+        cx.uids.extend(p.uids);
+        cx.selector_services.extend(p.selector_services);
+    }
+    Ok(cx)
+}
+
+/// Where an object goes: its file (per-object layout) or its namespace's
+/// file (multi-document), under its phase directory for `--for-apply`.
+fn place(loc: &Location, layout: Layout, phase: Option<Phase>) -> (PathBuf, String) {
+    let inside = match layout {
+        Layout::Files => relative_path(loc),
+        Layout::MultiDoc => PathBuf::from(format!("{}.yaml", namespace_component(&loc.namespace))),
+    };
+    let rel_in_phase = inside.to_string_lossy().into_owned();
+    match phase {
+        Some(ph) => (Path::new(ph.dir()).join(&inside), rel_in_phase),
+        None => (inside, rel_in_phase),
+    }
+}
+
 /// Dumps the objects of the keyspace `ks`, on all cores. `progress(done, total)` is
-/// called as objects are processed. The files written do not depend on the
+/// called as objects are processed. What is written does not depend on the
 /// order the workers run in, and the summary is sorted.
 pub fn dump(
     ks: &Keyspace<'_>,
-    o: &DumpOptions<'_>,
+    o: DumpOptions<'_>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<DumpSummary, DumpError> {
     let prefix = format!("{}/", o.cx.prefix.trim_end_matches('/'));
     let idx = store::index(ks, o.rev, prefix.as_bytes())?;
-    // Cheap filter on the key before decoding (custom resources' keys can be
-    // read two ways: they are decided after decoding).
-    let key_selected = |e: &&store::KeyEntry<'_>| {
-        if o.namespace.is_none() && o.resources.is_empty() {
-            return true;
-        }
-        match keys::locate(&String::from_utf8_lossy(e.key), o.cx.prefix, None, None) {
-            Some(loc) if !loc.resource.contains('.') => {
-                selected(&loc, "", o.namespace.as_deref(), &o.resources)
-            }
-            _ => true,
-        }
-    };
+    // Cheap filter on the key before decoding.
     let live: Vec<_> = idx
         .entries
         .iter()
         .filter(|e| e.deleted_at.is_none())
-        .filter(key_selected)
+        .filter(|e| {
+            super::keys::locate(&String::from_utf8_lossy(e.key), o.cx.prefix, None, None)
+                .is_none_or(|loc| o.filter.key_may_match(&loc))
+        })
         .collect();
     let read = |e: &store::KeyEntry<'_>| -> Result<Option<Object>, DumpError> {
         let obj = store::value_at(ks, e.last_put)?.map(|kv| object::decode(&kv, None, o.cx));
-        Ok(obj.filter(|obj| selected(&obj.location, &obj.kind, o.namespace.as_deref(), &o.resources)))
+        Ok(obj.filter(|obj| o.filter.matches(&obj.location, &obj.kind, obj.body.as_ref())))
     };
-    // --for-apply needs every selected object's uid first (owners).
-    let mut uids = HashSet::new();
-    if o.for_apply {
-        let parts = parallel(o.jobs, &live, &mut |_, _| {}, |e, p| {
-            if let Some(obj) = read(e)? {
-                if let Some(u) = obj
-                    .body
-                    .as_ref()
-                    .and_then(|b| b.pointer("/metadata/uid"))
-                    .and_then(Value::as_str)
-                {
-                    p.uids.push(u.to_string());
-                }
-            }
-            Ok(())
-        })?;
-        uids.extend(parts.into_iter().flat_map(|p| p.uids));
-    }
-    std::fs::create_dir_all(&o.out).map_err(|source| DumpError::Io {
-        path: o.out.clone(),
-        source,
-    })?;
-    let occupied = std::fs::read_dir(&o.out)
-        .map(|mut d| d.next().is_some())
-        .map_err(|source| DumpError::Io {
-            path: o.out.clone(),
-            source,
-        })?;
-    if occupied && !o.merge {
-        return Err(DumpError::NotEmpty(o.out.clone()));
-    }
-    let parts = parallel(o.jobs, &live, progress, |e, p| {
-        let Some(mut obj) = read(e)? else { return Ok(()) };
-        p.objects += 1;
-        if obj.unknown_fields > 0 {
-            p.with_unknown_fields += 1;
-        }
-        let count = p.resources.entry(obj.location.resource.clone()).or_default();
-        let (Some(mut body), None) = (obj.body.take(), obj.problem.as_ref()) else {
-            count.failed += 1;
-            p.failures.push(Failure {
-                key: obj.key.clone(),
-                problem: obj.problem.clone().unwrap_or_default(),
+    let apply_cx = match &o.for_apply {
+        Some(a) => Some(learn(&o, &live, &read, a)?),
+        None => None,
+    };
+    let DumpOptions { target, layout, .. } = o;
+    let sink = Sink::open(target, layout, o.merge)?;
+    let order = InOrder::default();
+    let parts = parallel(
+        o.jobs,
+        &live,
+        progress,
+        |e, p, items| {
+            let r = read(e).and_then(|obj| match obj {
+                Some(obj) => one(obj, apply_cx.as_ref(), layout, &sink, p, items),
+                None => Ok(()),
             });
-            return Ok(());
-        };
-        if o.for_apply {
-            if let Some(why) = apply::skip_reason(&obj.location.resource, &body, &uids) {
-                count.skipped += 1;
-                *p.skipped.entry(why.to_string()).or_default() += 1;
+            if r.is_err() {
+                // Chunks after this one must not wait for it.
+                order.fail();
+            }
+            r
+        },
+        |n, items| {
+            if !sink.ordered() {
                 return Ok(());
             }
-            apply::strip(&mut body);
+            let r = order.commit(n, || sink.write(items));
+            if r.is_err() {
+                order.fail();
+            }
+            r
+        },
+    );
+    let parts = parts?;
+    let s = summarize(idx.revision, parts, &sink, apply_cx.is_some())?;
+    sink.finish()?;
+    Ok(s)
+}
+
+/// Decodes, judges and places one object.
+fn one(
+    mut obj: Object,
+    apply_cx: Option<&ApplyContext>,
+    layout: Layout,
+    sink: &Sink,
+    p: &mut Partial,
+    items: &mut Vec<Item>,
+) -> Result<(), DumpError> {
+    p.objects += 1;
+    if obj.unknown_fields > 0 {
+        p.with_unknown_fields += 1;
+    }
+    let resource = obj.location.resource.clone();
+    let count = p.resources.entry(resource.clone()).or_default();
+    let mut entry = ReportEntry {
+        key: obj.key.clone(),
+        resource: resource.clone(),
+        namespace: obj.location.namespace.clone(),
+        name: obj.location.name.clone(),
+        action: "written",
+        file: None,
+        reason: None,
+        changes: Vec::new(),
+    };
+    let (Some(mut body), None) = (obj.body.take(), obj.problem.as_ref()) else {
+        count.failed += 1;
+        let problem = obj.problem.clone().unwrap_or_default();
+        p.failures.push(Failure {
+            key: obj.key.clone(),
+            problem: problem.clone(),
+        });
+        if apply_cx.is_some() {
+            entry.action = "failed";
+            entry.reason = Some(problem);
+            p.report.push(entry);
         }
-        let path = o.out.join(relative_path(&obj.location));
-        let io = |source| DumpError::Io {
-            path: path.clone(),
-            source,
-        };
-        let rel = relative_path(&obj.location);
-        if let Some(dir) = rel.parent() {
-            make_dirs(&o.out, dir)?;
+        return Ok(());
+    };
+    let mut phase = None;
+    if let Some(cx) = apply_cx {
+        match apply::decide(&resource, &mut body, cx) {
+            Decision::Skip(why) => {
+                count.skipped += 1;
+                *p.skipped.entry(why.to_string()).or_default() += 1;
+                entry.action = "skipped";
+                entry.reason = Some(why.to_string());
+                p.report.push(entry);
+                return Ok(());
+            }
+            Decision::Write(changes) => {
+                for c in &changes {
+                    *p.changed.entry(c.rule.to_string()).or_default() += 1;
+                }
+                entry.changes = changes.into_iter().map(|c| c.text).collect();
+            }
         }
-        write_file(&path, &yaml::to_string(&body), obj.is_secret()).map_err(io)?;
-        count.written += 1;
-        p.written += 1;
-        Ok(())
-    })?;
+        obj.location.namespace = cx.mapping.map(&obj.location.namespace).to_string();
+        if resource == "namespaces" {
+            obj.location.name = cx.mapping.map(&obj.location.name).to_string();
+        }
+        let ph = Phase::of(&resource, !obj.location.namespace.is_empty());
+        if ph == Phase::Crds {
+            p.crds.push(obj.location.name.clone());
+        }
+        phase = Some(ph);
+    }
+    let (rel, in_phase) = place(&obj.location, layout, phase);
+    if let Some(ph) = phase {
+        p.files.entry(ph).or_default().insert(in_phase);
+        entry.namespace = obj.location.namespace.clone();
+        entry.file = Some(rel.to_string_lossy().into_owned());
+        p.report.push(entry);
+    }
+    let item = Item {
+        rel,
+        text: yaml::to_string(&body),
+        secret: obj.is_secret(),
+    };
+    sink.put(item, p, items)?;
+    p.resources.entry(resource).or_default().written += 1;
+    p.written += 1;
+    Ok(())
+}
+
+/// Merges the workers' parts and, for `--for-apply`, writes the phases'
+/// kustomizations, the script and the report.
+fn summarize(
+    revision: i64,
+    parts: Vec<Partial>,
+    sink: &Sink,
+    for_apply: bool,
+) -> Result<DumpSummary, DumpError> {
     let mut s = DumpSummary {
-        revision: idx.revision,
+        revision,
         ..DumpSummary::default()
     };
+    let mut report = Vec::new();
+    let mut files: BTreeMap<Phase, BTreeSet<String>> = BTreeMap::new();
+    let mut crds = Vec::new();
     for p in parts {
         s.objects += p.objects;
         s.written += p.written;
@@ -397,8 +829,45 @@ pub fn dump(
         for (why, n) in p.skipped {
             *s.skipped.entry(why).or_default() += n;
         }
+        for (what, n) in p.changed {
+            *s.changed.entry(what).or_default() += n;
+        }
         s.failures.extend(p.failures);
+        report.extend(p.report);
+        for (ph, f) in p.files {
+            files.entry(ph).or_default().extend(f);
+        }
+        crds.extend(p.crds);
     }
     s.failures.sort_by(|a, b| a.key.cmp(&b.key));
+    if !for_apply {
+        return Ok(s);
+    }
+    crds.sort();
+    let phases: Vec<Phase> = PHASES.into_iter().filter(|ph| files.contains_key(ph)).collect();
+    for (ph, f) in &files {
+        let list: Vec<String> = f.iter().cloned().collect();
+        sink.extra(
+            &Path::new(ph.dir()).join("kustomization.yaml"),
+            &phase::kustomization(&list),
+            0o644,
+        )?;
+    }
+    sink.extra(
+        Path::new("apply.sh"),
+        &phase::apply_script(&phases, &crds, revision),
+        0o755,
+    )?;
+    report.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut lines = String::new();
+    for r in &report {
+        lines.push_str(&serde_json::to_string(r).unwrap_or_default());
+        lines.push('\n');
+    }
+    sink.extra(Path::new(REPORT), &lines, 0o644)?;
+    s.phases = phases.iter().map(|p| p.dir().to_string()).collect();
     Ok(s)
 }
+
+/// The per-object report of a `--for-apply` dump.
+pub const REPORT: &str = "etcd-rescue-report.jsonl";

@@ -6,13 +6,16 @@
 pub mod apply;
 pub mod cbor;
 pub mod decode;
+pub mod diff;
 pub mod dump;
 pub mod encryption;
 pub mod envelope;
+pub mod filter;
 pub mod gotime;
 pub mod keys;
 pub mod list;
 pub mod object;
+pub mod phase;
 pub mod schema;
 pub mod store;
 pub mod wire;

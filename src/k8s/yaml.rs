@@ -27,6 +27,37 @@ pub fn to_string(v: &Value) -> String {
     out
 }
 
+/// `v` as `kubectl get -o json` prints it: kubectl reads objects
+/// unstructured, so Go's encoding/json sorts every map's keys (bytewise),
+/// indents by four spaces and escapes `<`, `>`, `&`, U+2028 and U+2029.
+pub fn kubectl_json(v: &Value) -> String {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    serde::Serialize::serialize(&sorted(v), &mut ser).expect("a JSON value serializes");
+    let text = String::from_utf8(buf).expect("serde_json writes UTF-8");
+    // These characters only occur inside strings.
+    let mut out = text
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029");
+    out.push('\n');
+    out
+}
+
 /// go-yaml v2's key order: letters after other characters, runs of digits
 /// compared by value.
 pub fn key_cmp(a: &str, b: &str) -> Ordering {
@@ -390,6 +421,15 @@ metadata:
 \"n\": null
 ";
         assert_eq!(y, want);
+    }
+
+    #[test]
+    fn json_as_kubectl_prints_it() {
+        let v = serde_json::json!({"metadata": {"name": "a<b>&"}, "kind": "ConfigMap", "apiVersion": "v1", "data": {"b": "1", "a": "2"}});
+        assert_eq!(
+            kubectl_json(&v),
+            "{\n    \"apiVersion\": \"v1\",\n    \"data\": {\n        \"a\": \"2\",\n        \"b\": \"1\"\n    },\n    \"kind\": \"ConfigMap\",\n    \"metadata\": {\n        \"name\": \"a\\u003cb\\u003e\\u0026\"\n    }\n}\n"
+        );
     }
 
     #[test]
