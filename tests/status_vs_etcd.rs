@@ -80,6 +80,65 @@ fn status_equals_etcd_status_on_every_fixture() {
     assert!(checked >= 16, "only {checked} files checked");
 }
 
+/// `status -w simple` and `-w fields` are etcdutl 3.5's layouts: first
+/// checked against the status real etcd recorded for the fixture, then byte
+/// for byte against etcdutl 3.5.1 run on the same file.
+#[test]
+fn status_simple_and_fields_equal_etcdutl_byte_for_byte() {
+    let etcdutl = etcd35_bin();
+    if etcdutl.is_none() && etcd_required() {
+        panic!("etcd 3.5.1 is required (ETCD_RESCUE_REQUIRE_ETCD=1) but not installed");
+    }
+    let mut compared = 0;
+    for vdir in version_dirs() {
+        let tmp = extracted_dbs(&vdir);
+        for (file, expect, _) in cases(&vdir, &tmp) {
+            let f = file.to_str().unwrap();
+            let want = read_json(&expect);
+            let simple = run(&["status", "-w", "simple", f]);
+            let fields = run(&["status", "-w", "fields", f]);
+            assert_eq!(
+                (simple.code, fields.code),
+                (0, 0),
+                "{f}: {}{}",
+                simple.err,
+                fields.err
+            );
+            let (hash, rev, keys, size) = (
+                want["hash"].as_u64().unwrap(),
+                &want["revision"],
+                &want["totalKey"],
+                &want["totalSize"],
+            );
+            assert!(
+                simple.out.starts_with(&format!("{hash:x}, {rev}, {keys}, ")),
+                "{f}: {}",
+                simple.out
+            );
+            assert_eq!(
+                fields.out,
+                format!("\"Hash\" : {hash}\n\"Revision\" : {rev}\n\"Keys\" : {keys}\n\"Size\" : {size}\n"),
+                "{f}"
+            );
+            let Some(bin) = &etcdutl else { continue };
+            for (w, ours) in [("simple", &simple.out), ("fields", &fields.out)] {
+                let o = std::process::Command::new(bin.join("etcdutl"))
+                    .args(["snapshot", "status", f, "-w", w])
+                    .output()
+                    .unwrap();
+                assert!(o.status.success(), "{f}: {}", String::from_utf8_lossy(&o.stderr));
+                assert_eq!(ours.as_bytes(), &o.stdout[..], "{f} -w {w}");
+                compared += 1;
+            }
+        }
+    }
+    assert!(etcdutl.is_none() || compared >= 32, "only {compared} compared");
+    // Other commands and other files say what -w simple is for.
+    let r = run(&["get", "-w", "simple", "x"]);
+    assert_eq!(r.code, 2);
+    assert!(r.err.contains("only `status`"), "{}", r.err);
+}
+
 #[test]
 fn keys_and_revisions_equal_etcdctl_get() {
     for vdir in version_dirs() {

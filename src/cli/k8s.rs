@@ -40,11 +40,13 @@ pub enum K8sCommand {
     )]
     Get(GetArgs),
     /// Write every object as YAML under DIR/<namespace>/<resource>/<name>.yaml
-    /// (cluster-scoped objects under DIR/_cluster/), with a progress bar and
-    /// a summary. --for-apply makes the tree ready for `kubectl apply -R -f`
-    /// on a new cluster.
+    /// (cluster-scoped objects under DIR/_cluster/), one multi-document file
+    /// per namespace (--format multi-doc), or a tar stream (--out -), with a
+    /// progress bar and a summary. --for-apply readies it for a new cluster
+    /// after Velero's restore rules, in phases that DIR/apply.sh applies in
+    /// order.
     #[command(
-        after_help = "Examples:\n  etcd-rescue k8s dump backup.db --out restored/\n  etcd-rescue k8s dump backup.db --out apply/ --for-apply -n prod\n  kubectl apply -R -f apply/\n\nExit codes: 0 every object written, 1 some objects could not be decoded (listed), 2 could not run."
+        after_help = "Examples:\n  etcd-rescue k8s dump backup.db --out restored/\n  etcd-rescue k8s dump backup.db --out apply/ --for-apply -n prod --namespace-mapping prod:prod-restored\n  sh apply/apply.sh\n  etcd-rescue k8s dump backup.db --out - --format multi-doc -l app=web > web.yaml\n\nExit codes: 0 every object written, 1 some objects could not be decoded (listed), 2 could not run."
     )]
     Dump(DumpArgs),
     /// The object-level difference between two backups (SRC_A and SRC_B),

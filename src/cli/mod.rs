@@ -15,6 +15,7 @@ use crate::judge::source::ReadSource;
 use crate::mvcc::keyspace::Keyspace;
 use crate::mvcc::kv::KvError;
 
+mod about;
 mod check;
 mod compact;
 mod diff;
@@ -53,6 +54,47 @@ pub enum Format {
     Yaml,
 }
 
+/// What `-o`/`-w` takes: the formats, and etcdutl's layouts of `snapshot
+/// status` that only `status` has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Human-readable tables.
+    #[default]
+    Table,
+    /// JSON for scripts (stable field names; etcdutl's where the concept is the same).
+    Json,
+    /// JSON Lines: one object per line (for streams of keys or entries).
+    Lines,
+    /// YAML, as kubectl prints it (only `k8s get`).
+    Yaml,
+    /// etcdutl's `-w simple`: one comma-separated line (only `status`).
+    Simple,
+    /// etcdutl's `-w fields`: `"Name" : value` lines (only `status`).
+    Fields,
+}
+
+/// etcdutl's layouts of `snapshot status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EtcdutlLayout {
+    /// `-w simple`.
+    Simple,
+    /// `-w fields`.
+    Fields,
+}
+
+impl Output {
+    fn split(self) -> (Format, Option<EtcdutlLayout>) {
+        match self {
+            Output::Table => (Format::Table, None),
+            Output::Json => (Format::Json, None),
+            Output::Lines => (Format::Lines, None),
+            Output::Yaml => (Format::Yaml, None),
+            Output::Simple => (Format::Table, Some(EtcdutlLayout::Simple)),
+            Output::Fields => (Format::Table, Some(EtcdutlLayout::Fields)),
+        }
+    }
+}
+
 const EXAMPLES: &str = "\
 Examples:
   etcd-rescue status backup.db                 what a snapshot or db holds (like etcdutl snapshot status)
@@ -84,7 +126,7 @@ pub struct Cli {
         default_value_t,
         global = true
     )]
-    pub output: Format,
+    pub output: Output,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -214,6 +256,21 @@ pub enum Command {
         after_help = "Example:\n  etcd-rescue k8s ls backup.db\n  etcd-rescue k8s get backup.db deployment web -n prod -o yaml\n  etcd-rescue k8s dump /var/lib/etcd --out restored/ --for-apply\n\nExit codes: 0 every object decoded, 1 some could not be (each is reported), 2 could not run."
     )]
     K8s(k8s::K8sCommand),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(
+        after_help = "Install:\n  bash:  etcd-rescue completion bash > /etc/bash_completion.d/etcd-rescue   (or ~/.local/share/bash-completion/completions/etcd-rescue)\n  zsh:   etcd-rescue completion zsh > \"${fpath[1]}/_etcd-rescue\"\n  fish:  etcd-rescue completion fish > ~/.config/fish/completions/etcd-rescue.fish\n  once:  source <(etcd-rescue completion bash)\n\nExit codes: 0 printed, 2 unknown shell."
+    )]
+    Completion(about::CompletionArgs),
+    /// Print the man page, or write one per command with --out DIR.
+    #[command(
+        after_help = "Install:\n  etcd-rescue man --out /usr/local/share/man/man1 && mandb -q\n  man etcd-rescue-k8s-dump\n\nExit codes: 0 done, 2 could not write."
+    )]
+    Man(about::ManArgs),
+    /// Print the version, git commit and build date (-o json for scripts).
+    #[command(
+        after_help = "Example:\n  etcd-rescue version\n  etcd-rescue version -o json | jq -r .gitCommit\n\nExit codes: 0."
+    )]
+    Version,
 }
 
 /// Whether to colour what goes to a stream: `CLICOLOR_FORCE` (not `0`)
@@ -259,33 +316,44 @@ where
             return code;
         }
     };
-    if cli.output == Format::Yaml && !matches!(cli.command, Command::K8s(_)) {
+    let (output, layout) = cli.output.split();
+    if output == Format::Yaml && !matches!(cli.command, Command::K8s(_)) {
         let _ = writeln!(
             err,
             "etcd-rescue: -o yaml is only for `k8s` commands; use -o json"
         );
         return EXIT_ERROR;
     }
+    if layout.is_some() && !matches!(cli.command, Command::Status(_)) {
+        let _ = writeln!(
+            err,
+            "etcd-rescue: -w simple and -w fields are etcdutl's layouts of `snapshot status`: only `status` has them; use -o table or -o json"
+        );
+        return EXIT_ERROR;
+    }
     let result = match &cli.command {
-        Command::Status(_) | Command::Check(_) if cli.output == Format::Yaml => Err(anyhow::anyhow!(
+        Command::Status(_) | Command::Check(_) if output == Format::Yaml => Err(anyhow::anyhow!(
             "-o yaml is only for `k8s get`; use -o table or -o json"
         )),
-        Command::Status(a) => status::run(a, cli.output, out, err),
-        Command::Check(a) => check::run(a, cli.output, out, err),
-        Command::Get(a) => get::run(a, cli.output, out, err),
-        Command::History(a) => history::run(a, cli.output, out, err),
-        Command::Diff(a) => diff::run(a, cli.output, out, err),
-        Command::Hashkv(a) => hashkv::run(a, cli.output, out, err),
-        Command::Stats(a) => stats::run(a, cli.output, out, err),
-        Command::Verify(a) => verify::run(a, cli.output, out, err),
-        Command::Salvage(a) => salvage::run(a, cli.output, out, err),
-        Command::Compact(a) => compact::run_compact(a, cli.output, out, err),
-        Command::Defrag(a) => compact::run_defrag(a, cli.output, out, err),
-        Command::Restore(a) => restore::run(a, cli.output, out, err),
-        Command::ForceNewCluster(a) => restore::run_force_new_cluster(a, cli.output, out, err),
-        Command::Inspect(a) => inspect::run(a, cli.output, out, err),
-        Command::Wal(a) => wal::run(a, cli.output, out, err),
-        Command::K8s(c) => k8s::run(c, cli.output, out, err),
+        Command::Status(a) => status::run(a, output, layout, out, err),
+        Command::Check(a) => check::run(a, output, out, err),
+        Command::Get(a) => get::run(a, output, out, err),
+        Command::History(a) => history::run(a, output, out, err),
+        Command::Diff(a) => diff::run(a, output, out, err),
+        Command::Hashkv(a) => hashkv::run(a, output, out, err),
+        Command::Stats(a) => stats::run(a, output, out, err),
+        Command::Verify(a) => verify::run(a, output, out, err),
+        Command::Salvage(a) => salvage::run(a, output, out, err),
+        Command::Compact(a) => compact::run_compact(a, output, out, err),
+        Command::Defrag(a) => compact::run_defrag(a, output, out, err),
+        Command::Restore(a) => restore::run(a, output, out, err),
+        Command::ForceNewCluster(a) => restore::run_force_new_cluster(a, output, out, err),
+        Command::Inspect(a) => inspect::run(a, output, out, err),
+        Command::Wal(a) => wal::run(a, output, out, err),
+        Command::K8s(c) => k8s::run(c, output, out, err),
+        Command::Completion(a) => about::completion(a, out),
+        Command::Man(a) => about::man(a, out, err),
+        Command::Version => about::version(output, out),
     };
     match result {
         Ok(code) => code,

@@ -30,13 +30,15 @@ pub fn fields(rows: &[(String, String)]) -> Table {
 
 /// Bytes in SI units as etcdutl prints them ("25 kB", "1.1 GB").
 pub fn human_bytes(n: u64) -> String {
+    // go-humanize's Bytes, which etcdutl prints: rounded to one decimal
+    // first, then one decimal below 10 and none from 10 on.
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
     if n < 10 {
         return format!("{n} B");
     }
     let e = ((n as f64).ln() / 1000f64.ln()).floor() as usize;
     let e = e.min(UNITS.len() - 1);
-    let v = n as f64 / 1000f64.powi(e as i32);
+    let v = (n as f64 / 1000f64.powi(e as i32) * 10.0 + 0.5).floor() / 10.0;
     if v < 10.0 {
         format!("{v:.1} {}", UNITS[e])
     } else {

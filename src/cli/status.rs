@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::render::{self, human_bytes};
-use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, Format};
+use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, EtcdutlLayout, Format};
 use crate::bolt::check::PageCounts;
 use crate::judge::{self, Detail, Judgment};
 use crate::mvcc::scan::{BucketCount, KeyStats};
@@ -152,6 +152,7 @@ impl<'a> StatusJson<'a> {
 pub(super) fn run(
     a: &StatusArgs,
     fmt: Format,
+    layout: Option<EtcdutlLayout>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
@@ -162,16 +163,30 @@ pub(super) fn run(
     let js = judge::judge(&a.file, &opts);
     let mut code = EXIT_OK;
     for j in &js {
-        code = code.max(one(j, fmt, out, err)?);
+        code = code.max(one(j, fmt, layout, out, err)?);
     }
     Ok(code)
 }
 
 /// The status of one judged path.
-fn one(j: &Judgment, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+fn one(
+    j: &Judgment,
+    fmt: Format,
+    layout: Option<EtcdutlLayout>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
     let name = &j.path;
     if matches!(j.verdict, Verdict::Unreadable | Verdict::Skipped) {
         writeln!(err, "etcd-rescue: {name}: {}", j.headline)?;
+        return Ok(EXIT_ERROR);
+    }
+    if layout.is_some() && matches!(j.detail, Detail::Snap(_) | Detail::Wal(_)) {
+        writeln!(
+            err,
+            "etcd-rescue: {name}: {}: -w simple and -w fields show what `etcdutl snapshot status` shows, for a db or snapshot file; use -o table or -o json",
+            j.headline
+        )?;
         return Ok(EXIT_ERROR);
     }
     let report = match &j.detail {
@@ -202,10 +217,24 @@ fn one(j: &Judgment, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> a
         writeln!(err, "hint: `etcd-rescue check {name}` lists every problem")?;
         return Ok(EXIT_PROBLEMS);
     };
-    match fmt {
-        Format::Json | Format::Yaml => render::json(out, &json)?,
-        Format::Lines => render::json_line(out, &json)?,
-        Format::Table => write_table(out, &json)?,
+    match (layout, fmt) {
+        (None, Format::Json | Format::Yaml) => render::json(out, &json)?,
+        (None, Format::Lines) => render::json_line(out, &json)?,
+        (None, Format::Table) => write_table(out, &json)?,
+        // etcdutl 3.5's printers, byte for byte.
+        (Some(EtcdutlLayout::Simple), _) => writeln!(
+            out,
+            "{:x}, {}, {}, {}",
+            json.hash,
+            json.revision,
+            json.total_key,
+            render::human_bytes(json.total_size)
+        )?,
+        (Some(EtcdutlLayout::Fields), _) => write!(
+            out,
+            "\"Hash\" : {}\n\"Revision\" : {}\n\"Keys\" : {}\n\"Size\" : {}\n",
+            json.hash, json.revision, json.total_key, json.total_size
+        )?,
     }
     if let Detail::Member(_) = &j.detail {
         writeln!(
