@@ -830,6 +830,30 @@ fn selector_and_kind_filters() {
         !files.is_empty() && files.iter().all(|p| p.to_string_lossy().contains("/services/")),
         "{files:?}"
     );
+    // Only Endpoints, --for-apply: whether a controller keeps one depends on
+    // its Service in the source, selected or not.
+    let out3 = tmp.path().join("ep");
+    dump(snap, &out3, &["--for-apply", "--kind", "endpoints"]);
+    let rep = report(&out3);
+    assert_eq!(rep.len(), 2, "{rep:?}");
+    skipped_because(
+        &rep,
+        "/registry/services/endpoints/prod/web",
+        "endpoints controller",
+    );
+    written(&rep, "/registry/services/endpoints/prod/external-db");
+    // An owner outside the selection is not dumped: what it owns is
+    // written (without its ownerReferences), not left out.
+    let out4 = tmp.path().join("own");
+    dump(snap, &out4, &["--for-apply", "--kind", "pods,rs"]);
+    skipped_because(
+        &report(&out4),
+        "/registry/pods/prod/web-5d9c-x1",
+        "owned by a dumped controller",
+    );
+    let out5 = tmp.path().join("own2");
+    dump(snap, &out5, &["--for-apply", "--kind", "pods"]);
+    written(&report(&out5), "/registry/pods/prod/web-5d9c-x1");
 }
 
 /// Every file of a per-object dump as (relative path, parsed document).

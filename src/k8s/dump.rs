@@ -594,24 +594,31 @@ impl Sink {
     }
 }
 
-/// The first pass of `--for-apply`: owners' UIDs and the Services whose
-/// Endpoints a controller keeps.
-fn learn<'a>(
-    o: &DumpOptions<'_>,
-    live: &[&store::KeyEntry<'a>],
-    read: &(dyn Fn(&store::KeyEntry<'a>) -> Result<Option<Object>, DumpError> + Sync),
+/// The first pass of `--for-apply`, over every live object: the UIDs of the
+/// selected ones (owners that are dumped), and the Services with a selector
+/// (whose Endpoints the endpoints controller of the new cluster keeps,
+/// whether or not the Service itself is selected).
+fn learn(
+    ks: &Keyspace<'_>,
+    jobs: usize,
+    filter: &Filter,
+    cx: Context<'_>,
+    live: &[&store::KeyEntry<'_>],
     a: &ApplyOptions,
 ) -> Result<ApplyContext, DumpError> {
     let parts = parallel(
-        o.jobs,
+        jobs,
         live,
         &mut |_, _| {},
         |e, p, _| {
-            let Some(obj) = read(e)? else { return Ok(()) };
+            let Some(obj) = store::value_at(ks, e.last_put)?.map(|kv| object::decode(&kv, None, cx)) else {
+                return Ok(());
+            };
             let Some(body) = obj.body.as_ref() else {
                 return Ok(());
             };
-            if let Some(u) = body.pointer("/metadata/uid").and_then(Value::as_str) {
+            let uid = body.pointer("/metadata/uid").and_then(Value::as_str);
+            if let Some(u) = uid.filter(|_| filter.matches(&obj.location, &obj.kind, Some(body))) {
                 p.uids.push(u.to_string());
             }
             let has_selector = body
@@ -663,11 +670,11 @@ pub fn dump(
 ) -> Result<DumpSummary, DumpError> {
     let prefix = format!("{}/", o.cx.prefix.trim_end_matches('/'));
     let idx = store::index(ks, o.rev, prefix.as_bytes())?;
+    let all_live: Vec<_> = idx.entries.iter().filter(|e| e.deleted_at.is_none()).collect();
     // Cheap filter on the key before decoding.
-    let live: Vec<_> = idx
-        .entries
+    let live: Vec<_> = all_live
         .iter()
-        .filter(|e| e.deleted_at.is_none())
+        .copied()
         .filter(|e| {
             super::keys::locate(&String::from_utf8_lossy(e.key), o.cx.prefix, None, None)
                 .is_none_or(|loc| o.filter.key_may_match(&loc))
@@ -678,7 +685,7 @@ pub fn dump(
         Ok(obj.filter(|obj| o.filter.matches(&obj.location, &obj.kind, obj.body.as_ref())))
     };
     let apply_cx = match &o.for_apply {
-        Some(a) => Some(learn(&o, &live, &read, a)?),
+        Some(a) => Some(learn(ks, o.jobs, &o.filter, o.cx, &all_live, a)?),
         None => None,
     };
     let DumpOptions { target, layout, .. } = o;
