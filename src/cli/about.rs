@@ -9,6 +9,7 @@ use clap::CommandFactory;
 use serde::Serialize;
 
 use super::{Cli, EXIT_OK, Format, render};
+use crate::batch::series::rfc3339;
 
 /// Arguments of `completion`.
 #[derive(Debug, clap::Args)]
@@ -92,34 +93,12 @@ struct Version {
     target: String,
 }
 
-/// The build date as `YYYY-MM-DDTHH:MM:SSZ` (from the build's epoch seconds).
-fn date(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// Prints the version, commit and build date.
 pub fn version(fmt: Format, out: &mut dyn Write) -> anyhow::Result<i32> {
     let v = Version {
         version: env!("CARGO_PKG_VERSION"),
         git_commit: env!("ETCD_RESCUE_GIT_COMMIT"),
-        build_date: date(env!("ETCD_RESCUE_BUILD_EPOCH").parse().unwrap_or(0)),
+        build_date: rfc3339(env!("ETCD_RESCUE_BUILD_EPOCH").parse().unwrap_or(0)),
         target: format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
     };
     match fmt {
@@ -137,13 +116,6 @@ pub fn version(fmt: Format, out: &mut dyn Write) -> anyhow::Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_from_epoch_seconds() {
-        assert_eq!(date(0), "1970-01-01T00:00:00Z");
-        assert_eq!(date(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(date(1_796_400_000), "2026-12-04T16:00:00Z");
-    }
 
     #[test]
     fn a_page_per_command() {
