@@ -328,7 +328,7 @@ fn stats_counts_match_the_keyspace() {
         let s = snap(&vdir);
         let (_, all) = etcdctl_get(&vdir.join("single.expect/get.json"));
         let j = run(&["stats", "-o", "json", &s]).json();
-        assert_eq!(j["live_keys"], all.len());
+        assert_eq!(j["liveKeys"], all.len());
         let items = j["prefixes"]
             .as_array()
             .unwrap()
@@ -340,7 +340,7 @@ fn stats_counts_match_the_keyspace() {
             .iter()
             .filter(|kv| kv.key.starts_with(b"/demo/items/"))
             .count();
-        assert_eq!(items["live_keys"], want);
+        assert_eq!(items["liveKeys"], want);
         let lease_keys: u64 = j["leases"]
             .as_array()
             .unwrap()
@@ -348,8 +348,8 @@ fn stats_counts_match_the_keyspace() {
             .map(|l| l["keys"].as_u64().unwrap())
             .sum();
         assert_eq!(lease_keys as usize, all.iter().filter(|kv| kv.lease != 0).count());
-        assert_eq!(j["largest_values"][0]["key"], "/demo/large");
-        assert_eq!(j["most_revisions"][0]["key"], "/demo/counter");
+        assert_eq!(j["largestValues"][0]["key"], "/demo/large");
+        assert_eq!(j["mostRevisions"][0]["key"], "/demo/counter");
     }
 }
 

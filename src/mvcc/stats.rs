@@ -26,6 +26,7 @@ pub struct StatsOptions {
 
 /// Keys and bytes under one prefix.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PrefixStat {
     /// The prefix (lossy UTF-8).
     pub prefix: String,
@@ -41,6 +42,7 @@ pub struct PrefixStat {
 
 /// One key in a top list.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TopItem {
     /// The measure (bytes or revisions).
     pub size: u64,
@@ -52,6 +54,7 @@ pub struct TopItem {
 
 /// A lease and the live keys attached to it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LeaseStat {
     /// Lease id (hex, as etcdctl prints it).
     pub id: String,
@@ -63,6 +66,7 @@ pub struct LeaseStat {
 
 /// What compaction and defragmentation would reclaim.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Reclaim {
     /// The db's size (pgid * pageSize).
     pub db_size: u64,
@@ -80,6 +84,7 @@ pub struct Reclaim {
 
 /// The whole report.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Stats {
     /// Head revision.
     pub revision: i64,
