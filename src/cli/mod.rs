@@ -444,13 +444,45 @@ pub(crate) fn report_cleaned(err: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether the error is a closed stdout (`... | head`): an I/O error, or
+/// one serde_json wraps (its `source` skips the I/O error itself).
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain()
-        .filter_map(|c| c.downcast_ref::<io::Error>())
-        .any(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(io::ErrorKind::BrokenPipe))
+    })
 }
 
 /// A path argument as shown in messages.
 pub(crate) fn show_path(p: &std::path::Path) -> String {
     p.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stdout whose reader has gone.
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_is_told_apart_whoever_wrote() {
+        let json = render::json(&mut Closed, &serde_json::json!({"a": 1})).unwrap_err();
+        assert!(is_broken_pipe(&json), "{json:#}");
+        let plain = anyhow::Error::from(writeln!(Closed, "x").unwrap_err());
+        assert!(is_broken_pipe(&plain));
+        let other = anyhow::Error::from(io::Error::from(io::ErrorKind::NotFound));
+        assert!(!is_broken_pipe(&other));
+    }
 }
