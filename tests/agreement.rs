@@ -600,7 +600,7 @@ fn bumped_restore_reads_back_as_etcd_serves_it() {
         let status = run(&["status", "-o", "json", db_of(&out).to_str().unwrap()]).json();
         assert_eq!(status["compactRevision"], rev, "{status:#}");
         let h = run(&["hashkv", "-o", "json", out.to_str().unwrap()]).json();
-        assert_eq!(h["compactRevision"], rev);
+        assert_eq!(h[0]["HashKV"]["compact_revision"], rev);
     }
 }
 
@@ -693,7 +693,7 @@ fn reads_of_a_killed_member_equal_what_etcd_serves() {
         assert!(ok);
         let theirs: Value = serde_json::from_str(&out).unwrap();
         let ours = run(&["hashkv", "-o", "json", d]).json();
-        assert_eq!(ours["hash"], theirs[0]["HashKV"]["hash"], "{out}");
+        assert_eq!(ours[0]["HashKV"]["hash"], theirs[0]["HashKV"]["hash"], "{out}");
         let h = run(&["history", "-o", "json", d, "/killed/k03"]).json();
         let revs = h["revisions"].as_array().unwrap();
         assert!(revs.last().unwrap()["deleted"] == true, "{h:#}");

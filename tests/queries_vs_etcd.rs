@@ -186,7 +186,7 @@ fn history_equals_the_revisions_written() {
             "/demo/items/item-0100",
         ] {
             let j = run(&["history", "-o", "json", &s, key]).json();
-            let compact = j["compact_revision"].as_i64().unwrap();
+            let compact = j["compactRevision"].as_i64().unwrap();
             let got: Vec<(i64, bool)> = j["revisions"]
                 .as_array()
                 .unwrap()
@@ -205,7 +205,7 @@ fn history_equals_the_revisions_written() {
         let last = j["revisions"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(last["value"], "11");
         assert_eq!(last["version"], 5);
-        assert_eq!(last["create_revision"], 178);
+        assert_eq!(last["createRevision"], 178);
     }
 }
 
@@ -242,9 +242,10 @@ fn hashkv_equals_etcdctl_endpoint_hashkv() {
             };
             let want = &read_json(&p)[0]["HashKV"];
             let got = run(&["hashkv", "-o", "json", &s, "--rev", &rev.to_string()]).json();
+            let got = &got[0]["HashKV"];
             assert_eq!(got["hash"], want["hash"], "{}: {name}", vdir.display());
             assert_eq!(
-                got["compactRevision"],
+                got["compact_revision"],
                 want["compact_revision"],
                 "{}: {name}",
                 vdir.display()
@@ -258,8 +259,8 @@ fn hashkv_equals_etcdctl_endpoint_hashkv() {
             .as_array()
             .unwrap()
         {
-            assert_eq!(got["hash"], m["HashKV"]["hash"]);
-            assert_eq!(got["compactRevision"], -1);
+            assert_eq!(got[0]["HashKV"]["hash"], m["HashKV"]["hash"]);
+            assert_eq!(got[0]["HashKV"]["compact_revision"], -1);
         }
     }
     assert!(compared >= 40, "compared {compared}");

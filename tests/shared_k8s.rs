@@ -93,7 +93,7 @@ fn keyspace_equals_what_real_etcd_serves_after_restore() {
             ])
             .json();
             assert_eq!(
-                ours["hash"],
+                ours[0]["HashKV"]["hash"],
                 live[0]["HashKV"]["hash"],
                 "{}: hashkv at {rev}",
                 s.display()

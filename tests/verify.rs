@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use common::*;
@@ -13,21 +12,6 @@ struct Store {
     _dir: tempfile::TempDir,
     root: PathBuf,
     catalog: PathBuf,
-}
-
-fn zip_of(name: &str, data: &[u8]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let o = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    w.start_file(name, o).unwrap();
-    w.write_all(data).unwrap();
-    w.finish().unwrap().into_inner()
-}
-
-/// A tar of the files under `dir`, with names relative to its parent.
-fn tar_of(dir: &Path) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    b.append_dir_all(dir.file_name().unwrap(), dir).unwrap();
-    b.into_inner().unwrap()
 }
 
 fn ts(ago: i64) -> i64 {
@@ -168,31 +152,31 @@ fn verdicts_catalog_reuse_and_changed_files() {
     // What the checks found is in the record.
     let find = |name: &str| results.iter().find(|r| rel(&store, r) == name).unwrap().clone();
     assert!(
-        find("damaged/bad-trailer.db")["first_problem"]
+        find("damaged/bad-trailer.db")["firstProblem"]
             .as_str()
             .unwrap()
             .starts_with("sha256-mismatch")
     );
     assert!(
-        find("damaged/cut.db")["first_problem"]
+        find("damaged/cut.db")["firstProblem"]
             .as_str()
             .unwrap()
             .contains("file-truncated")
     );
     assert!(
-        find("damaged/no-meta.db.gz")["first_problem"]
+        find("damaged/no-meta.db.gz")["firstProblem"]
             .as_str()
             .unwrap()
             .starts_with("no-valid-meta")
     );
     assert!(
-        find("damaged/empty.db")["first_problem"]
+        find("damaged/empty.db")["firstProblem"]
             .as_str()
             .unwrap()
             .contains("0 bytes")
     );
     assert!(
-        find("damaged/truncated.db.gz")["first_problem"]
+        find("damaged/truncated.db.gz")["firstProblem"]
             .as_str()
             .unwrap()
             .contains("gzip")
@@ -222,7 +206,7 @@ fn verdicts_catalog_reuse_and_changed_files() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|r| r["from_catalog"] == true)
+            .all(|r| r["fromCatalog"] == true)
     );
 
     // A file changed after the first run is verified again (and only it).
@@ -239,7 +223,7 @@ fn verdicts_catalog_reuse_and_changed_files() {
         .unwrap()
         .clone();
     assert_eq!(cut["verdict"], "ok");
-    assert_eq!(cut["from_catalog"], false);
+    assert_eq!(cut["fromCatalog"], false);
     // --recheck verifies everything again.
     let (_, j4) = verify(&store, &["--recheck"]);
     assert_eq!(j4["summary"]["afresh"], j["summary"]["units"]);
@@ -255,7 +239,7 @@ fn order_is_the_same_whatever_the_threads() {
             .iter()
             .map(|r| {
                 let mut r = r.clone();
-                r.as_object_mut().unwrap().remove("verified_at");
+                r.as_object_mut().unwrap().remove("verifiedAt");
                 r
             })
             .collect()

@@ -16,18 +16,6 @@ use std::process::{Command, Stdio};
 use common::*;
 use serde_json::Value;
 
-fn xz(data: &[u8]) -> Vec<u8> {
-    let mut w = lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(1)).unwrap();
-    w.write_all(data).unwrap();
-    w.finish().unwrap()
-}
-
-fn bzip2(data: &[u8]) -> Vec<u8> {
-    let mut w = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
-    w.write_all(data).unwrap();
-    w.finish().unwrap()
-}
-
 fn write(p: &Path, data: &[u8]) {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, data).unwrap();
@@ -74,7 +62,7 @@ fn rows(root: &Path, j: &Value) -> Vec<(String, String, String)> {
                     .unwrap_or(f)
                     .to_string(),
                 r["verdict"].as_str().unwrap().to_string(),
-                r["first_problem"].as_str().unwrap_or("").to_string(),
+                r["firstProblem"].as_str().unwrap_or("").to_string(),
             )
         })
         .collect()
@@ -276,7 +264,7 @@ fn bombs_are_unreadable_under_an_address_space_limit_never_a_panic() {
     for r in results {
         assert_eq!(r["verdict"], "unreadable", "{r:#}");
         assert!(
-            r["first_problem"]
+            r["firstProblem"]
                 .as_str()
                 .unwrap()
                 .contains("unpacks to more than"),
@@ -287,7 +275,7 @@ fn bombs_are_unreadable_under_an_address_space_limit_never_a_panic() {
     let (code, j) = verify_json(&["--no-catalog", "--max-decompressed", "100"], &[&files[0]]);
     assert_eq!(code, 1);
     assert!(
-        j["results"][0]["first_problem"]
+        j["results"][0]["firstProblem"]
             .as_str()
             .unwrap()
             .contains("100.0 MiB")
@@ -407,12 +395,12 @@ fn bit_rot_under_an_unchanged_stat_is_found_and_paths_with_the_same_bytes_are_tw
     assert_eq!(code, 1, "the rotted backup fails the run");
     let r = &j3["results"][0];
     assert_eq!(r["verdict"], "damaged");
-    assert_eq!(r["from_catalog"], false);
+    assert_eq!(r["fromCatalog"], false);
     assert!(
-        r["recheck_reason"].as_str().unwrap().contains("changed in place"),
+        r["recheckReason"].as_str().unwrap().contains("changed in place"),
         "{r:#}"
     );
-    assert_eq!(j3["results"][1]["from_catalog"], true);
+    assert_eq!(j3["results"][1]["fromCatalog"], true);
     // `check` agrees.
     assert_eq!(run(&["check", p.to_str().unwrap()]).code, 1);
 
@@ -421,7 +409,7 @@ fn bit_rot_under_an_unchanged_stat_is_found_and_paths_with_the_same_bytes_are_tw
     let (_, j4, _) = with_catalog(&catalog, &["--recheck-after", "1s"], &root);
     assert_eq!(j4["summary"]["afresh"], 2);
     assert!(
-        j4["results"][1]["recheck_reason"]
+        j4["results"][1]["recheckReason"]
             .as_str()
             .unwrap()
             .contains("--recheck-after")

@@ -72,6 +72,7 @@ pub struct Entry {
 
 /// One verification, for the history view.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Event {
     /// The series.
     pub series: String,
@@ -80,6 +81,7 @@ pub struct Event {
     /// When it was taken (Unix seconds), where known.
     pub taken: Option<i64>,
     /// When it was verified (Unix seconds).
+    #[serde(alias = "verified_at")]
     pub verified_at: i64,
     /// Its head revision.
     pub revision: Option<i64>,

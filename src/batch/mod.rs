@@ -25,6 +25,7 @@ use input::Unit;
 
 /// The verification of one backup (a file, an archive member or a data dir).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Record {
     /// What to call it: the path, `archive!member` for archive members.
     pub file: String,
@@ -46,6 +47,7 @@ pub struct Record {
     /// Bytes of the db or snapshot (decompressed).
     pub size: u64,
     /// Bytes on disk of the file (or data dir) it came from.
+    #[serde(alias = "stored_size")]
     pub stored_size: u64,
     /// Head revision.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,6 +65,7 @@ pub struct Record {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub taken: Option<i64>,
     /// Where `taken` comes from: `name` (a timestamp in the file name) or `mtime`.
+    #[serde(alias = "taken_from")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub taken_from: Option<String>,
     /// The backup series (directory plus name pattern).
@@ -74,6 +77,7 @@ pub struct Record {
     /// Warnings found.
     pub warnings: usize,
     /// The first problem (or why it was skipped or unreadable).
+    #[serde(alias = "first_problem")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_problem: Option<String>,
     /// The content's fingerprint: the SHA-256 of a plain bbolt file (read
@@ -81,12 +85,15 @@ pub struct Record {
     /// of its chunk sums ([`sums`]), so nothing is hashed twice.
     pub fingerprint: String,
     /// When it was verified (Unix seconds).
+    #[serde(alias = "verified_at")]
     pub verified_at: i64,
     /// Whether this result came from the catalog instead of a fresh check.
+    #[serde(alias = "from_catalog")]
     #[serde(default)]
     pub from_catalog: bool,
     /// Why the catalog's result was not used although it had one (changed,
     /// changed in place, or due for a fresh check).
+    #[serde(alias = "recheck_reason")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recheck_reason: Option<String>,
     /// Policy failures (filled in by [`policy::apply`]).

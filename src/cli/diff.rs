@@ -60,8 +60,8 @@ type Difference<'k, 'a> = (Change, &'k [u8], Option<RevEntry<'a>>, Option<RevEnt
 
 fn kv_json(kv: &KeyValueRef<'_>) -> Map<String, Value> {
     let mut o = Map::new();
-    o.insert("create_revision".into(), kv.create_revision.into());
-    o.insert("mod_revision".into(), kv.mod_revision.into());
+    o.insert("createRevision".into(), kv.create_revision.into());
+    o.insert("modRevision".into(), kv.mod_revision.into());
     o.insert("version".into(), kv.version.into());
     o.insert("lease".into(), kv.lease.into());
     render::put_bytes(&mut o, "value", kv.value);

@@ -50,11 +50,11 @@ pub(super) fn run(
         o.insert("sub".into(), r.rev.sub.into());
         o.insert("deleted".into(), r.tombstone.into());
         if !r.tombstone {
-            o.insert("create_revision".into(), kv.create_revision.into());
-            o.insert("mod_revision".into(), kv.mod_revision.into());
+            o.insert("createRevision".into(), kv.create_revision.into());
+            o.insert("modRevision".into(), kv.mod_revision.into());
             o.insert("version".into(), kv.version.into());
             o.insert("lease".into(), kv.lease.into());
-            o.insert("value_size".into(), kv.value.len().into());
+            o.insert("valueSize".into(), kv.value.len().into());
             if a.values {
                 render::put_bytes(&mut o, "value", kv.value);
             }
@@ -65,8 +65,8 @@ pub(super) fn run(
         Format::Json | Format::Yaml => {
             let mut top = Map::new();
             render::put_bytes(&mut top, "key", key);
-            top.insert("compact_revision".into(), index.compact.into());
-            top.insert("head_revision".into(), index.head.into());
+            top.insert("compactRevision".into(), index.compact.into());
+            top.insert("headRevision".into(), index.head.into());
             top.insert(
                 "revisions".into(),
                 Value::Array(rows.into_iter().map(Value::Object).collect()),
@@ -98,15 +98,15 @@ pub(super) fn run(
                 } else {
                     let lease = o.get("lease").and_then(Value::as_i64).unwrap_or(0);
                     row.extend([
-                        get("create_revision"),
-                        get("mod_revision"),
+                        get("createRevision"),
+                        get("modRevision"),
                         get("version"),
                         if lease == 0 {
                             "-".into()
                         } else {
                             format!("{lease:x}")
                         },
-                        get("value_size"),
+                        get("valueSize"),
                     ]);
                 }
                 if a.values {

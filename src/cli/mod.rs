@@ -54,8 +54,8 @@ pub enum Format {
     Yaml,
 }
 
-/// What `-o`/`-w` takes: the formats, and etcdutl's layouts of `snapshot
-/// status` that only `status` has.
+/// What `-o`/`-w` takes: the formats, and etcdctl's and etcdutl's plain
+/// layouts, which only the commands with such a twin have.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     /// Human-readable tables.
@@ -67,13 +67,13 @@ pub enum Output {
     Lines,
     /// YAML, as kubectl prints it (only `k8s get`).
     Yaml,
-    /// etcdutl's `-w simple`: one comma-separated line (only `status`).
+    /// etcdutl's and etcdctl's `-w simple` (`status`, `get`, `hashkv`).
     Simple,
-    /// etcdutl's `-w fields`: `"Name" : value` lines (only `status`).
+    /// etcdutl's and etcdctl's `-w fields`: `"Name" : value` lines (`status`, `get`, `hashkv`).
     Fields,
 }
 
-/// etcdutl's layouts of `snapshot status`.
+/// etcdutl's and etcdctl's plain-text layouts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EtcdutlLayout {
     /// `-w simple`.
@@ -324,10 +324,15 @@ where
         );
         return EXIT_ERROR;
     }
-    if layout.is_some() && !matches!(cli.command, Command::Status(_)) {
+    if layout.is_some()
+        && !matches!(
+            cli.command,
+            Command::Status(_) | Command::Get(_) | Command::Hashkv(_)
+        )
+    {
         let _ = writeln!(
             err,
-            "etcd-rescue: -w simple and -w fields are etcdutl's layouts of `snapshot status`: only `status` has them; use -o table or -o json"
+            "etcd-rescue: -w simple and -w fields are etcdctl's and etcdutl's layouts: only `status`, `get` and `hashkv` have them; use -o table or -o json"
         );
         return EXIT_ERROR;
     }
@@ -337,10 +342,10 @@ where
         )),
         Command::Status(a) => status::run(a, output, layout, out, err),
         Command::Check(a) => check::run(a, output, out, err),
-        Command::Get(a) => get::run(a, output, out, err),
+        Command::Get(a) => get::run(a, output, layout, out, err),
         Command::History(a) => history::run(a, output, out, err),
         Command::Diff(a) => diff::run(a, output, out, err),
-        Command::Hashkv(a) => hashkv::run(a, output, out, err),
+        Command::Hashkv(a) => hashkv::run(a, output, layout, out, err),
         Command::Stats(a) => stats::run(a, output, out, err),
         Command::Verify(a) => verify::run(a, output, out, err),
         Command::Salvage(a) => salvage::run(a, output, out, err),
@@ -365,6 +370,33 @@ where
     }
 }
 
+/// The `header` of etcdctl's JSON answers (snake_case, zero fields left
+/// out, as etcdctl prints them).
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub(crate) struct EtcdctlHeader {
+    #[serde(skip_serializing_if = "is_zero")]
+    cluster_id: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    member_id: u64,
+    revision: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    raft_term: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+impl EtcdctlHeader {
+    /// The header as etcdctl's `-w fields` prints it.
+    pub(crate) fn fields(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(out, "\"ClusterID\" : {}", self.cluster_id)?;
+        writeln!(out, "\"MemberID\" : {}", self.member_id)?;
+        writeln!(out, "\"Revision\" : {}", self.revision)?;
+        writeln!(out, "\"RaftTerm\" : {}", self.raft_term)
+    }
+}
+
 /// A query source opened read-only: what etcd would serve from a snapshot
 /// file, a db file or a data dir (see [`crate::judge::source`]).
 pub(crate) struct SourceDb {
@@ -384,6 +416,20 @@ impl SourceDb {
             writeln!(err, "etcd-rescue: {w}")?;
         }
         Ok(SourceDb { src })
+    }
+
+    /// etcdctl's response header for an answer at head `revision`:
+    /// `cluster_id` and `member_id` from a member dir's WAL (left out, as
+    /// etcdctl leaves out zero fields, for a snapshot, which does not record
+    /// them), and the last raft term on disk.
+    pub(crate) fn header(&self, revision: i64, term: Option<u64>) -> EtcdctlHeader {
+        let (cluster_id, member_id) = self.src.member_ids().unwrap_or((0, 0));
+        EtcdctlHeader {
+            cluster_id,
+            member_id,
+            revision,
+            raft_term: term.unwrap_or(0),
+        }
     }
 
     /// The keyspace to answer from.

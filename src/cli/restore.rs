@@ -10,6 +10,7 @@ use serde_json::json;
 use super::render::{self, human_bytes};
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, Format};
 use crate::datadir::replay::{Replayed, replay};
+use crate::judge::source::Unwrapped;
 use crate::restore::MemberOutcome;
 use crate::restore::job::{self, Checked, Plan, Source};
 use crate::restore::members::{ClusterSpec, parse_initial_cluster};
@@ -140,24 +141,45 @@ fn refused(c: &Checked, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -
     Ok(refuse_code(c))
 }
 
-/// The source opened, or the judgment's refusal when it cannot be.
+/// The source opened (unpacked first when compressed or archived), or the
+/// judgment's refusal when it cannot be. The [`Unwrapped`] keeps the
+/// unpacked copy while the source is read.
 fn open(
     path: &std::path::Path,
     skip_hash: bool,
     fmt: Format,
     out: &mut dyn Write,
     err: &mut dyn Write,
-) -> anyhow::Result<Result<Source, i32>> {
-    match Source::open(path) {
-        Ok(s) if s.db().is_ok() => Ok(Ok(s)),
+) -> anyhow::Result<Result<(Unwrapped, Source), i32>> {
+    let input = match Unwrapped::open(path) {
+        Ok(u) => u,
+        Err(e) => {
+            // A missing path: the judgment says so (in the JSON document
+            // too); an archive that cannot be unpacked says why.
+            if std::fs::metadata(path).is_err() {
+                let c = job::check(path, &path.display().to_string(), skip_hash, false);
+                if c.refused() {
+                    return refused(&c, fmt, out, err).map(Err);
+                }
+            }
+            return Err(e.into());
+        }
+    };
+    match Source::open(&input.path) {
+        Ok(mut s) if s.db().is_ok() => {
+            s.shown.clone_from(&input.shown);
+            Ok(Ok((input, s)))
+        }
         opened => {
             // Not something a restore opens, or not a readable db: the
             // judgment says what it is.
-            let c = job::check(path, skip_hash, false);
+            let c = job::check(&input.path, &input.shown, skip_hash, false);
             if c.refused() {
                 return refused(&c, fmt, out, err).map(Err);
             }
-            Ok(Ok(opened?))
+            let mut s = opened?;
+            s.shown.clone_from(&input.shown);
+            Ok(Ok((input, s)))
         }
     }
 }
@@ -180,7 +202,7 @@ fn replayed(
     match replay(&db, w) {
         Ok(r) => Ok(Ok(Some(r))),
         Err(e) => {
-            let c = job::check(&src.path, skip_hash, false);
+            let c = job::check(&src.path, &src.shown, skip_hash, false);
             if c.refused() {
                 return refused(&c, fmt, out, err).map(Err);
             }
@@ -204,7 +226,7 @@ fn execute(
     write: impl FnOnce(job::Gate<'_>) -> Result<Vec<MemberOutcome>, crate::restore::BoxError>,
 ) -> anyhow::Result<i32> {
     if dry_run {
-        let c = job::check(&src.path, skip_hash, force);
+        let c = job::check(&src.path, &src.shown, skip_hash, force);
         if c.refused() {
             return refused(&c, fmt, out, err);
         }
@@ -212,7 +234,7 @@ fn execute(
         report(out, fmt, plan, &[], Some(&source_json(&c)), extra)?;
         return Ok(EXIT_OK);
     }
-    let (c, written) = job::with_check(&src.path, skip_hash, force, write);
+    let (c, written) = job::with_check(&src.path, &src.shown, skip_hash, force, write);
     super::report_cleaned(err)?;
     match written {
         None => refused(&c, fmt, out, err),
@@ -243,7 +265,7 @@ pub(super) fn run(
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
     let skip_hash = a.skip_hash_check;
-    let src = match open(&a.source, skip_hash, fmt, out, err)? {
+    let (_input, src) = match open(&a.source, skip_hash, fmt, out, err)? {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -269,7 +291,7 @@ pub(super) fn run(
         src_file: src.file.file(),
         replayed,
         bump: a.bump_revision.map(|b| b as i64),
-        inputs: vec![src.path.clone()],
+        inputs: vec![a.source.clone(), src.path.clone()],
     };
     let data_dir = a
         .data_dir
@@ -311,7 +333,7 @@ pub(super) fn run_force_new_cluster(
         writeln!(err, "etcd-rescue: {}: not a data dir", a.data_dir.display())?;
         return Ok(EXIT_ERROR);
     }
-    let src = match open(&a.data_dir, true, fmt, out, err)? {
+    let (_input, src) = match open(&a.data_dir, true, fmt, out, err)? {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };

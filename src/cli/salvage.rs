@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use super::render::{self, human_bytes};
 use super::{EXIT_OK, EXIT_PROBLEMS, Format};
+use crate::judge::source::Unwrapped;
 use crate::salvage::{SalvageReport, salvage, salvage_dir, write_db};
 use crate::source::MappedFile;
 
@@ -36,10 +37,12 @@ pub(super) fn run(
     if !a.dry_run {
         crate::atomic::refuse_overlap(&[&a.out], &[&a.damaged])?;
     }
-    let s = if a.damaged.is_dir() {
-        salvage_dir(&a.damaged).map_err(|e| anyhow::anyhow!("cannot salvage {}: {e}", a.damaged.display()))?
+    // A compressed or archived input is salvaged from what it unpacks to.
+    let input = Unwrapped::open(&a.damaged).context("cannot open the damaged input")?;
+    let s = if input.path.is_dir() {
+        salvage_dir(&input.path).map_err(|e| anyhow::anyhow!("cannot salvage {}: {e}", input.shown))?
     } else {
-        let file = MappedFile::open(&a.damaged).context("cannot open the damaged file")?;
+        let file = MappedFile::open(&input.path).context("cannot open the damaged file")?;
         salvage(file.bytes())
     };
     let r = &s.report;

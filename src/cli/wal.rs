@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::render::{self, human_bytes};
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, Format};
 use crate::datadir::resolve_wal;
+use crate::judge::source::Unwrapped;
 use crate::wal::payload::{self, Payload, Request};
 use crate::wal::scan::{EntryAt, Tail, WalReport};
 use crate::wal::{self, EntryType, Index, Term, WalDir};
@@ -179,10 +180,12 @@ pub(super) fn run(a: &WalArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn W
             return Ok(EXIT_ERROR);
         }
     };
-    let dir = if a.dir.is_file() {
-        WalDir::single(&a.dir).context("cannot read the WAL segment")?
+    // A compressed or archived WAL (or member dir) is read unpacked.
+    let input = Unwrapped::open(&a.dir).context("cannot open the WAL")?;
+    let dir = if input.path.is_file() {
+        WalDir::single(&input.path).context("cannot read the WAL segment")?
     } else {
-        let wal_path = match resolve_wal(&a.dir) {
+        let wal_path = match resolve_wal(&input.path) {
             Ok(p) => p,
             Err(e) => {
                 writeln!(err, "etcd-rescue: {e}")?;
@@ -192,7 +195,8 @@ pub(super) fn run(a: &WalArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn W
         WalDir::open(&wal_path).context("cannot read the WAL directory")?
     };
     let mut entries: Vec<EntryAt<'_>> = Vec::new();
-    let report = wal::scan(&dir, wal::ScanOptions::default(), |e| entries.push(*e));
+    let mut report = wal::scan(&dir, wal::ScanOptions::default(), |e| entries.push(*e));
+    report.dir = input.show(std::path::Path::new(&report.dir));
     let live = wal::log::kept_by_raft(entries.iter().map(|e| (e.entry.index, e.seen_by_etcd)));
     let prefix = a.prefix.as_deref().map(str::as_bytes);
 

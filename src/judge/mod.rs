@@ -270,6 +270,12 @@ pub fn judge(path: &Path, opts: &Options) -> Vec<Judgment> {
     judge_named(path, &path.display().to_string(), opts, 0)
 }
 
+/// [`judge`] of `path` under another name (the archive a scratch copy was
+/// unpacked from, see [`source::Unwrapped`]).
+pub fn judge_as(path: &Path, name: &str, opts: &Options) -> Vec<Judgment> {
+    judge_named(path, name, opts, 0)
+}
+
 /// How deep containers may nest (a tar in a gzip in a zip...).
 pub const MAX_CONTAINER_DEPTH: usize = 3;
 

@@ -53,40 +53,60 @@ pub struct ReadSource {
     pub judgment: Judgment,
     /// Sentences for stderr: what is read, and how it differs from etcd.
     pub notes: Vec<String>,
+    _scratch: Option<Unwrapped>,
+}
+
+/// A path with its compressed and archived layers unpacked (a `.tar.gz` of
+/// a member dir, a `.db.zst`): the plain file or dir inside, in scratch
+/// dirs that live as long as this does. Every command that reads one
+/// snapshot, db or member dir opens its input through this.
+#[derive(Debug)]
+pub struct Unwrapped {
+    /// The plain file or dir to read (the path itself when not a container).
+    pub path: PathBuf,
+    /// What to call it: the path as given, `archive!member` inside an archive.
+    pub shown: String,
+    /// The containers, outside in (`gzip`, `tar`...); empty for a plain path.
+    pub containers: Vec<&'static str>,
     _scratch: Vec<Unpacked>,
 }
 
-impl ReadSource {
-    /// Opens `path`. `db_only`: read a member dir's db without the WAL.
-    pub fn open(path: &Path, db_only: bool) -> Result<ReadSource, OpenError> {
-        let name = path.display().to_string();
-        let md = std::fs::metadata(path).map_err(|e| OpenError::Io(format!("{name}: {e}")))?;
-        if md.is_dir() {
-            return open_dir(path, &name, db_only);
-        }
-        // Compressed, archived, or both (a .tar.gz of a member dir): each
-        // layer is unpacked in turn, and the scratch dirs kept while read.
-        let mut scratches = Vec::new();
-        let mut containers = Vec::new();
-        let mut current = path.to_path_buf();
-        // What the unit is called: the archive, then `archive!member`.
-        let mut shown = name.clone();
-        loop {
-            if current.is_dir() {
-                let mut s = open_dir(&current, &shown, db_only)?;
-                s.judgment.containers = containers;
-                s._scratch = scratches;
-                return Ok(s);
+impl Unwrapped {
+    /// A path under the unpacked copy as the user knows it: under the
+    /// archive's name (`backup.tar.gz!single/member/wal`).
+    pub fn show(&self, p: &Path) -> String {
+        match p.strip_prefix(&self.path) {
+            Ok(rel) if !self.containers.is_empty() => {
+                if rel.as_os_str().is_empty() {
+                    self.shown.clone()
+                } else {
+                    format!("{}/{}", self.shown, rel.display())
+                }
             }
-            let file = MappedFile::open(&current).map_err(|e| OpenError::Io(e.to_string()))?;
+            _ => p.display().to_string(),
+        }
+    }
+
+    /// Unpacks `path` layer by layer until a plain file or dir remains; an
+    /// archive must hold exactly one etcd file or member dir.
+    pub fn open(path: &Path) -> Result<Unwrapped, OpenError> {
+        let name = path.display().to_string();
+        std::fs::metadata(path).map_err(|e| OpenError::Io(format!("{name}: {e}")))?;
+        let mut u = Unwrapped {
+            path: path.to_path_buf(),
+            shown: name.clone(),
+            containers: Vec::new(),
+            _scratch: Vec::new(),
+        };
+        loop {
+            if u.path.is_dir() {
+                return Ok(u);
+            }
+            let file = MappedFile::open(&u.path).map_err(|e| OpenError::Io(e.to_string()))?;
             let Sniff::Container(c) = kind::sniff(file.bytes()) else {
-                drop(file);
-                let mut s = open_file(&current, &shown)?;
-                s.judgment.containers = containers;
-                s._scratch = scratches;
-                return Ok(s);
+                return Ok(u);
             };
-            if containers.len() >= super::MAX_CONTAINER_DEPTH {
+            if u.containers.len() >= super::MAX_CONTAINER_DEPTH {
                 return Err(OpenError::Io(format!(
                     "{name}: containers nested more than {} deep",
                     super::MAX_CONTAINER_DEPTH
@@ -95,22 +115,37 @@ impl ReadSource {
             let limits = unpack::Limits {
                 max_bytes: Options::default().max_unpacked,
             };
-            let u = unpack::unpack(c, file.bytes(), &name, limits).map_err(OpenError::Io)?;
-            current = match &u.single {
-                Some(rel) => u.scratch.path().join(rel),
+            let layer = unpack::unpack(c, file.bytes(), &name, limits).map_err(OpenError::Io)?;
+            u.path = match &layer.single {
+                Some(rel) => layer.scratch.path().join(rel),
                 None => {
-                    let unit = single_unit(&u, &name)?;
-                    if let Ok(rel) = unit.strip_prefix(u.scratch.path())
+                    let unit = single_unit(&layer, &name)?;
+                    if let Ok(rel) = unit.strip_prefix(layer.scratch.path())
                         && !rel.as_os_str().is_empty()
                     {
-                        shown = format!("{shown}!{}", rel.display());
+                        u.shown = format!("{}!{}", u.shown, rel.display());
                     }
                     unit
                 }
             };
-            containers.push(c.word());
-            scratches.push(u);
+            u.containers.push(c.word());
+            u._scratch.push(layer);
         }
+    }
+}
+
+impl ReadSource {
+    /// Opens `path`. `db_only`: read a member dir's db without the WAL.
+    pub fn open(path: &Path, db_only: bool) -> Result<ReadSource, OpenError> {
+        let u = Unwrapped::open(path)?;
+        let mut s = if u.path.is_dir() {
+            open_dir(&u.path, &u.shown, db_only)?
+        } else {
+            open_file(&u.path, &u.shown)?
+        };
+        s.judgment.containers.clone_from(&u.containers);
+        s._scratch = Some(u);
+        Ok(s)
     }
 
     /// The keyspace to answer from.
@@ -120,6 +155,19 @@ impl ReadSource {
             db,
             overlay: self.overlay.as_ref(),
         })
+    }
+
+    /// The cluster and member IDs a member dir's WAL records (its metadata
+    /// record), as etcdctl's response header shows them. A snapshot or db
+    /// does not record them.
+    pub fn member_ids(&self) -> Option<(u64, u64)> {
+        match &self.judgment.detail {
+            super::Detail::Member(m) => {
+                let md = m.wal.as_ref()?.metadata.as_ref()?;
+                Some((md.cluster_id.0, md.node_id.0))
+            }
+            _ => None,
+        }
     }
 
     /// The whole file read (a snapshot with its trailer).
@@ -212,7 +260,7 @@ fn open_file(path: &Path, name: &str) -> Result<ReadSource, OpenError> {
         replay: None,
         judgment,
         notes: Vec::new(),
-        _scratch: Vec::new(),
+        _scratch: None,
     })
 }
 
@@ -256,7 +304,7 @@ fn open_dir(path: &Path, name: &str, db_only: bool) -> Result<ReadSource, OpenEr
         replay: None,
         judgment,
         notes,
-        _scratch: Vec::new(),
+        _scratch: None,
     };
     let shown = layout.show(&layout.db);
     if db_only {

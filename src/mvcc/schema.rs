@@ -39,8 +39,10 @@ pub mod meta_keys {
     pub const STORAGE_VERSION: &[u8] = b"storageVersion";
 }
 
-/// The raft configuration stored in `meta/confState`.
+/// The raft configuration stored in `meta/confState` (read with etcd's
+/// snake_case names, written in our camelCase).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all(serialize = "camelCase"))]
 pub struct ConfState {
     /// Voting members.
     #[serde(default)]

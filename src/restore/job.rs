@@ -50,6 +50,9 @@ pub struct Source {
     pub wal: Option<WalDir>,
     /// The db as named in messages.
     pub name: String,
+    /// The source as named in the judgment: the path, or the archive it
+    /// was unpacked from (set by the caller that unpacked it).
+    pub shown: String,
 }
 
 impl Source {
@@ -61,6 +64,7 @@ impl Source {
                 file: DbImage::Mapped(MappedFile::open(path)?),
                 wal: None,
                 name: path.display().to_string(),
+                shown: path.display().to_string(),
             });
         }
         let layout = crate::datadir::resolve(path, None)?;
@@ -81,6 +85,7 @@ impl Source {
             file,
             wal: Some(wal),
             name: layout.db.display().to_string(),
+            shown: path.display().to_string(),
         })
     }
 
@@ -106,13 +111,14 @@ impl Checked {
     }
 }
 
-/// Judges the source at `path` with the one judgment and decides.
-pub fn check(path: &Path, skip_hash: bool, force: bool) -> Checked {
+/// Judges the source at `path` (called `name` in messages) with the one
+/// judgment and decides.
+pub fn check(path: &Path, name: &str, skip_hash: bool, force: bool) -> Checked {
     let opts = judge::Options {
         skip_hash: true,
         ..judge::Options::full()
     };
-    let js = judge::judge(path, &opts);
+    let js = judge::judge_as(path, name, &opts);
     let judgment = js.into_iter().next().expect("one judgment per path");
     let admission = admit(&judgment, skip_hash, force);
     Checked { judgment, admission }
@@ -242,12 +248,13 @@ struct Refused;
 /// judgment, and what `write` returned when it was admitted.
 pub fn with_check<T>(
     path: &Path,
+    name: &str,
     skip_hash: bool,
     force: bool,
     write: impl FnOnce(Gate<'_>) -> Result<T, BoxError>,
 ) -> (Checked, Option<Result<T, BoxError>>) {
     std::thread::scope(|sc| {
-        let mut handle = Some(sc.spawn(|| check(path, skip_hash, force)));
+        let mut handle = Some(sc.spawn(|| check(path, name, skip_hash, force)));
         let mut checked: Option<Checked> = None;
         let result = {
             let mut gate = || -> Result<(), BoxError> {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::etcd::free_port;
-use super::{Kv, copy_tree, etcdctl_get_json, run, unchanged, walk_files};
+use super::{Kv, copy_tree, etcdctl_get_json, gzip, run, tar_of, unchanged, walk_files};
 
 /// What the commands said about one path.
 #[derive(Clone, Debug)]
@@ -26,24 +26,6 @@ pub struct Agreed {
     pub etcd: Option<String>,
     /// The kind the judgment gave.
     pub kind: String,
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-/// A tar of `p` (a file or a dir), under its own name.
-fn tar_of(p: &Path) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let name = p.file_name().unwrap();
-    if p.is_dir() {
-        b.append_dir_all(name, p).unwrap();
-    } else {
-        b.append_path_with_name(p, name).unwrap();
-    }
-    b.into_inner().unwrap()
 }
 
 fn class_of(v: &Value, what: &str, out: &str) -> Result<String, String> {

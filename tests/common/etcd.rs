@@ -136,7 +136,7 @@ impl Etcd {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
-    fn ctl_output(&self, args: &[&str]) -> Output {
+    pub fn ctl_output(&self, args: &[&str]) -> Output {
         Command::new(self.bin.join("etcdctl"))
             .env("ETCDCTL_API", "3")
             .args(["--endpoints", &self.client_url, "--command-timeout", "20s"])

@@ -26,6 +26,44 @@ pub fn zstd(data: &[u8]) -> Vec<u8> {
     ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
 }
 
+/// `data` as xz (preset 1).
+pub fn xz(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(1)).expect("xz");
+    w.write_all(data).expect("xz");
+    w.finish().expect("xz")
+}
+
+/// `data` as bzip2.
+pub fn bzip2(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    w.write_all(data).expect("bzip2");
+    w.finish().expect("bzip2")
+}
+
+/// A zip holding `data` as `name` (deflated).
+pub fn zip_of(name: &str, data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let o = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    w.start_file(name, o).expect("zip");
+    w.write_all(data).expect("zip");
+    w.finish().expect("zip").into_inner()
+}
+
+/// A tar of `p` (a file or a dir), under its own name.
+pub fn tar_of(p: &Path) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let name = p.file_name().expect("a named path");
+    if p.is_dir() {
+        b.append_dir_all(name, p).expect("tar");
+    } else {
+        b.append_path_with_name(p, name).expect("tar");
+    }
+    b.into_inner().expect("tar")
+}
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
