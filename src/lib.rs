@@ -30,6 +30,7 @@ pub mod k8s;
 pub mod keyhash;
 pub mod mvcc;
 pub mod pb;
+pub mod progress;
 pub mod report;
 pub mod restore;
 pub mod salvage;

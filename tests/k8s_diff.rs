@@ -228,12 +228,16 @@ fn two_revisions_of_one_snapshot() {
 fn a_file_against_itself_is_empty() {
     let f = fixture();
     let p = f.to_str().unwrap();
-    // Two paths, the same bytes; and one source at the same revision. The
+    // Two paths, the same bytes; and one source at one revision twice. The
     // fixture holds values that cannot be decoded (KMS, no keys given):
     // identical stored bytes are equal without decoding.
     let (rev, _) = old_config_rows(&f);
     let rev = rev.to_string();
-    for args in [vec![p, p], vec![p], vec![p, "--rev", &rev, "--rev-b", &rev]] {
+    // One source and no revision is a mistake (a second source forgotten).
+    let one = run(&["k8s", "diff", p]);
+    assert_eq!(one.code, 2, "{}", one.err);
+    assert!(one.err.contains("give a second source"), "{}", one.err);
+    for args in [vec![p, p], vec![p, "--rev", &rev, "--rev-b", &rev]] {
         let mut a = vec!["k8s", "diff"];
         a.extend_from_slice(&args);
         let t = run(&a);

@@ -110,6 +110,7 @@ pub struct WalkOutcome {
 /// Walks the whole tree of `db` from the root bucket.
 pub fn walk<'a, V: Visitor<'a>>(db: Db<'a>, visitor: &mut V) -> WalkOutcome {
     let pages = db.high_water().min(db.file_pages());
+    crate::progress::begin("walking pages", pages.saturating_mul(db.page_size() as u64));
     let mut w = Walker {
         db,
         visitor,
@@ -198,6 +199,7 @@ impl<'a, V: Visitor<'a>> Walker<'a, '_, V> {
                 return;
             }
         };
+        crate::progress::advance((u64::from(header.overflow) + 1) * self.db.page_size() as u64);
         let mut first_seen_before = false;
         let mut overlap = false;
         for (i, p) in (pgid.0..=pgid.0 + u64::from(header.overflow)).enumerate() {

@@ -181,7 +181,7 @@ fn finish(
                     };
                     render::json(
                         out,
-                        &serde_json::json!({ "error": e.to_string(), "judgment": judgment }),
+                        &serde_json::json!({ "error": e.to_string(), "exitCode": code, "judgment": judgment }),
                     )?
                 }
             }

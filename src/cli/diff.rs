@@ -23,7 +23,7 @@ pub struct DiffArgs {
     #[arg(long)]
     pub prefix: Option<String>,
     /// Revision to read A at (default: its head).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, visible_alias = "rev", default_value_t = 0)]
     pub rev_a: i64,
     /// Revision to read B at (default: its head).
     #[arg(long, default_value_t = 0)]
@@ -74,6 +74,11 @@ pub(super) fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
+    if a.b.is_none() && a.rev_a == 0 && a.rev_b == 0 {
+        anyhow::bail!(
+            "one source and no revision compares its head with itself: give a second source, or two revisions (--rev N --rev-b M)"
+        );
+    }
     let range = match &a.prefix {
         Some(p) if !p.is_empty() => KeyRange::Prefix(p.as_bytes().to_vec()),
         _ => KeyRange::All,

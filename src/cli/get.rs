@@ -23,9 +23,10 @@ pub struct GetArgs {
     pub db_only: bool,
     /// The key (all keys when omitted).
     pub key: Option<String>,
-    /// Get every key starting with KEY.
-    #[arg(long)]
-    pub prefix: bool,
+    /// Get every key starting with KEY, as etcdctl does; or `--prefix P`
+    /// without KEY, as `diff` and `wal` take a prefix.
+    #[arg(long, num_args = 0..=1, default_missing_value = "", value_name = "P")]
+    pub prefix: Option<String>,
     /// Get every key greater than or equal to KEY.
     #[arg(long, conflicts_with = "prefix")]
     pub from_key: bool,
@@ -46,15 +47,25 @@ pub struct GetArgs {
     pub print_value_only: bool,
 }
 
-/// The key range a get covers.
-pub(super) fn key_range(key: Option<&str>, prefix: bool, from_key: bool) -> KeyRange {
-    match key {
+/// The key range a get covers. `prefix`: `Some("")` for etcdctl's switch
+/// (KEY is the prefix), `Some(p)` for a prefix given as a value.
+fn key_range(key: Option<&str>, prefix: Option<&str>, from_key: bool) -> anyhow::Result<KeyRange> {
+    let key = match (key, prefix) {
+        (Some(k), Some(p)) if !p.is_empty() => {
+            anyhow::bail!(
+                "KEY {k:?} and --prefix {p:?}: give the prefix once (`get SOURCE P --prefix` or `get SOURCE --prefix P`)"
+            )
+        }
+        (None, Some(p)) => Some(p),
+        (k, _) => k,
+    };
+    Ok(match key {
         None => KeyRange::All,
-        Some(k) if prefix && k.is_empty() => KeyRange::All,
-        Some(k) if prefix => KeyRange::Prefix(k.as_bytes().to_vec()),
+        Some("") if prefix.is_some() => KeyRange::All,
+        Some(k) if prefix.is_some() => KeyRange::Prefix(k.as_bytes().to_vec()),
         Some(k) if from_key => KeyRange::FromKey(k.as_bytes().to_vec()),
         Some(k) => KeyRange::Exact(k.as_bytes().to_vec()),
-    }
+    })
 }
 
 pub(super) fn run(
@@ -74,7 +85,7 @@ pub(super) fn run(
         Ok(ks) => ks,
         Err(code) => return src.damaged(err, code),
     };
-    let range = key_range(a.key.as_deref(), a.prefix, a.from_key);
+    let range = key_range(a.key.as_deref(), a.prefix.as_deref(), a.from_key)?;
     let index = match Index::build(&ks, &range) {
         Ok(i) => i,
         Err(e) => return src.kv_error(err, &e),

@@ -62,6 +62,13 @@ pub enum K8sCommand {
     Diff(super::k8s_diff::DiffArgs),
 }
 
+impl K8sCommand {
+    /// Whether the command draws its own progress bar (`dump` counts objects).
+    pub(super) fn draws_progress(&self) -> bool {
+        matches!(self, K8sCommand::Dump(_))
+    }
+}
+
 /// Options every k8s command takes.
 #[derive(Debug, clap::Args)]
 pub struct Common {
@@ -75,8 +82,8 @@ pub struct Common {
     /// aesgcm and secretbox values (keys are never printed).
     #[arg(long, value_name = "FILE")]
     pub encryption_config: Option<PathBuf>,
-    /// The apiserver's --etcd-prefix.
-    #[arg(long, default_value = DEFAULT_PREFIX, value_name = "PREFIX")]
+    /// The apiserver's --etcd-prefix (`--prefix` is an old spelling).
+    #[arg(long = "etcd-prefix", alias = "prefix", default_value = DEFAULT_PREFIX, value_name = "PREFIX")]
     pub prefix: String,
     /// For a data dir: read its db alone, without the committed WAL entries
     /// etcd would apply on top of it at start.
@@ -126,12 +133,8 @@ pub struct LsArgs {
     common: Common,
     /// Only this resource (plural, singular, kind or short name: deploy, cm, svc...).
     resource: Option<String>,
-    /// Only this namespace.
-    #[arg(short = 'n', long)]
-    namespace: Option<String>,
-    /// All namespaces (the default for ls).
-    #[arg(short = 'A', long, conflicts_with = "namespace")]
-    all_namespaces: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
     /// Also list objects whose newest change is a deletion, with their last
     /// live version and the revision of the delete.
     #[arg(long)]
@@ -153,6 +156,9 @@ pub struct GetArgs {
     /// All namespaces.
     #[arg(short = 'A', long, conflicts_with = "namespace")]
     all_namespaces: bool,
+    /// Only objects whose labels match, as `kubectl get -l` takes it.
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    selector: Option<String>,
     /// Also show deleted objects (their last live version).
     #[arg(long)]
     include_deleted: bool,
@@ -373,9 +379,9 @@ fn ls(a: &LsArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyh
         Err(code) => return Ok(code),
     };
     let cx = src.cx(&a.common);
-    let ns = a.namespace.as_deref();
+    let filter = a.filter.filter()?;
     let keep = |o: &Object| {
-        ns.is_none_or(|n| o.location.namespace == n)
+        filter.matches(&o.location, &o.kind, o.body.as_ref())
             && a.resource
                 .as_deref()
                 .is_none_or(|r| keys::matches(r, &o.location.resource, &o.kind))
@@ -470,11 +476,15 @@ fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> an
     } else {
         Some(a.namespace.clone().unwrap_or_else(|| "default".into()))
     };
+    let selector = a.selector.as_deref().map(Selector::parse).transpose()?;
     let keep = |o: &Object| {
         keys::matches(&a.resource, &o.location.resource, &o.kind)
             && a.name.as_deref().is_none_or(|n| o.location.name == n)
             // Cluster-scoped objects have no namespace and match any -n.
             && (o.location.namespace.is_empty() || ns.as_deref().is_none_or(|n| o.location.namespace == n))
+            && selector.as_ref().is_none_or(|s| {
+                s.matches(o.body.as_ref().and_then(|b| b.pointer("/metadata/labels")).and_then(Value::as_object))
+            })
     };
     let (rev, objs) = match list::objects(
         &ks,
@@ -489,13 +499,29 @@ fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> an
         Err(e) => return src.db.kv_error(err, &e),
     };
     if objs.is_empty() {
-        let what = match &a.name {
-            Some(n) => format!("{} \"{n}\"", a.resource),
-            None => a.resource.clone(),
-        };
         let where_ = ns.map(|n| format!(" in namespace {n}")).unwrap_or_default();
-        writeln!(err, "etcd-rescue: no {what} found{where_} at revision {rev}")?;
-        return Ok(EXIT_PROBLEMS);
+        match &a.name {
+            Some(n) => {
+                writeln!(
+                    err,
+                    "etcd-rescue: {} \"{n}\" not found{where_} at revision {rev}",
+                    a.resource
+                )?;
+                return Ok(EXIT_PROBLEMS);
+            }
+            // As kubectl: an empty list is an answer (an empty List in
+            // JSON and YAML), not an error.
+            None => {
+                writeln!(
+                    err,
+                    "etcd-rescue: no {} found{where_} at revision {rev}",
+                    a.resource
+                )?;
+                if fmt == Format::Table {
+                    return Ok(src.exit(EXIT_OK));
+                }
+            }
+        }
     }
     for o in objs.iter().filter(|o| o.deleted_at.is_some()) {
         writeln!(

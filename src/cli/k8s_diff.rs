@@ -20,7 +20,7 @@ use crate::k8s::yaml;
     mut_arg("source", |a| a.value_name("SRC_A").index(1).help(
         "A: the older backup (a snapshot file, a db file, or an etcd data directory)"
     )),
-    mut_arg("rev", |a| a.help("Read A at this revision (default: its newest)"))
+    mut_arg("rev", |a| a.help("Read A at this revision (default: its newest)").visible_alias("rev-a"))
 )]
 pub struct DiffArgs {
     #[command(flatten)]
@@ -61,6 +61,11 @@ pub(super) fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
+    if a.source_b.is_none() && a.rev_b.is_none() && a.common.rev.is_none() {
+        anyhow::bail!(
+            "one source and no revision compares its head with itself: give a second source, or two revisions (--rev N --rev-b M)"
+        );
+    }
     let filter = a.filter.filter()?;
     let src_a = Source::open(&a.common, err)?;
     let common_b = a.source_b.as_ref().map(|b| Common {

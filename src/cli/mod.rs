@@ -25,6 +25,7 @@ mod history;
 mod inspect;
 mod k8s;
 mod k8s_diff;
+mod progress;
 pub mod render;
 mod restore;
 mod salvage;
@@ -336,6 +337,36 @@ where
         );
         return EXIT_ERROR;
     }
+    let mut out = Counted { inner: out, bytes: 0 };
+    let mut err = Recorded {
+        inner: err,
+        tail: Vec::new(),
+    };
+    // verify and k8s dump draw bars of their own (files, objects).
+    let long = !matches!(
+        cli.command,
+        Command::Verify(_) | Command::Completion(_) | Command::Man(_) | Command::Version
+    ) && !matches!(&cli.command, Command::K8s(k) if k.draws_progress());
+    let ticker = long.then(progress::Ticker::start);
+    let code = dispatch(&cli, output, layout, &mut out, &mut err);
+    drop(ticker);
+    // A command that could not run says why in one JSON document on
+    // stdout too, when scripts asked for JSON and it wrote nothing else.
+    if code == EXIT_ERROR && matches!(output, Format::Json | Format::Lines) && out.bytes == 0 {
+        let doc = serde_json::json!({ "error": err.last_error(), "exitCode": code });
+        let _ = writeln!(out.inner, "{doc}");
+    }
+    code
+}
+
+/// Runs the parsed command; its exit code.
+fn dispatch(
+    cli: &Cli,
+    output: Format,
+    layout: Option<EtcdutlLayout>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     let result = match &cli.command {
         Command::Status(_) | Command::Check(_) if output == Format::Yaml => Err(anyhow::anyhow!(
             "-o yaml is only for `k8s get`; use -o table or -o json"
@@ -367,6 +398,63 @@ where
             let _ = writeln!(err, "etcd-rescue: error: {e:#}");
             EXIT_ERROR
         }
+    }
+}
+
+/// Stdout, counting what is written to it.
+struct Counted<'a> {
+    inner: &'a mut dyn Write,
+    bytes: u64,
+}
+
+impl Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Stderr, keeping its last few kilobytes for the JSON error document.
+struct Recorded<'a> {
+    inner: &'a mut dyn Write,
+    tail: Vec<u8>,
+}
+
+impl Recorded<'_> {
+    /// The last message that is not a note or a warning, without the
+    /// `etcd-rescue: ` and `error: ` prefixes.
+    fn last_error(&self) -> String {
+        let text = String::from_utf8_lossy(&self.tail);
+        let strip = |l: &str| -> String {
+            let l = l.trim();
+            let l = l.strip_prefix("etcd-rescue: ").unwrap_or(l);
+            l.strip_prefix("error: ").unwrap_or(l).to_string()
+        };
+        text.lines()
+            .rev()
+            .map(strip)
+            .find(|l| !l.is_empty() && !l.starts_with("note:") && !l.starts_with("warning:"))
+            .unwrap_or_else(|| "the command could not run".into())
+    }
+}
+
+impl Write for Recorded<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.tail.extend_from_slice(&buf[..n]);
+        if self.tail.len() > 8192 {
+            self.tail.drain(..self.tail.len() - 4096);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

@@ -131,6 +131,8 @@ fn refused(c: &Checked, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -
     err.write_all(messages(c).as_bytes())?;
     if fmt != Format::Table {
         let j = json!({
+            "error": c.admission.refused,
+            "exitCode": refuse_code(c),
             "source": source_json(c),
             "restored": false,
             "reason": c.admission.refused,

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::render::{self, human_bytes};
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, Format};
 use crate::datadir::resolve_wal;
+use crate::judge::kind::Sniff;
 use crate::judge::source::Unwrapped;
 use crate::wal::payload::{self, Payload, Request};
 use crate::wal::scan::{EntryAt, Tail, WalReport};
@@ -172,6 +173,21 @@ fn jsonl<T: Serialize>(out: &mut dyn Write, v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a file given as a WAL segment is instead, when its bytes say it
+/// is another etcd file (a damaged segment is still read as one).
+fn not_a_wal(p: &std::path::Path) -> Option<&'static str> {
+    let f = crate::source::MappedFile::open(p).ok()?;
+    match crate::judge::kind::sniff(f.bytes()) {
+        Sniff::Bolt => Some(
+            "a bbolt db (a snapshot or a member's snap/db), not a WAL: `etcd-rescue status` or `get` reads it; a member's WAL is its member/wal dir",
+        ),
+        Sniff::RaftSnap => Some(
+            "a raft .snap file, not a WAL: `etcd-rescue status` reads it; a member's WAL is its member/wal dir",
+        ),
+        _ => None,
+    }
+}
+
 pub(super) fn run(a: &WalArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
     let filter = match TypeFilter::new(&a.types) {
         Ok(f) => f,
@@ -183,6 +199,10 @@ pub(super) fn run(a: &WalArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn W
     // A compressed or archived WAL (or member dir) is read unpacked.
     let input = Unwrapped::open(&a.dir).context("cannot open the WAL")?;
     let dir = if input.path.is_file() {
+        if let Some(other) = not_a_wal(&input.path) {
+            writeln!(err, "etcd-rescue: {}: {other}", input.shown)?;
+            return Ok(EXIT_ERROR);
+        }
         WalDir::single(&input.path).context("cannot read the WAL segment")?
     } else {
         let wal_path = match resolve_wal(&input.path) {

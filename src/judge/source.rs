@@ -266,9 +266,15 @@ fn open_file(path: &Path, name: &str) -> Result<ReadSource, OpenError> {
 
 fn open_dir(path: &Path, name: &str, db_only: bool) -> Result<ReadSource, OpenError> {
     let judgment = super::judge_dir(path, name, &Options::default());
-    let mut layout = crate::datadir::resolve(path, None).map_err(|e| OpenError::NotKeyspace {
-        path: name.into(),
-        why: e.to_string(),
+    let mut layout = crate::datadir::resolve(path, None).map_err(|e| {
+        // The error names the path it resolved (a scratch copy for an
+        // archive): name it once, as the user gave it.
+        let text = e.to_string();
+        let prefix = format!("{}: ", path.display());
+        OpenError::NotKeyspace {
+            path: name.into(),
+            why: text.strip_prefix(&prefix).unwrap_or(&text).to_string(),
+        }
     })?;
     // An archive's member dir is shown by the archive's name.
     layout.shown = PathBuf::from(name);

@@ -79,10 +79,19 @@ impl<'a> Keyspace<'a> {
     /// overlay's.
     pub fn revisions(&self) -> Result<Revisions<'a>, KvError> {
         let bucket = self.db.bucket(b"key")?.ok_or(KvError::NoKeyBucket)?;
+        let page_size = self.db.page_size() as u64;
+        // The key bucket is most of an etcd db: its pages, read in key
+        // order, measure the progress against the pages in use.
+        crate::progress::begin(
+            "reading revisions",
+            self.db.high_water().saturating_mul(page_size),
+        );
         Ok(Revisions {
             cursor: Some(bucket.cursor()),
             started: false,
             overlay: self.overlay.map(|o| o.revisions.iter()),
+            last_page: None,
+            page_size,
         })
     }
 
@@ -104,6 +113,9 @@ pub struct Revisions<'a> {
     cursor: Option<Cursor<'a>>,
     started: bool,
     overlay: Option<std::collections::btree_map::Iter<'a, Vec<u8>, Vec<u8>>>,
+    /// The leaf page last read from, and the page size (for progress).
+    last_page: Option<u64>,
+    page_size: u64,
 }
 
 impl<'a> Iterator for Revisions<'a> {
@@ -125,6 +137,10 @@ impl<'a> Iterator for Revisions<'a> {
                 }
                 Ok(Some(e)) => {
                     let page = c.position().map(|(n, _)| n.loc.pgid().0);
+                    if page.is_some() && page != self.last_page {
+                        self.last_page = page;
+                        crate::progress::advance(self.page_size);
+                    }
                     return Some(match RevKey::parse(e.key) {
                         Ok(rev) => Ok(Stored {
                             rev,

@@ -87,8 +87,10 @@ pub fn verify_with_digest(data: &[u8]) -> (Trailer, [u8; 32]) {
     };
     let (body, stored) = data.split_at(split);
     let mut h = Sha256::new();
+    crate::progress::begin("hashing", body.len() as u64);
     for chunk in body.chunks(1 << 20) {
         h.update(chunk);
+        crate::progress::advance(chunk.len() as u64);
     }
     let trailer = if stored.is_empty() {
         Trailer::Absent
@@ -111,8 +113,10 @@ pub fn verify_with_digest(data: &[u8]) -> (Trailer, [u8; 32]) {
 /// touched in order.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
+    crate::progress::begin("hashing", data.len() as u64);
     for chunk in data.chunks(1 << 20) {
         h.update(chunk);
+        crate::progress::advance(chunk.len() as u64);
     }
     h.finalize().into()
 }

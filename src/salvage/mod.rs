@@ -202,9 +202,11 @@ fn others(data: &[u8], ps: usize, tree: Option<&(Tree, bool)>, report: &mut Salv
         pages_used: 0,
     };
     let mut p = 2;
+    crate::progress::begin("scanning every page", pages.saturating_mul(ps as u64));
     while p < pages {
         let this = p;
         p += 1;
+        crate::progress::advance(ps as u64);
         if tree.is_some_and(|(t, _)| t.visited.contains(&this)) {
             continue;
         }
@@ -218,6 +220,7 @@ fn others(data: &[u8], ps: usize, tree: Option<&(Tree, bool)>, report: &mut Salv
             continue;
         };
         p = this + r.span;
+        crate::progress::advance(r.span.saturating_sub(1) * ps as u64);
         let mut used = false;
         let recs = out.records.entry(bucket.to_vec()).or_default();
         for e in elems {
