@@ -235,15 +235,6 @@ fn hashkv_compares_sources() {
     assert!(j[0]["HashKV"]["header"].get("member_id").is_none(), "{j}");
 }
 
-/// (exit code, stdout bytes, stderr) of the binary.
 fn run_raw(args: &[&str]) -> (i32, Vec<u8>, String) {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_etcd-rescue"))
-        .args(args)
-        .output()
-        .expect("run etcd-rescue");
-    (
-        o.status.code().unwrap_or(-1),
-        o.stdout,
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    run_bin_bytes(args, &[])
 }

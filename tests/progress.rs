@@ -4,19 +4,12 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::repo;
+use common::{repo, run_bin_bytes};
 
 /// (stdout, stderr) of the binary with `ETCD_RESCUE_PROGRESS` set to `mode`.
 fn run_with(mode: Option<&str>, args: &[&str]) -> (Vec<u8>, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_etcd-rescue"));
-    c.args(args).env_remove("ETCD_RESCUE_PROGRESS");
-    if let Some(m) = mode {
-        c.env("ETCD_RESCUE_PROGRESS", m);
-    }
-    let o = c.output().expect("run etcd-rescue");
-    (o.stdout, String::from_utf8_lossy(&o.stderr).into_owned())
+    let (_, out, err) = run_bin_bytes(args, &[("ETCD_RESCUE_PROGRESS", mode)]);
+    (out, err)
 }
 
 #[test]

@@ -210,13 +210,13 @@ fn lines(a: &GetArgs, r: &Answer<'_>, out: &mut dyn Write) -> anyhow::Result<()>
     }
     for kv in &r.kvs {
         let mut o = Map::new();
-        render::put_bytes(&mut o, "key", kv.key);
+        render::put_bytes_snake(&mut o, "key", kv.key);
         o.insert("create_revision".into(), kv.create_revision.into());
         o.insert("mod_revision".into(), kv.mod_revision.into());
         o.insert("version".into(), kv.version.into());
         o.insert("lease".into(), kv.lease.into());
         if !a.keys_only {
-            render::put_bytes(&mut o, "value", kv.value);
+            render::put_bytes_snake(&mut o, "value", kv.value);
         }
         render::json_line(out, &Value::Object(o))?;
     }

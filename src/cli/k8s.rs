@@ -509,14 +509,26 @@ fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> an
                 )?;
                 return Ok(EXIT_PROBLEMS);
             }
-            // As kubectl: an empty list is an answer (an empty List in
-            // JSON and YAML), not an error.
+            // As kubectl: an empty list of a resource the cluster has is an
+            // answer (an empty List in JSON and YAML); one it has nowhere
+            // is a mistake (a typo, or not this cluster's data).
             None => {
                 writeln!(
                     err,
                     "etcd-rescue: no {} found{where_} at revision {rev}",
                     a.resource
                 )?;
+                let anywhere = |o: &Object| keys::matches(&a.resource, &o.location.resource, &o.kind);
+                let has = list::objects(&ks, a.common.rev, cx, false, Some(&a.resource), &anywhere, false)
+                    .is_ok_and(|(_, all)| !all.is_empty());
+                if !has {
+                    writeln!(
+                        err,
+                        "etcd-rescue: this cluster's data holds no {} at all",
+                        a.resource
+                    )?;
+                    return Ok(EXIT_PROBLEMS);
+                }
                 if fmt == Format::Table {
                     return Ok(src.exit(EXIT_OK));
                 }

@@ -350,9 +350,11 @@ where
     let ticker = long.then(progress::Ticker::start);
     let code = dispatch(&cli, output, layout, &mut out, &mut err);
     drop(ticker);
-    // A command that could not run says why in one JSON document on
-    // stdout too, when scripts asked for JSON and it wrote nothing else.
-    if code == EXIT_ERROR && matches!(output, Format::Json | Format::Lines) && out.bytes == 0 {
+    // A command that failed says why in one JSON document on stdout too,
+    // when scripts asked for JSON and it wrote nothing else (exit 2: it
+    // could not run; exit 1: its input is damaged past answering, or the
+    // object asked for is not there).
+    if code != EXIT_OK && matches!(output, Format::Json | Format::Lines) && out.bytes == 0 {
         let doc = serde_json::json!({ "error": err.last_error(), "exitCode": code });
         let _ = writeln!(out.inner, "{doc}");
     }

@@ -68,12 +68,27 @@ pub fn bytes_text(b: &[u8]) -> String {
     }
 }
 
-/// Inserts `b` into a JSON object as `name` (UTF-8 text) or `name_base64`.
+/// Inserts `b` into a JSON object as `name` (UTF-8 text) or `nameBase64`.
 pub fn put_bytes(obj: &mut serde_json::Map<String, serde_json::Value>, name: &str, b: &[u8]) {
+    put_text_or_base64(obj, name, &format!("{name}Base64"), b);
+}
+
+/// [`put_bytes`] in the snake_case of etcdctl's names (`name_base64`), for
+/// `get -o lines`, whose other fields are etcdctl's.
+pub fn put_bytes_snake(obj: &mut serde_json::Map<String, serde_json::Value>, name: &str, b: &[u8]) {
+    put_text_or_base64(obj, name, &format!("{name}_base64"), b);
+}
+
+fn put_text_or_base64(
+    obj: &mut serde_json::Map<String, serde_json::Value>,
+    text: &str,
+    base64: &str,
+    b: &[u8],
+) {
     match std::str::from_utf8(b) {
-        Ok(s) => obj.insert(name.to_string(), s.into()),
+        Ok(s) => obj.insert(text.to_string(), s.into()),
         Err(_) => obj.insert(
-            format!("{name}_base64"),
+            base64.to_string(),
             base64::engine::general_purpose::STANDARD.encode(b).into(),
         ),
     };

@@ -107,6 +107,7 @@ pub struct Failure {
 
 /// What a dump did.
 #[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DumpSummary {
     /// The revision dumped.
     pub revision: i64,

@@ -5,6 +5,7 @@
 
 pub mod agree;
 pub mod etcd;
+pub mod schema;
 pub mod walwrite;
 
 use std::path::{Path, PathBuf};
@@ -206,15 +207,31 @@ pub fn run(args: &[&str]) -> Run {
 
 /// Runs the real binary.
 pub fn run_bin(args: &[&str]) -> Run {
-    let o = Command::new(env!("CARGO_BIN_EXE_etcd-rescue"))
-        .args(args)
-        .output()
-        .expect("run etcd-rescue");
+    let (code, out, err) = run_bin_bytes(args, &[]);
     Run {
-        code: o.status.code().unwrap_or(-1),
-        out: String::from_utf8_lossy(&o.stdout).into_owned(),
-        err: String::from_utf8_lossy(&o.stderr).into_owned(),
+        code,
+        out: String::from_utf8_lossy(&out).into_owned(),
+        err,
     }
+}
+
+/// Runs the real binary with environment variables set (`Some`) or
+/// removed (`None`): (exit code, stdout's bytes, stderr).
+pub fn run_bin_bytes(args: &[&str], env: &[(&str, Option<&str>)]) -> (i32, Vec<u8>, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_etcd-rescue"));
+    c.args(args);
+    for (k, v) in env {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let o = c.output().expect("run etcd-rescue");
+    (
+        o.status.code().unwrap_or(-1),
+        o.stdout,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// SHA-256 of a file's bytes, to prove inputs are unchanged.
