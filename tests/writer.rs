@@ -66,7 +66,8 @@ fn rewritten_files_pass_our_check_and_keep_every_key() {
             assert_eq!(a, b, "{}", src.display());
             let ha = run(&["hashkv", "-o", "json", src.to_str().unwrap()]).json();
             let hb = run(&["hashkv", "-o", "json", dst.to_str().unwrap()]).json();
-            assert_eq!(ha, hb);
+            // The same hash; each row names its own file.
+            assert_eq!(ha[0]["HashKV"], hb[0]["HashKV"]);
         }
     }
 }

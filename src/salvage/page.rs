@@ -94,7 +94,36 @@ pub(super) fn read(data: &[u8], ps: usize, p: u64, want: Option<NodeKind>) -> Re
         return read_window(&padded, ps, p, pages + 1, want)
             .map_err(|e| format!("{e} (the file ends inside this page)"));
     }
-    read_window(rest, ps, p, pages, want)
+    match read_window(rest, ps, p, pages, want) {
+        Err(e) if reaches_cut_page(rest, ps) => read_cut_span(rest, ps, p, pages, want).ok_or(e),
+        read => read,
+    }
+}
+
+/// The most a page whose overflow run the end of the file cuts is copied
+/// for: etcd's largest request (1.5 MiB by default) fits in it.
+const MAX_CUT_SPAN: usize = 4 << 20;
+
+/// Whether the file ends inside a page of the window's span (as its header
+/// claims it), close enough to copy.
+fn reaches_cut_page(rest: &[u8], ps: usize) -> bool {
+    let claims = PageHeader::parse(rest).map_or(0, |h| (u64::from(h.overflow) + 1) * ps as u64);
+    rest.len() % ps != 0 && rest.len() <= MAX_CUT_SPAN && claims > rest.len() as u64
+}
+
+/// A page whose overflow run ends in the file's cut last page: read from a
+/// copy padded with zeros, and kept only when every element lies before
+/// the cut (then the cut took none of its data).
+fn read_cut_span(rest: &[u8], ps: usize, p: u64, pages: u64, want: Option<NodeKind>) -> Option<Read> {
+    let mut padded = rest.to_vec();
+    padded.resize(rest.len().next_multiple_of(ps), 0);
+    let r = read_window(&padded, ps, p, pages + 1, want).ok()?;
+    let (kind, count) = match &r.content {
+        Content::Leaf(e) => (NodeKind::Leaf, e.len()),
+        Content::Branch(e) => (NodeKind::Branch, e.len()),
+    };
+    let end = extent(&padded, kind, u16::try_from(count).ok()?)?;
+    (end <= rest.len()).then_some(r)
 }
 
 /// Reads page `p` from `w`, the file from that page on; `pages` is the
@@ -169,8 +198,8 @@ fn inferred_count(w: &[u8], kind: NodeKind) -> Option<u16> {
         .flatten()
 }
 
-/// The overflow the elements' extents imply.
-fn inferred_overflow(w: &[u8], ps: usize, kind: NodeKind, count: u16) -> Option<u32> {
+/// Where the last byte of the page's elements ends, from its start.
+fn extent(w: &[u8], kind: NodeKind, count: u16) -> Option<usize> {
     let mut end = PAGE_HEADER_SIZE + ELEMENT_SIZE * usize::from(count);
     for i in 0..usize::from(count) {
         let e = PAGE_HEADER_SIZE + ELEMENT_SIZE * i;
@@ -183,7 +212,12 @@ fn inferred_overflow(w: &[u8], ps: usize, kind: NodeKind, count: u16) -> Option<
         };
         end = end.max(e.checked_add(pos)?.checked_add(len)?);
     }
-    let span = end.div_ceil(ps);
+    Some(end)
+}
+
+/// The overflow the elements' extents imply.
+fn inferred_overflow(w: &[u8], ps: usize, kind: NodeKind, count: u16) -> Option<u32> {
+    let span = extent(w, kind, count)?.div_ceil(ps);
     // Only what lies inside the file.
     (span.checked_mul(ps)? <= w.len())
         .then(|| u32::try_from(span.saturating_sub(1)).ok())
@@ -350,5 +384,40 @@ mod tests {
         assert!(read(&file_with(page, ps), ps, 2, None).is_err());
         assert!(read(&file_with(vec![0xee; ps], ps), ps, 2, None).is_err());
         assert!(read(&file_with(vec![0; ps], ps), ps, 9, None).is_err());
+    }
+
+    /// A leaf of one element with one overflow page (pages 2 and 3), its
+    /// key and value 100 bytes into the overflow page.
+    fn overflowing_leaf(ps: usize) -> Vec<u8> {
+        let mut f = vec![0u8; 4 * ps];
+        let p = 2 * ps;
+        f[p..p + 8].copy_from_slice(&2u64.to_le_bytes());
+        f[p + 8..p + 10].copy_from_slice(&0x02u16.to_le_bytes());
+        f[p + 10..p + 12].copy_from_slice(&1u16.to_le_bytes());
+        f[p + 12..p + 16].copy_from_slice(&1u32.to_le_bytes());
+        let at = PAGE_HEADER_SIZE;
+        let pos = (ps + 100 - at) as u32;
+        f[p + at + 4..p + at + 8].copy_from_slice(&pos.to_le_bytes());
+        f[p + at + 8..p + at + 12].copy_from_slice(&5u32.to_le_bytes());
+        f[p + at + 12..p + at + 16].copy_from_slice(&10u32.to_le_bytes());
+        f[p + ps + 100..p + ps + 115].copy_from_slice(b"hellovalue-0123");
+        f
+    }
+
+    #[test]
+    fn a_leaf_whose_overflow_run_the_file_end_cuts_is_read_when_its_data_lies_before_the_cut() {
+        let ps = 4096;
+        let f = overflowing_leaf(ps);
+        // Cut after the element's bytes: all of it is there.
+        let r = read(&f[..3 * ps + 200], ps, 2, None).unwrap();
+        let Content::Leaf(e) = r.content else { panic!() };
+        assert_eq!(
+            (e[0].key.as_slice(), e[0].value.as_slice()),
+            (&b"hello"[..], &b"value-0123"[..])
+        );
+        assert_eq!(r.span, 2);
+        // Cut through the value: its last bytes are gone, so the page is not read.
+        let e = read(&f[..3 * ps + 110], ps, 2, None).unwrap_err();
+        assert!(e.contains("run past the end of the file"), "{e}");
     }
 }
