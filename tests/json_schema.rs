@@ -177,23 +177,6 @@ fn db_with_version_and_alarm(src: &Path, dst: &Path, member: u64) {
     });
 }
 
-fn varint(mut v: u64, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// A length-delimited protobuf field.
-fn field(n: u64, bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() + 12);
-    varint(n << 3 | 2, &mut out);
-    varint(bytes.len() as u64, &mut out);
-    out.extend_from_slice(bytes);
-    out
-}
-
 /// The length-delimited fields of a protobuf message (all the fields of a
 /// Kubernetes `runtime.Unknown` are).
 fn fields(mut b: &[u8]) -> Vec<(u64, Vec<u8>)> {

@@ -17,23 +17,6 @@ use etcd_rescue::pb::raftpb;
 use etcd_rescue::wal::Entry;
 use prost::Message;
 
-fn varint(mut v: u64, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// A length-delimited field.
-fn field(n: u64, bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() + 12);
-    varint(n << 3 | 2, &mut out);
-    varint(bytes.len() as u64, &mut out);
-    out.extend_from_slice(bytes);
-    out
-}
-
 /// An `InternalRaftRequest` whose txn nests `depth` levels, the innermost
 /// putting `key = v`, built from the inside out (no recursion).
 fn nested_txn(depth: usize, key: &str, id: u64) -> Vec<u8> {
