@@ -31,6 +31,7 @@ pub mod keyhash;
 pub mod mvcc;
 pub mod pb;
 pub mod progress;
+pub mod remote;
 pub mod report;
 pub mod restore;
 pub mod salvage;

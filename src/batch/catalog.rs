@@ -52,6 +52,9 @@ pub struct StatKey {
     /// For a data dir: digest of its files' paths, sizes and times.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listing: Option<String>,
+    /// For an object in an object store: `ETag|version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 /// What the catalog holds for one path.

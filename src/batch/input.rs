@@ -1,8 +1,12 @@
 //! Finding backups under the paths given: files, and data dirs as the
-//! judgment's resolver ([`crate::judge::kind`]) recognises them. What each
-//! one is, compressed or not, is the judgment's to say.
+//! judgment's resolver ([`crate::judge::kind`]) recognises them, and the
+//! objects under object store URLs ([`crate::remote`]). What each one is,
+//! compressed or not, is the judgment's to say.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::remote::{self, Object, Store};
 
 /// Deepest directory nesting walked.
 const MAX_DIR_DEPTH: usize = 32;
@@ -15,15 +19,76 @@ pub enum Unit {
     /// A data dir or member dir (or a WAL dir), as the judgment's resolver
     /// recognises them.
     DataDir(PathBuf),
+    /// An object in an object store, read through a spill file.
+    Remote(RemoteUnit),
+}
+
+/// An object and the store it is read from.
+#[derive(Clone)]
+pub struct RemoteUnit {
+    /// The object as listed.
+    pub object: Object,
+    /// Its store.
+    pub store: Arc<Store>,
+}
+
+impl std::fmt::Debug for RemoteUnit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.object.fmt(f)
+    }
+}
+
+impl PartialEq for RemoteUnit {
+    fn eq(&self, o: &Self) -> bool {
+        self.object == o.object
+    }
+}
+
+impl Eq for RemoteUnit {}
+
+impl PartialOrd for RemoteUnit {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for RemoteUnit {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.object.cmp(&o.object)
+    }
 }
 
 impl Unit {
-    /// Its path.
+    /// Its path (an object's URL).
     pub fn path(&self) -> &Path {
         match self {
             Unit::File(p) | Unit::DataDir(p) => p,
+            Unit::Remote(r) => Path::new(&r.object.url),
         }
     }
+
+    /// Its bytes as stored: a file's size, a data dir's db, an object's size.
+    pub fn stored_bytes(&self) -> u64 {
+        match self {
+            Unit::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
+            Unit::DataDir(p) => crate::datadir::resolve(p, None)
+                .ok()
+                .and_then(|l| std::fs::metadata(l.db).ok())
+                .map_or(0, |m| m.len()),
+            Unit::Remote(r) => r.object.size,
+        }
+    }
+}
+
+/// What [`discover`] found.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    /// The units, in a stable order.
+    pub units: Vec<Unit>,
+    /// Arguments that name nothing readable (the run fails).
+    pub errors: Vec<String>,
+    /// Objects left out of listings, with why (not failures).
+    pub notes: Vec<String>,
 }
 
 fn has_glob(s: &str) -> bool {
@@ -33,13 +98,23 @@ fn has_glob(s: &str) -> bool {
 /// Expands the command line's paths into units, in a stable order: each
 /// argument in turn; directories walked in name order; glob patterns (for
 /// when the shell did not expand them) in name order. Missing paths are
-/// returned as errors.
-pub fn discover(args: &[PathBuf]) -> (Vec<Unit>, Vec<String>) {
+/// returned as errors. Object store URLs are listed (a prefix or a glob
+/// over keys), through one connection per bucket.
+pub fn discover(args: &[PathBuf], ropts: &remote::Options) -> Discovered {
     let mut units = Vec::new();
     let mut errors = Vec::new();
+    let mut notes = Vec::new();
     for a in args {
         let s = a.to_string_lossy();
-        if !a.exists() && has_glob(&s) {
+        if remote::is_url(&s) {
+            match list_remote(&s, ropts) {
+                Ok((found, left_out)) => {
+                    units.extend(found);
+                    notes.extend(left_out);
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        } else if !a.exists() && has_glob(&s) {
             match glob::glob(&s) {
                 Ok(paths) => {
                     let mut found: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
@@ -62,7 +137,30 @@ pub fn discover(args: &[PathBuf]) -> (Vec<Unit>, Vec<String>) {
     // The same path named twice is verified once.
     let mut seen = std::collections::HashSet::new();
     units.retain(|u| seen.insert(u.path().to_path_buf()));
-    (units, errors)
+    Discovered { units, errors, notes }
+}
+
+/// The units under one object store URL, and what its listing left out.
+fn list_remote(url: &str, ropts: &remote::Options) -> Result<(Vec<Unit>, Vec<String>), remote::RemoteError> {
+    let target = remote::Target::parse(url)?;
+    let store = Arc::new(Store::connect(&target, ropts)?);
+    let listing = store.list()?;
+    let units = listing
+        .objects
+        .into_iter()
+        .map(|object| {
+            Unit::Remote(RemoteUnit {
+                object,
+                store: Arc::clone(&store),
+            })
+        })
+        .collect();
+    let notes = listing
+        .left_out
+        .into_iter()
+        .map(|(u, why)| format!("{u}: left out: {why}"))
+        .collect();
+    Ok((units, notes))
 }
 
 fn walk(p: &Path, depth: usize, units: &mut Vec<Unit>, errors: &mut Vec<String>) {

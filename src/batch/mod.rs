@@ -6,7 +6,9 @@
 //! Results come back in input order whatever the thread timing.
 
 pub mod catalog;
+pub mod gardener;
 pub mod input;
+pub mod metrics;
 pub mod policy;
 pub mod series;
 pub mod sums;
@@ -150,6 +152,7 @@ fn stat_key(md: &std::fs::Metadata) -> StatKey {
         ino: md.ino(),
         dev: md.dev(),
         listing: None,
+        etag: None,
     }
 }
 
@@ -159,6 +162,8 @@ fn stat_key(md: &std::fs::Metadata) -> StatKey {
 pub fn unit_files(unit: &Unit) -> std::io::Result<Vec<(String, std::path::PathBuf)>> {
     match unit {
         Unit::File(p) => Ok(vec![(String::new(), p.clone())]),
+        // Read only once downloaded.
+        Unit::Remote(_) => Ok(Vec::new()),
         Unit::DataDir(p) => {
             let mut files = Vec::new();
             list_files(p, p, 0, &mut files)?;
@@ -177,6 +182,9 @@ pub fn unit_stat(unit: &Unit) -> std::io::Result<StatKey> {
 /// The stat key of a unit whose files ([`unit_files`]) are known.
 fn stat_of(unit: &Unit, files: &[(String, std::path::PathBuf)]) -> std::io::Result<StatKey> {
     use std::os::unix::fs::MetadataExt;
+    if let Unit::Remote(r) = unit {
+        return Ok(remote_stat(&r.object));
+    }
     let mut k = stat_key(&std::fs::metadata(unit.path())?);
     if let Unit::DataDir(_) = unit {
         let mut listing = String::new();
@@ -192,6 +200,24 @@ fn stat_of(unit: &Unit, files: &[(String, std::path::PathBuf)]) -> std::io::Resu
         k.listing = Some(trailer::hex(&trailer::sha256(listing.as_bytes())));
     }
     Ok(k)
+}
+
+/// What identifies an object without reading it: its size, time, ETag and
+/// version (an object rewritten gets a new ETag, and a new version in a
+/// versioned bucket).
+fn remote_stat(o: &crate::remote::Object) -> StatKey {
+    StatKey {
+        size: o.size,
+        mtime_ns: i128::from(o.modified) * 1_000_000_000,
+        ino: 0,
+        dev: 0,
+        listing: None,
+        etag: Some(format!(
+            "{}|{}",
+            o.etag.as_deref().unwrap_or(""),
+            o.version.as_deref().unwrap_or("")
+        )),
+    }
 }
 
 fn list_files(
@@ -307,17 +333,50 @@ fn judge_guarded(path: &Path, name: &str, opts: &judge::Options) -> Vec<Judgment
     })
 }
 
+/// The gardener name of a delta snapshot file.
+fn gardener_delta(path: &Path) -> Option<gardener::Name> {
+    let n = gardener::parse(&path.file_name()?.to_string_lossy())?;
+    n.delta.then_some(n)
+}
+
+/// A delta snapshot's check as a judgment (a delta is not an etcd file:
+/// the judgment has no words for it, so its verdict is made here).
+fn delta_judgment(name: &str, n: &gardener::Name, d: &gardener::Delta) -> Judgment {
+    let why = d.problem.clone().unwrap_or_default();
+    let mut j = Judgment::unreadable(name.to_string(), judge::Kind::Other, why);
+    match (&d.problem, d.unreadable) {
+        (None, _) => {
+            j.verdict = Verdict::Ok;
+            j.error = None;
+            j.headline = format!(
+                "gardener delta snapshot: {} events, revisions {}..{}",
+                d.events, n.start, n.last
+            );
+        }
+        (Some(_), false) => {
+            j.verdict = Verdict::Damaged;
+            j.errors = 1;
+        }
+        (Some(_), true) => {}
+    }
+    j.facts.revision = d.revisions.map(|(_, hi)| hi);
+    j
+}
+
 /// Verifies one unit from scratch: its records, and the catalog entry that
 /// remembers them.
 pub fn verify_unit(unit: &Unit, opts: &Options, verified_at: i64) -> (Option<Entry>, Vec<Record>) {
     let path = unit.path();
     let name = path.display().to_string();
     let (series, name_time) = series::series_of(path);
-    let mtime = std::fs::metadata(path)
-        .ok()
-        .and_then(|m| m.modified().ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs() as i64);
+    let mtime = match unit {
+        Unit::Remote(r) => Some(r.object.modified),
+        _ => std::fs::metadata(path)
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64),
+    };
     let (taken, taken_from) = match (name_time, mtime) {
         (Some(t), _) => (Some(t), Some("name".to_string())),
         (None, Some(t)) => (Some(t), Some("mtime".to_string())),
@@ -341,23 +400,53 @@ pub fn verify_unit(unit: &Unit, opts: &Options, verified_at: i64) -> (Option<Ent
     };
     // Identity first: a file that changes while it is read is judged
     // again next time, never remembered under the wrong sums.
-    let (stat, files) = match listed(unit) {
+    let (stat, mut files) = match listed(unit) {
         Ok(x) => x,
         Err(e) => return unreadable(&origin, e),
     };
+    // An object is read from a spill file, pinned to the ETag listed.
+    let spill = match unit {
+        Unit::Remote(r) => match r.store.download(&r.object) {
+            Ok(s) => Some(s),
+            Err(e) => return unreadable(&origin, std::io::Error::other(e.to_string())),
+        },
+        _ => None,
+    };
+    let local = spill.as_ref().map_or(path, |s| s.path.as_path());
+    if let Some(s) = &spill {
+        files = vec![(String::new(), s.path.clone())];
+    }
     let jopts = judge::Options {
         single_thread: opts.single_thread,
         max_unpacked: opts.max_decompressed,
         fingerprint: true,
         ..judge::Options::full()
     };
-    let judgments = judge_guarded(path, &name, &jopts);
+    let delta = gardener_delta(path);
+    let mut judgments = match &delta {
+        Some(n) => vec![delta_judgment(
+            &name,
+            n,
+            &gardener::verify_delta(local, n, opts.max_decompressed),
+        )],
+        None => judge_guarded(local, &name, &jopts),
+    };
+    if let Some(s) = &spill {
+        for j in &mut judgments {
+            j.path = s.rename(&j.path);
+            j.headline = s.rename(&j.headline);
+            j.error = j.error.as_deref().map(|e| s.rename(e));
+            for f in &mut j.findings {
+                f.message = s.rename(&f.message);
+            }
+        }
+    }
     let sums = match sums::compute(&files) {
         Ok(s) => s,
         Err(e) => return unreadable(&origin, e),
     };
     origin.stored_size = match unit {
-        Unit::File(_) => stat.size,
+        Unit::File(_) | Unit::Remote(_) => stat.size,
         Unit::DataDir(_) => judgments.first().map_or(0, |j| j.facts.size),
     };
     // A plain bbolt file was hashed in the same pass as its check.
@@ -365,8 +454,14 @@ pub fn verify_unit(unit: &Unit, opts: &Options, verified_at: i64) -> (Option<Ent
         Some(d) if judgments.len() == 1 && judgments[0].containers.is_empty() => d,
         _ => format!("chunks:{}", sums::digest(&sums)),
     };
-    let records: Vec<Record> = judgments.iter().map(|j| origin.record(j)).collect();
-    let unchanged = unit_stat(unit).is_ok_and(|s| s == stat);
+    let mut records: Vec<Record> = judgments.iter().map(|j| origin.record(j)).collect();
+    if delta.is_some() {
+        for r in &mut records {
+            r.kind = "delta-snapshot".into();
+        }
+    }
+    // An object's read was pinned to its ETag: what was read is what was listed.
+    let unchanged = spill.is_some() || unit_stat(unit).is_ok_and(|s| s == stat);
     let entry = unchanged.then(|| Entry {
         stat,
         sums,
@@ -399,6 +494,11 @@ fn stale(unit: &Unit, now_listed: &Listed, e: &Entry, opts: &Options, now: i64) 
         return Some(format!(
             "last verified at {since}, longer ago than --recheck-after allows"
         ));
+    }
+    // An object with the same size, ETag and version is the same object:
+    // sampling its chunks would mean downloading them.
+    if let Unit::Remote(_) = unit {
+        return None;
     }
     let day = (now.max(0) / 86_400) as u64;
     match sums::compare(files, &e.sums, day) {

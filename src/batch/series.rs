@@ -131,6 +131,9 @@ pub fn series_of(path: &Path) -> (String, Option<i64>) {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    if let Some(g) = super::gardener::parse(&name) {
+        return (super::gardener::series(&dir, &g), Some(g.created));
+    }
     while let Some(stripped) = COMPRESSION_SUFFIXES.iter().find_map(|s| name.strip_suffix(s)) {
         name = stripped.to_string();
     }

@@ -67,6 +67,16 @@ impl K8sCommand {
     pub(super) fn draws_progress(&self) -> bool {
         matches!(self, K8sCommand::Dump(_))
     }
+
+    /// Its input paths.
+    pub(super) fn inputs_mut(&mut self) -> Vec<&mut PathBuf> {
+        match self {
+            K8sCommand::Ls(a) => vec![&mut a.common.source],
+            K8sCommand::Get(a) => vec![&mut a.common.source],
+            K8sCommand::Dump(a) => vec![&mut a.common.source],
+            K8sCommand::Diff(a) => a.inputs_mut(),
+        }
+    }
 }
 
 /// Options every k8s command takes.

@@ -44,6 +44,15 @@ pub struct DiffArgs {
     show_secrets: bool,
 }
 
+impl DiffArgs {
+    /// Its input paths.
+    pub(super) fn inputs_mut(&mut self) -> Vec<&mut PathBuf> {
+        std::iter::once(&mut self.common.source)
+            .chain(self.source_b.as_mut())
+            .collect()
+    }
+}
+
 /// The JSON document: where A and B come from, and the report.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -294,7 +294,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let mut cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
@@ -342,6 +342,18 @@ where
         inner: err,
         tail: Vec::new(),
     };
+    // Object store URLs are read from downloaded copies, kept until exit.
+    let _spills = match fetch_inputs(&mut cli.command, &mut err) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(err, "etcd-rescue: error: {e}");
+            if matches!(output, Format::Json | Format::Lines) {
+                let doc = serde_json::json!({ "error": err.last_error(), "exitCode": EXIT_ERROR });
+                let _ = writeln!(out.inner, "{doc}");
+            }
+            return EXIT_ERROR;
+        }
+    };
     // verify and k8s dump draw bars of their own (files, objects).
     let long = !matches!(
         cli.command,
@@ -359,6 +371,49 @@ where
         let _ = writeln!(out.inner, "{doc}");
     }
     code
+}
+
+impl Command {
+    /// The inputs of the commands that read snapshots one by one: where an
+    /// object store URL may stand for a file.
+    fn inputs_mut(&mut self) -> Vec<&mut std::path::PathBuf> {
+        match self {
+            Command::Status(a) => vec![&mut a.file],
+            Command::Check(a) => a.files.iter_mut().collect(),
+            Command::Get(a) => vec![&mut a.source],
+            Command::History(a) => vec![&mut a.source],
+            Command::Diff(a) => std::iter::once(&mut a.a).chain(a.b.as_mut()).collect(),
+            Command::Hashkv(a) => a.sources.iter_mut().collect(),
+            Command::Stats(a) => vec![&mut a.source],
+            Command::Restore(a) => vec![&mut a.source],
+            Command::Inspect(a) => a.dirs.iter_mut().collect(),
+            Command::K8s(c) => c.inputs_mut(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Downloads every input that is an object store URL and points the
+/// argument at the copy; the copies live as long as what is returned.
+fn fetch_inputs(cmd: &mut Command, err: &mut dyn Write) -> anyhow::Result<Vec<crate::remote::Spill>> {
+    let mut spills = Vec::new();
+    for p in cmd.inputs_mut() {
+        let s = p.to_string_lossy().into_owned();
+        if !crate::remote::is_url(&s) {
+            continue;
+        }
+        let (obj, spill) = crate::remote::fetch_one(&s, &crate::remote::Options::default())?;
+        writeln!(
+            err,
+            "etcd-rescue: {}: read from a downloaded copy, {} in {} (deleted at exit)",
+            obj.url,
+            render::human_bytes(obj.size),
+            spill.path.display()
+        )?;
+        *p = spill.path.clone();
+        spills.push(spill);
+    }
+    Ok(spills)
 }
 
 /// Runs the parsed command; its exit code.

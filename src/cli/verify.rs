@@ -19,7 +19,9 @@ use crate::report::Verdict;
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     /// Files, directories (walked) and glob patterns: snapshots, db files,
-    /// data dirs, and gzip/zstd/zip/tar files holding them.
+    /// data dirs, and gzip/zstd/zip/tar files holding them; and object store
+    /// URLs (s3://bucket/prefix, gs://, az://container/prefix, https://...),
+    /// a prefix or a glob over keys.
     #[arg(required_unless_present = "history")]
     pub paths: Vec<PathBuf>,
     /// The catalog of past results (default: ~/.cache/etcd-rescue/catalog.redb).
@@ -51,6 +53,18 @@ pub struct VerifyArgs {
     /// Threads (default: all cores).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Objects downloaded at once from object stores (each to a spill file
+    /// in TMPDIR, deleted once read).
+    #[arg(long, default_value_t = 4)]
+    pub download_jobs: usize,
+    /// Retries of one object store request (throttling, server errors,
+    /// dropped connections), with exponential backoff.
+    #[arg(long, default_value_t = 8)]
+    pub retries: usize,
+    /// Write Prometheus metrics of this run to this file (text exposition
+    /// format, written atomically: node-exporter's textfile collector reads it).
+    #[arg(long)]
+    pub metrics_file: Option<PathBuf>,
     /// Largest size a compressed file or archive may unpack to, in MiB
     /// (default: 16 GiB, less when the scratch filesystem's free space or
     /// the address-space limit, shared by the workers, is smaller).
@@ -90,9 +104,17 @@ pub(super) fn run(
         };
         return history(c, fmt, out);
     }
-    let (units, errors) = input::discover(&a.paths);
+    let ropts = crate::remote::Options {
+        retries: a.retries,
+        downloads: a.download_jobs.max(1),
+        ..crate::remote::Options::default()
+    };
+    let input::Discovered { units, errors, notes } = input::discover(&a.paths, &ropts);
     for e in &errors {
         writeln!(err, "etcd-rescue: {e}")?;
+    }
+    for n in &notes {
+        writeln!(err, "etcd-rescue: {n}")?;
     }
     if units.is_empty() {
         writeln!(err, "etcd-rescue: nothing to verify")?;
@@ -111,16 +133,7 @@ pub(super) fn run(
         recheck_after: i64::try_from(a.recheck_after).unwrap_or(i64::MAX),
         single_thread: units.len() > 1,
     };
-    let total: u64 = units
-        .iter()
-        .map(|u| match u {
-            Unit::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
-            Unit::DataDir(p) => crate::datadir::resolve(p, None)
-                .ok()
-                .and_then(|l| std::fs::metadata(l.db).ok())
-                .map_or(0, |m| m.len()),
-        })
-        .sum();
+    let total: u64 = units.iter().map(Unit::stored_bytes).sum();
     let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -265,13 +278,24 @@ pub(super) fn run(
             )?;
         }
     }
-    Ok(if !errors.is_empty() {
+    let code = if !errors.is_empty() {
         EXIT_ERROR
     } else if failed + series_failures.len() > 0 {
         EXIT_PROBLEMS
     } else {
         EXIT_OK
-    })
+    };
+    if let Some(path) = &a.metrics_file {
+        let run = batch::metrics::Run {
+            at: batch::now(),
+            exit_code: code,
+            input_errors: errors.len(),
+        };
+        let text = batch::metrics::render(&records, &series_failures, run);
+        crate::atomic::write_file(path, true, 0o644, |f| Ok(f.write_all(text.as_bytes())?))
+            .map_err(|e| anyhow::anyhow!("cannot write the metrics file {}: {e}", path.display()))?;
+    }
+    Ok(code)
 }
 
 fn history(c: &Catalog, fmt: Format, out: &mut dyn Write) -> anyhow::Result<i32> {

@@ -4,8 +4,10 @@
 #![allow(dead_code)]
 
 pub mod agree;
+pub mod backups;
 pub mod etcd;
 pub mod schema;
+pub mod servers;
 pub mod walwrite;
 
 use std::path::{Path, PathBuf};
