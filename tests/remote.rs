@@ -352,6 +352,43 @@ fn single_snapshot_commands_read_urls_as_files() {
         "s3://backups/damaged/cut.db",
         &s3,
     );
+    // A plain HTTP server (Python's), one object per URL.
+    let port = servers::free_port();
+    let mut http = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+            "--directory",
+        ])
+        .arg(&tree)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && start.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = format!("http://127.0.0.1:{port}/raw/db");
+    same(&["status", "-o", "json"], "raw/db", &url, &[]);
+    let (r, j) = verify_url(&url, &[], &["--no-catalog"]);
+    assert_eq!(
+        (r.code, j["results"][0]["verdict"].as_str()),
+        (0, Some("ok")),
+        "{}",
+        r.err
+    );
+    let r = run_env(&["status", &format!("http://127.0.0.1:{port}/raw/nothing")], &[]);
+    assert!(
+        r.code == 2 && r.err.contains("/raw/nothing: not found"),
+        "{}",
+        r.err
+    );
+    let _ = http.kill();
+    let _ = http.wait();
     // restore writes the same member from the object as from the file.
     let out = tempfile::tempdir().unwrap();
     let (a, b) = (out.path().join("a"), out.path().join("b"));
@@ -394,6 +431,14 @@ fn single_snapshot_commands_read_urls_as_files() {
     );
     let r = run_env(&["-o", "json", "status", "s3://backups/hourly/"], &s3);
     assert_eq!(serde_json::from_str::<Value>(&r.out).unwrap()["exitCode"], 2);
+}
+
+/// `data` in zlib (gardener's `.zlib` policy).
+fn zlib(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
 }
 
 /// A gardener delta snapshot: the events as JSON, then their sha256.
@@ -454,6 +499,11 @@ fn k3s_and_gardener_layouts_are_recognised() {
             t(60)
         ),
         b"part",
+    );
+    // gardener's zlib compression policy.
+    w(
+        &format!("gardener/shoot-c/v2/Full-00000000-00000057-{}.zlib", t(7200)),
+        &zlib(&cluster),
     );
     // gardener v1, a stale cluster: its newest full snapshot is two days old.
     w(
@@ -534,6 +584,13 @@ fn k3s_and_gardener_layouts_are_recognised() {
                 Some(t(200_000))
             ),
             (
+                "gardener/shoot".into(),
+                "snapshot".into(),
+                "ok".into(),
+                Some(57),
+                Some(t(7200))
+            ),
+            (
                 "k3s/etcd".into(),
                 "snapshot".into(),
                 "ok".into(),
@@ -559,8 +616,10 @@ fn k3s_and_gardener_layouts_are_recognised() {
     assert_eq!(series[0], "s3://fleet/gardener/shoot-a/v2/Full-*");
     assert_eq!(series[1], "s3://fleet/gardener/shoot-a/v2/Incr-*");
     assert_eq!(series[3], "s3://fleet/gardener/shoot-b/v1/Full-*");
-    assert_eq!(series[4], "s3://fleet/k3s/etcd-snapshot-node1-*");
-    assert_eq!(series[5], series[4], "zipped or not, one series");
+    assert_eq!(series[4], "s3://fleet/gardener/shoot-c/v2/Full-*");
+    assert_eq!(j["results"][4]["container"], "zlib");
+    assert_eq!(series[5], "s3://fleet/k3s/etcd-snapshot-node1-*");
+    assert_eq!(series[6], series[5], "zipped or not, one series");
     // The document is what docs/schemas says verify prints.
     let schemas = common::schema::Schemas::load(&repo().join("docs/schemas"));
     let errors = schemas.validate("verify.schema.json", &j);

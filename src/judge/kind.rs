@@ -81,6 +81,8 @@ pub enum Container {
     Xz,
     /// bzip2.
     Bzip2,
+    /// zlib (RFC 1950): gardener's etcd-backup-restore `.zlib` snapshots.
+    Zlib,
     /// A zip archive.
     Zip,
     /// A tar archive.
@@ -92,6 +94,7 @@ impl Container {
     pub fn word(self) -> &'static str {
         match self {
             Container::Gzip => "gzip",
+            Container::Zlib => "zlib",
             Container::Zstd => "zstd",
             Container::Xz => "xz",
             Container::Bzip2 => "bzip2",
@@ -104,7 +107,7 @@ impl Container {
     pub fn is_stream(self) -> bool {
         matches!(
             self,
-            Container::Gzip | Container::Zstd | Container::Xz | Container::Bzip2
+            Container::Gzip | Container::Zstd | Container::Xz | Container::Bzip2 | Container::Zlib
         )
     }
 }
@@ -182,6 +185,13 @@ fn looks_like_wal(b: &[u8]) -> bool {
     (4..=16).contains(&len) && b.get(8..11) == Some(&[0x08, 0x04, 0x10][..])
 }
 
+/// A zlib header: deflate with a window of at most 32 KiB, no preset
+/// dictionary, one of the four levels' flag bytes, and the header's check
+/// (a multiple of 31).
+fn looks_like_zlib(b: &[u8]) -> bool {
+    matches!(b, [0x78, f, ..] if matches!(f, 0x01 | 0x5e | 0x9c | 0xda) && (0x7800 | u16::from(*f)) % 31 == 0)
+}
+
 /// What the first bytes of a file say it is.
 pub fn sniff(b: &[u8]) -> Sniff {
     if looks_like_bolt(b) {
@@ -194,6 +204,8 @@ pub fn sniff(b: &[u8]) -> Sniff {
         Sniff::Container(Container::Xz)
     } else if b.starts_with(b"BZh") && b.get(3).is_some_and(|c| (b'1'..=b'9').contains(c)) {
         Sniff::Container(Container::Bzip2)
+    } else if looks_like_zlib(b) {
+        Sniff::Container(Container::Zlib)
     } else if b.starts_with(b"PK\x03\x04") || b.starts_with(b"PK\x05\x06") {
         Sniff::Container(Container::Zip)
     } else if b.get(257..262) == Some(b"ustar") {
@@ -411,6 +423,10 @@ mod tests {
         let snap = crate::snap::writer::snap_file(b"{}".to_vec(), 3, 1, Default::default());
         assert_eq!(sniff(&snap), Sniff::RaftSnap);
         assert_eq!(sniff(b"\x1f\x8b\x08"), Sniff::Container(Container::Gzip));
+        assert_eq!(sniff(b"\x78\x9c\x01"), Sniff::Container(Container::Zlib));
+        assert_eq!(sniff(b"\x78\x01\x01"), Sniff::Container(Container::Zlib));
+        assert_eq!(sniff(b"x-ray notes\n"), Sniff::Unknown);
+        assert_eq!(sniff(b"\x78\x9d\x01"), Sniff::Unknown);
         assert_eq!(sniff(b"hello"), Sniff::Unknown);
         assert_eq!(file_kind("x/etcd-snapshot-1.db", b""), Kind::Db);
         assert_eq!(

@@ -269,7 +269,7 @@ fn safe_rel(name: &str) -> Option<PathBuf> {
 /// compression suffix.
 fn inner_name(outer: &str) -> String {
     let base = outer.rsplit('/').next().unwrap_or(outer);
-    for suf in [".gz", ".tgz", ".zst", ".zstd", ".xz", ".bz2", ".gzip"] {
+    for suf in [".gz", ".tgz", ".zst", ".zstd", ".xz", ".bz2", ".gzip", ".zlib"] {
         if let Some(s) = base.strip_suffix(suf)
             && !s.is_empty()
         {
@@ -300,7 +300,7 @@ pub fn unpack(kind: Container, data: &[u8], name: &str, limits: Limits) -> Resul
     let scratch = Scratch::new().map_err(|e| format!("cannot create a scratch directory: {e}"))?;
     let open = || -> Result<io::Cursor<&[u8]>, String> { Ok(io::Cursor::new(data)) };
     match kind {
-        Container::Gzip | Container::Zstd | Container::Xz | Container::Bzip2 => {
+        Container::Gzip | Container::Zstd | Container::Xz | Container::Bzip2 | Container::Zlib => {
             let rel = PathBuf::from(inner_name(name));
             let to = scratch.path().join(&rel);
             let what = kind.word();
@@ -315,6 +315,14 @@ pub fn unpack(kind: Container, data: &[u8], name: &str, limits: Limits) -> Resul
                 }
                 Container::Zstd => {
                     unzstd(data, &to, limits.max_bytes)?;
+                }
+                Container::Zlib => {
+                    copy_sparse(
+                        flate2::read::ZlibDecoder::new(open()?),
+                        &to,
+                        limits.max_bytes,
+                        what,
+                    )?;
                 }
                 Container::Xz => {
                     let r = lzma_rust2::XzReader::new_mem_limit(open()?, true, XZ_MEM_LIMIT_KIB);

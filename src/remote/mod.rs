@@ -97,6 +97,11 @@ impl Target {
             "http" | "https" => Service::Http,
             _ => return Err(bad("not an s3://, gs://, az://, azure:// or http(s):// URL")),
         };
+        if rest.contains('?') {
+            return Err(bad(
+                "URLs with a query (a presigned URL, a SAS token) are not read: download the object with curl and give the file, or give the bucket's credentials",
+            ));
+        }
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
         if host.is_empty() {
             return Err(bad(match service {
@@ -545,6 +550,10 @@ mod tests {
         assert!(Target::parse("s3:///x").is_err());
         assert!(Target::parse("ftp://h/x").is_err());
         assert!(Target::parse("gs://b/[x").is_err());
+        let e = Target::parse("https://b.s3.amazonaws.com/k?X-Amz-Signature=SECRET")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("presigned") && !e.contains("SECRET"), "{e}");
         assert!(is_url("S3://b") && is_url("azure://c/x") && !is_url("./s3:/x") && !is_url("s3://"));
     }
 
