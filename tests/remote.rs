@@ -87,6 +87,11 @@ fn s3_and_azure_give_the_local_verdicts() {
         let extra = ["--no-catalog", "--metrics-file", prom.to_str().unwrap()];
         let (r, j) = verify_url(url, &env, &extra);
         assert_eq!(r.code, 1, "damaged backups fail the run: {}", r.err);
+        assert!(
+            r.err.contains("13 object(s), ") && r.err.contains(" of spill files in "),
+            "{}",
+            r.err
+        );
         let base = url.trim_end_matches('/');
         assert_eq!(projection(&j, base), st.local, "{url}");
         assert_eq!(j["summary"]["units"], 13);
@@ -640,6 +645,46 @@ fn k3s_and_gardener_layouts_are_recognised() {
         .map(|f| f["series"].as_str().unwrap())
         .collect();
     assert_eq!(failures, vec!["s3://fleet/gardener/shoot-b/v1/Full-*"], "{j:#}");
+    // Dated prefixes (<cluster>/YYYY/MM/DD/...): one series per cluster,
+    // taken at the date, held to --max-age and --expect-growth together.
+    let day = |ago: i64| etcd_rescue::batch::series::rfc3339(t(ago))[..10].replace('-', "/");
+    let dated = s3.dir.path().join("dated");
+    for (cluster, ago, data) in [
+        ("prod", 3 * 86_400, &cluster),
+        ("prod", 0, &snap),
+        ("stage", 3 * 86_400, &snap),
+    ] {
+        let p = dated.join(format!("{cluster}/{}/etcd-snapshot.db", day(ago)));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    let (r, j) = verify_url(
+        "s3://dated",
+        &env,
+        &["--no-catalog", "--max-age", "2d", "--expect-growth"],
+    );
+    assert_eq!(r.code, 1, "{}", r.err);
+    let series: Vec<&str> = j["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["series"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        series,
+        [
+            "s3://dated/prod/*/*/*/etcd-snapshot.db",
+            "s3://dated/prod/*/*/*/etcd-snapshot.db",
+            "s3://dated/stage/*/*/*/etcd-snapshot.db"
+        ]
+    );
+    let failures: Vec<&str> = j["seriesFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["series"].as_str().unwrap())
+        .collect();
+    assert_eq!(failures, ["s3://dated/stage/*/*/*/etcd-snapshot.db"], "{j:#}");
     // --expect-growth per series: k3s's revision moved 57 -> 193.
     let (r, j) = verify_url("s3://fleet/k3s/", &env, &["--no-catalog", "--expect-growth"]);
     assert_eq!(

@@ -80,6 +80,21 @@ impl Unit {
     }
 }
 
+/// What reading the objects among `units` takes: (objects, their bytes,
+/// the scratch space the `at_once` largest need as spill files at once).
+pub fn remote_needs(units: &[Unit], at_once: usize) -> (usize, u64, u64) {
+    let mut sizes: Vec<u64> = units
+        .iter()
+        .filter_map(|u| match u {
+            Unit::Remote(r) => Some(r.object.size),
+            _ => None,
+        })
+        .collect();
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    let need = sizes.iter().take(at_once.max(1)).sum();
+    (sizes.len(), sizes.iter().sum(), need)
+}
+
 /// What [`discover`] found.
 #[derive(Debug, Default)]
 pub struct Discovered {

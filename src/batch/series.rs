@@ -137,10 +137,62 @@ pub fn series_of(path: &Path) -> (String, Option<i64>) {
     while let Some(stripped) = COMPRESSION_SUFFIXES.iter().find_map(|s| name.strip_suffix(s)) {
         name = stripped.to_string();
     }
+    let (dir, dir_time) = undated(&dir);
     match find_stamp(&name) {
-        Some(s) => (format!("{}/{}*{}", dir, &name[..s.start], &name[s.end..]), s.unix),
-        None => (format!("{dir}/{name}"), None),
+        Some(s) => (
+            format!("{}/{}*{}", dir, &name[..s.start], &name[s.end..]),
+            s.unix.or(dir_time),
+        ),
+        None => (format!("{dir}/{name}"), dir_time),
     }
+}
+
+/// Whether `p` is a number of `width` digits within `lo..=hi`.
+fn is_num(p: &str, width: usize, lo: u32, hi: u32) -> bool {
+    p.len() == width
+        && p.bytes().all(|b| b.is_ascii_digit())
+        && p.parse::<u32>().is_ok_and(|n| (lo..=hi).contains(&n))
+}
+
+/// A dir with its dated components replaced by `*` (a `YYYY/MM[/DD[/HH]]`
+/// run, a timestamp in a component: `2026-12-04`, `backup-1700000000`),
+/// so that dated prefixes of one job are one series; and the time they give.
+fn undated(dir: &str) -> (String, Option<i64>) {
+    let parts: Vec<&str> = dir.split('/').collect();
+    let mut out: Vec<String> = Vec::with_capacity(parts.len());
+    let mut time = None;
+    let mut i = 0;
+    while i < parts.len() {
+        let p = parts[i];
+        if is_num(p, 4, 1970, 9999) && parts.get(i + 1).is_some_and(|m| is_num(m, 2, 1, 12)) {
+            let mut run = format!("{p}{}", parts[i + 1]);
+            let mut j = i + 2;
+            match parts.get(j).filter(|d| is_num(d, 2, 1, 31)) {
+                Some(d) => {
+                    run.push_str(d);
+                    j += 1;
+                    if let Some(h) = parts.get(j).filter(|h| is_num(h, 2, 0, 23)) {
+                        run.push_str(h);
+                        j += 1;
+                    }
+                }
+                None => run.push_str("01"),
+            }
+            time = parse_time(&run);
+            out.extend(std::iter::repeat_n("*".to_string(), j - i));
+            i = j;
+            continue;
+        }
+        match find_stamp(p) {
+            Some(s) if s.unix.is_some() => {
+                time = s.unix;
+                out.push(format!("{}*{}", &p[..s.start], &p[s.end..]));
+            }
+            _ => out.push(p.to_string()),
+        }
+        i += 1;
+    }
+    (out.join("/"), time)
 }
 
 /// Parses a duration like `90s`, `15m`, `36h`, `7d`, `2w` or `1d12h`.
@@ -182,6 +234,29 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dated_prefixes_are_one_series() {
+        let (a, ta) = series_of(Path::new("s3://b/prod/2026/12/03/etcd-snapshot.db"));
+        let (b, tb) = series_of(Path::new("s3://b/prod/2026/12/04/etcd-snapshot.db"));
+        assert_eq!(a, "s3://b/prod/*/*/*/etcd-snapshot.db");
+        assert_eq!(a, b);
+        assert_eq!(tb.unwrap() - ta.unwrap(), 86_400);
+        let (c, tc) = series_of(Path::new("/backups/prod/backup-2026-12-04T03-00-00/db"));
+        assert_eq!(
+            (c.as_str(), tc),
+            ("/backups/prod/backup-*/db", parse_time("2026-12-04T03-00-00"))
+        );
+        // The name's time wins over the dir's.
+        let (d, td) = series_of(Path::new("/b/2026-12-01/etcd-snapshot-n1-1700000000"));
+        assert_eq!((d.as_str(), td), ("/b/*/etcd-snapshot-n1-*", Some(1_700_000_000)));
+        // Not dates: left alone.
+        assert_eq!(
+            series_of(Path::new("/b/v2/node-123456/x.db")).0,
+            "/b/v2/node-123456/x.db"
+        );
+        assert_eq!(series_of(Path::new("/b/2026/13/x.db")).0, "/b/2026/13/x.db");
+    }
 
     #[test]
     fn series_and_times_from_names() {

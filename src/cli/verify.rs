@@ -124,6 +124,16 @@ pub(super) fn run(
         .jobs
         .unwrap_or_else(rayon::current_num_threads)
         .clamp(1, units.len());
+    let (objects, bytes, need) = input::remote_needs(&units, workers.min(ropts.downloads));
+    if objects > 0 {
+        writeln!(
+            err,
+            "etcd-rescue: {objects} object(s), {}, to download: up to {} of spill files in {} at once (deleted as each is read), plus what compressed ones unpack to",
+            human_bytes(bytes),
+            human_bytes(need),
+            std::env::temp_dir().display()
+        )?;
+    }
     let opts = Options {
         max_decompressed: match a.max_decompressed {
             Some(m) => m.saturating_mul(1 << 20),
