@@ -342,6 +342,12 @@ where
         inner: err,
         tail: Vec::new(),
     };
+    // verify and k8s dump draw bars of their own (files, objects).
+    let long = !matches!(
+        cli.command,
+        Command::Verify(_) | Command::Completion(_) | Command::Man(_) | Command::Version
+    ) && !matches!(&cli.command, Command::K8s(k) if k.draws_progress());
+    let ticker = long.then(progress::Ticker::start);
     // Object store URLs are read from downloaded copies, kept until exit.
     let _spills = match fetch_inputs(&mut cli.command, &mut err) {
         Ok(s) => s,
@@ -351,15 +357,10 @@ where
                 let doc = serde_json::json!({ "error": err.last_error(), "exitCode": EXIT_ERROR });
                 let _ = writeln!(out.inner, "{doc}");
             }
+            drop(ticker);
             return EXIT_ERROR;
         }
     };
-    // verify and k8s dump draw bars of their own (files, objects).
-    let long = !matches!(
-        cli.command,
-        Command::Verify(_) | Command::Completion(_) | Command::Man(_) | Command::Version
-    ) && !matches!(&cli.command, Command::K8s(k) if k.draws_progress());
-    let ticker = long.then(progress::Ticker::start);
     let code = dispatch(&cli, output, layout, &mut out, &mut err);
     drop(ticker);
     // A command that failed says why in one JSON document on stdout too,

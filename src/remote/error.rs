@@ -125,8 +125,7 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = s.source();
     }
-    parts
-        .join(": ")
+    store_words(&parts.join(": "))
         .split(' ')
         .map(|w| {
             if w.contains("://") {
@@ -137,6 +136,27 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A store's XML error body cut down to its code and message: AWS's
+/// `SignatureDoesNotMatch` body also carries the access key ID, the string
+/// signed and the signature, which have no place in a message.
+fn store_words(text: &str) -> String {
+    let Some(start) = text.find("<?xml").or_else(|| text.find("<Error>")) else {
+        return text.to_string();
+    };
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let from = text[start..].find(&open)? + start + open.len();
+        let to = text[from..].find(&format!("</{name}>"))? + from;
+        Some(text[from..to].to_string())
+    };
+    let words = match (tag("Code"), tag("Message")) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c,
+        _ => "the store's error document".to_string(),
+    };
+    format!("{}{words}", &text[..start])
 }
 
 /// Names an object_store error for `url`.
@@ -204,5 +224,22 @@ pub(super) fn describe(url: &str, e: &object_store::Error) -> RemoteError {
             RemoteError::Unreachable { url, detail }
         }
         _ => RemoteError::Other { url, detail },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::store_words;
+
+    #[test]
+    fn store_error_bodies_keep_code_and_message_only() {
+        let body = "403 Forbidden: <?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message><AWSAccessKeyId>AKIAXXXX</AWSAccessKeyId><StringToSign>AWS4</StringToSign></Error>";
+        let w = store_words(body);
+        assert_eq!(
+            w,
+            "403 Forbidden: SignatureDoesNotMatch: The request signature we calculated does not match"
+        );
+        assert!(!w.contains("AKIA"));
+        assert_eq!(store_words("plain words"), "plain words");
     }
 }
