@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # verify over S3: the 100 snapshots of benches/verify-bench.sh (2.9 GB; 80
 # plain, 10 gzip, 10 zstd) in a loopback S3 server (s3s-fs, from
-# testdata/servers.sh), against verify of the same files on disk, in one
-# run: wall time and peak RSS of each, and a second run with the catalog
-# (objects whose ETag is unchanged are not downloaded again).
+# testdata/servers.sh), against verify of the same files on disk and
+# against curl fetching the objects (the server's floor), in one run: wall
+# time and peak RSS of each, and a second run with the catalog (objects
+# whose ETag is unchanged are not downloaded again).
 #
 #   bash benches/verify-bench.sh    # once, to make target/bench/store100
 #   bash benches/remote-verify.sh   (numbers on an idle machine only)
@@ -44,12 +45,22 @@ measure() {
 }
 CAT="$BENCH/remote-verify.redb"
 rm -f "$CAT"
+# The floor: the same objects fetched by curl (SigV4), 2 at once, to /dev/null.
+floor_get() {
+    (cd "$ROOT/store100" && find . -type f | sed 's|^\./||' | sort |
+        xargs -P2 -I{} curl -sf --aws-sigv4 "aws:amz:$AWS_REGION:s3" \
+            --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+            -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+            "$AWS_ENDPOINT_URL/store100/{}" -o /dev/null)
+}
+floor=$(measure bash -c "$(declare -f floor_get); ROOT='$ROOT'; floor_get")
 local2=$(measure "$BIN" verify --no-catalog --jobs 2 "$STORE")
 s3_2=$(measure "$BIN" verify --no-catalog --jobs 2 --download-jobs 2 s3://store100/)
 s3_4=$(measure "$BIN" verify --no-catalog --jobs 2 --download-jobs 4 s3://store100/)
 first=$(measure "$BIN" verify --catalog "$CAT" --jobs 2 s3://store100/)
 second=$(measure "$BIN" verify --catalog "$CAT" --jobs 2 s3://store100/)
 printf '%-52s %s\n' \
+    "floor: curl, 2 GETs at once, to /dev/null" "$floor" \
     "local files, 2 threads, no catalog" "$local2" \
     "s3://, 2 threads, 2 downloads at once, no catalog" "$s3_2" \
     "s3://, 2 threads, 4 downloads at once, no catalog" "$s3_4" \
@@ -57,4 +68,5 @@ printf '%-52s %s\n' \
     "s3://, second run (catalog: nothing downloaded)" "$second"
 secs() { echo "$1" | awk '{print $1}'; }
 printf 's3 / local wall time:        %.2fx\n' "$(echo "$(secs "$s3_2") / $(secs "$local2")" | bc -l)"
+printf 's3 / curl floor:             %.2fx\n' "$(echo "$(secs "$s3_2") / $(secs "$floor")" | bc -l)"
 printf 'second run vs first (s3):    %.0fx faster\n' "$(echo "$(secs "$first") / $(secs "$second")" | bc -l)"
