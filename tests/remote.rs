@@ -303,6 +303,29 @@ fn wrong_credentials_and_missing_buckets_are_named() {
         "{}",
         r.err
     );
+    // A store that accepts connections and then says nothing: cut by the
+    // read timeout, never a hang.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let args = [
+        "verify",
+        "--no-catalog",
+        "--retries",
+        "0",
+        "--read-timeout",
+        "1",
+        "s3://backups/",
+    ];
+    let start = std::time::Instant::now();
+    let r = run_env(&args, &servers::s3_env(port));
+    assert_eq!(r.code, 2);
+    assert!(
+        r.err.contains("s3://backups/: cannot reach the store") && r.err.contains("timed out"),
+        "{}",
+        r.err
+    );
+    assert!(start.elapsed().as_secs() < 30);
+    drop(silent);
     // A URL that is not one.
     let r = run_env(&["verify", "--no-catalog", "s3:///x"], &[]);
     assert!(r.code == 2 && r.err.contains("no bucket named"), "{}", r.err);
@@ -436,6 +459,16 @@ fn single_snapshot_commands_read_urls_as_files() {
     );
     let r = run_env(&["-o", "json", "status", "s3://backups/hourly/"], &s3);
     assert_eq!(serde_json::from_str::<Value>(&r.out).unwrap()["exitCode"], 2);
+}
+
+/// The string `field` of every element of array `list` of `j`.
+fn strings<'a>(j: &'a Value, list: &str, field: &str) -> Vec<&'a str> {
+    j[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[field].as_str().unwrap())
+        .collect()
 }
 
 /// `data` in zlib (gardener's `.zlib` policy).
@@ -612,12 +645,7 @@ fn k3s_and_gardener_layouts_are_recognised() {
         ],
         "{j:#}"
     );
-    let series: Vec<&str> = j["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["series"].as_str().unwrap())
-        .collect();
+    let series = strings(&j, "results", "series");
     assert_eq!(series[0], "s3://fleet/gardener/shoot-a/v2/Full-*");
     assert_eq!(series[1], "s3://fleet/gardener/shoot-a/v2/Incr-*");
     assert_eq!(series[3], "s3://fleet/gardener/shoot-b/v1/Full-*");
@@ -638,13 +666,26 @@ fn k3s_and_gardener_layouts_are_recognised() {
             .join("\n")
     );
     // --max-age per cluster prefix: only the stale cluster fails it.
-    let failures: Vec<&str> = j["seriesFailures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["series"].as_str().unwrap())
-        .collect();
+    let failures = strings(&j, "seriesFailures", "series");
     assert_eq!(failures, vec!["s3://fleet/gardener/shoot-b/v1/Full-*"], "{j:#}");
+    // --expect-growth per series: k3s's revision moved 57 -> 193.
+    let (r, j) = verify_url("s3://fleet/k3s/", &env, &["--no-catalog", "--expect-growth"]);
+    assert_eq!(
+        (r.code, j["seriesFailures"].as_array().unwrap().len()),
+        (0, 0),
+        "{j:#}"
+    );
+}
+
+#[test]
+fn dated_prefixes_are_one_series_per_cluster() {
+    let Some(servers) = servers::servers() else { return };
+    let fx = repo().join("testdata/fixtures");
+    let snap = std::fs::read(fx.join("v3.5.1/single.snapshot.db")).unwrap();
+    let cluster = std::fs::read(fx.join("v3.5.1/cluster.snapshot.db")).unwrap();
+    let t = backups::ts;
+    let s3 = servers::s3(&servers);
+    let env = servers::s3_env(s3.port);
     // Dated prefixes (<cluster>/YYYY/MM/DD/...): one series per cluster,
     // taken at the date, held to --max-age and --expect-growth together.
     let day = |ago: i64| etcd_rescue::batch::series::rfc3339(t(ago))[..10].replace('-', "/");
@@ -664,12 +705,7 @@ fn k3s_and_gardener_layouts_are_recognised() {
         &["--no-catalog", "--max-age", "2d", "--expect-growth"],
     );
     assert_eq!(r.code, 1, "{}", r.err);
-    let series: Vec<&str> = j["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["series"].as_str().unwrap())
-        .collect();
+    let series = strings(&j, "results", "series");
     assert_eq!(
         series,
         [
@@ -678,20 +714,8 @@ fn k3s_and_gardener_layouts_are_recognised() {
             "s3://dated/stage/*/*/*/etcd-snapshot.db"
         ]
     );
-    let failures: Vec<&str> = j["seriesFailures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["series"].as_str().unwrap())
-        .collect();
+    let failures = strings(&j, "seriesFailures", "series");
     assert_eq!(failures, ["s3://dated/stage/*/*/*/etcd-snapshot.db"], "{j:#}");
-    // --expect-growth per series: k3s's revision moved 57 -> 193.
-    let (r, j) = verify_url("s3://fleet/k3s/", &env, &["--no-catalog", "--expect-growth"]);
-    assert_eq!(
-        (r.code, j["seriesFailures"].as_array().unwrap().len()),
-        (0, 0),
-        "{j:#}"
-    );
 }
 
 #[test]

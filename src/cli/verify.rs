@@ -61,6 +61,10 @@ pub struct VerifyArgs {
     /// dropped connections), with exponential backoff.
     #[arg(long, default_value_t = 8)]
     pub retries: usize,
+    /// Seconds an object store connection may send nothing before the
+    /// request is retried (then given up).
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub read_timeout: u64,
     /// Write Prometheus metrics of this run to this file (text exposition
     /// format, written atomically: node-exporter's textfile collector reads it).
     #[arg(long)]
@@ -107,6 +111,7 @@ pub(super) fn run(
     let ropts = crate::remote::Options {
         retries: a.retries,
         downloads: a.download_jobs.max(1),
+        read_timeout: std::time::Duration::from_secs(a.read_timeout.max(1)),
         ..crate::remote::Options::default()
     };
     let input::Discovered { units, errors, notes } = input::discover(&a.paths, &ropts);

@@ -172,6 +172,9 @@ pub struct Options {
     pub retry_timeout: Duration,
     /// Downloads at once.
     pub downloads: usize,
+    /// Give up on a connection that sends nothing for this long (the
+    /// request is retried).
+    pub read_timeout: Duration,
 }
 
 impl Default for Options {
@@ -180,6 +183,7 @@ impl Default for Options {
             retries: 8,
             retry_timeout: Duration::from_secs(180),
             downloads: 4,
+            read_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -228,8 +232,9 @@ impl Store {
             .with_allow_http(true)
             .with_connect_timeout(Duration::from_secs(10))
             // A multi-GB GET takes longer than any fixed request timeout:
-            // a stalled one is cut by the read timeout instead.
+            // a stalled one is cut by the read timeout instead (and retried).
             .with_timeout_disabled()
+            .with_read_timeout(opts.read_timeout)
             .with_pool_idle_timeout(Duration::from_secs(30));
         let retry = RetryConfig {
             max_retries: opts.retries,
@@ -237,31 +242,23 @@ impl Store {
             ..RetryConfig::default()
         };
         let _guard = runtime().enter();
+        // Each service's builder, with the same client and retry settings.
+        macro_rules! build {
+            ($builder:expr, $url:expr) => {
+                $builder
+                    .with_url($url)
+                    .with_client_options(client)
+                    .with_retry(retry)
+                    .build()
+                    .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            };
+        }
+        use object_store::{azure, gcp, http};
         let built: object_store::Result<Arc<dyn ObjectStore>> = match target.service {
-            Service::S3 => profile::s3_builder()
-                .with_url(&target.base)
-                .with_client_options(client)
-                .with_retry(retry)
-                .build()
-                .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
-            Service::Gcs => object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                .with_url(&target.base)
-                .with_client_options(client)
-                .with_retry(retry)
-                .build()
-                .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
-            Service::Azure => object_store::azure::MicrosoftAzureBuilder::from_env()
-                .with_url(azure_url(&target.base))
-                .with_client_options(client)
-                .with_retry(retry)
-                .build()
-                .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
-            Service::Http => object_store::http::HttpBuilder::new()
-                .with_url(&target.base)
-                .with_client_options(client)
-                .with_retry(retry)
-                .build()
-                .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
+            Service::S3 => build!(profile::s3_builder(), &target.base),
+            Service::Gcs => build!(gcp::GoogleCloudStorageBuilder::from_env(), &target.base),
+            Service::Azure => build!(azure::MicrosoftAzureBuilder::from_env(), azure_url(&target.base)),
+            Service::Http => build!(http::HttpBuilder::new(), &target.base),
         };
         let store = built.map_err(|e| error::describe(&target.base, &e))?;
         Ok(Store {
