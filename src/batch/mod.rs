@@ -363,6 +363,42 @@ fn delta_judgment(name: &str, n: &gardener::Name, d: &gardener::Delta) -> Judgme
     j
 }
 
+/// The judgments of a unit's file or dir at `local` (a delta snapshot's
+/// check for gardener's), named as the unit is (a spill file by its URL).
+fn judge_unit(
+    local: &Path,
+    name: &str,
+    delta: Option<&gardener::Name>,
+    spill: Option<&crate::remote::Spill>,
+    opts: &Options,
+) -> Vec<Judgment> {
+    let jopts = judge::Options {
+        single_thread: opts.single_thread,
+        max_unpacked: opts.max_decompressed,
+        fingerprint: true,
+        ..judge::Options::full()
+    };
+    let mut judgments = match delta {
+        Some(n) => vec![delta_judgment(
+            name,
+            n,
+            &gardener::verify_delta(local, n, opts.max_decompressed),
+        )],
+        None => judge_guarded(local, name, &jopts),
+    };
+    if let Some(s) = spill {
+        for j in &mut judgments {
+            j.path = s.rename(&j.path);
+            j.headline = s.rename(&j.headline);
+            j.error = j.error.as_deref().map(|e| s.rename(e));
+            for f in &mut j.findings {
+                f.message = s.rename(&f.message);
+            }
+        }
+    }
+    judgments
+}
+
 /// Verifies one unit from scratch: its records, and the catalog entry that
 /// remembers them.
 pub fn verify_unit(unit: &Unit, opts: &Options, verified_at: i64) -> (Option<Entry>, Vec<Record>) {
@@ -416,31 +452,8 @@ pub fn verify_unit(unit: &Unit, opts: &Options, verified_at: i64) -> (Option<Ent
     if let Some(s) = &spill {
         files = vec![(String::new(), s.path.clone())];
     }
-    let jopts = judge::Options {
-        single_thread: opts.single_thread,
-        max_unpacked: opts.max_decompressed,
-        fingerprint: true,
-        ..judge::Options::full()
-    };
     let delta = gardener_delta(path);
-    let mut judgments = match &delta {
-        Some(n) => vec![delta_judgment(
-            &name,
-            n,
-            &gardener::verify_delta(local, n, opts.max_decompressed),
-        )],
-        None => judge_guarded(local, &name, &jopts),
-    };
-    if let Some(s) = &spill {
-        for j in &mut judgments {
-            j.path = s.rename(&j.path);
-            j.headline = s.rename(&j.headline);
-            j.error = j.error.as_deref().map(|e| s.rename(e));
-            for f in &mut j.findings {
-                f.message = s.rename(&f.message);
-            }
-        }
-    }
+    let judgments = judge_unit(local, &name, delta.as_ref(), spill.as_ref(), opts);
     let sums = match sums::compute(&files) {
         Ok(s) => s,
         Err(e) => return unreadable(&origin, e),
