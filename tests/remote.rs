@@ -448,6 +448,33 @@ fn single_snapshot_commands_read_urls_as_files() {
         digest(&a.join("member/snap/db")),
         digest(&b.join("member/snap/db"))
     );
+    // Keys with spaces and plus signs are read as they are named.
+    let odd = st.s3.dir.path().join("backups/odd names/etcd snapshot+1.db");
+    std::fs::create_dir_all(odd.parent().unwrap()).unwrap();
+    std::fs::copy(tree.join("raw/db"), &odd).unwrap();
+    let r = run_env(
+        &[
+            "status",
+            "s3://backups/odd names/etcd snapshot+1.db",
+            "-o",
+            "json",
+        ],
+        &s3,
+    );
+    let want = run(&["status", tree.join("raw/db").to_str().unwrap(), "-o", "json"]);
+    assert_eq!(
+        (r.code, &r.json()["revision"]),
+        (0, &want.json()["revision"]),
+        "{}",
+        r.err
+    );
+    let (r, j) = verify_url("s3://backups/odd names/", &s3, &["--no-catalog"]);
+    assert_eq!(
+        j["results"][0]["file"], "s3://backups/odd names/etcd snapshot+1.db",
+        "{}",
+        r.err
+    );
+    std::fs::remove_dir_all(odd.parent().unwrap()).unwrap();
     // A URL matching several objects is refused with their names.
     let r = run_env(&["status", "s3://backups/hourly/"], &s3);
     assert_eq!(r.code, 2);

@@ -277,7 +277,7 @@ impl Store {
         // (some stores answer a HEAD of a "directory" with an error).
         let mut head_error = None;
         if t.glob.is_none() && !t.key.is_empty() && !t.key.ends_with('/') {
-            match rt.block_on(self.store.head(&Key::from(t.key.as_str()))) {
+            match rt.block_on(self.store.head(&key_of(&t.key))) {
                 Ok(meta) => {
                     return Ok(Listing {
                         objects: vec![self.object(meta)],
@@ -296,7 +296,7 @@ impl Store {
             }
         }
         let prefix = t.list_prefix();
-        let prefix_key = (!prefix.is_empty()).then(|| Key::from(prefix));
+        let prefix_key = (!prefix.is_empty()).then(|| key_of(prefix));
         let metas: Vec<object_store::ObjectMeta> = rt
             .block_on(async {
                 let mut s = self.store.list(prefix_key.as_ref());
@@ -369,7 +369,7 @@ impl Store {
             version: obj.version.clone(),
             ..GetOptions::default()
         };
-        let key = Key::from(obj.key.as_str());
+        let key = key_of(&obj.key);
         let written = runtime().block_on(async {
             let got = self.store.get_opts(&key, opts).await?;
             let mut stream = got.into_stream();
@@ -456,6 +456,12 @@ impl Drop for Slot<'_> {
         *free += 1;
         self.0.cv.notify_one();
     }
+}
+
+/// A key as the store names it (a listed key is taken as it is; one typed
+/// by a user is encoded where object_store's rules require it).
+fn key_of(k: &str) -> Key {
+    Key::parse(k).unwrap_or_else(|_| Key::from(k))
 }
 
 /// A file name safe to create: the object's name without path separators.
