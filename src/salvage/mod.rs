@@ -98,8 +98,9 @@ pub struct SalvageReport {
     /// with everything after it up to a head no one can tell any more.
     pub lost_from_revision: Option<i64>,
     /// When the page holding the newest revisions cannot be read but older
-    /// copies of it were found: the newest revision they hold. Later ones
-    /// may have existed (the head is unknown).
+    /// copies of it were found, or the tree used is older than the last
+    /// commit: the newest revision found. Later ones may have existed (the
+    /// head is unknown).
     pub possibly_lost_after_revision: Option<i64>,
     /// Keys whose history breaks: a revision of theirs is lost.
     pub keys_with_lost_history: Vec<Break>,
@@ -405,6 +406,16 @@ fn finish(mut buckets: Buckets, tree: Option<&Tree>, mut report: SalvageReport) 
     report.consistent_index = meta.consistent_index;
     report.term = meta.term;
     summarize(&kept, &mut report);
+    // An older tree was used because the live root was lost: commits after
+    // it may have written revisions that no surviving page holds (a cut
+    // file loses the newest leaf with the root). Whether they did, no one
+    // can tell: the head is unknown past the newest revision found.
+    if report.older_tree.is_some()
+        && report.lost_from_revision.is_none()
+        && report.possibly_lost_after_revision.is_none()
+    {
+        report.possibly_lost_after_revision = report.revision_range.map(|(_, hi)| hi);
+    }
     buckets.insert(b"key".to_vec(), kept);
     for name in schema::BUCKETS {
         buckets.entry(name.to_vec()).or_default();
