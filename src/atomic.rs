@@ -225,9 +225,11 @@ pub fn write_file<T>(
         .mode(mode)
         .open(&tmp)
         .map_err(io_err(&tmp))?;
-    let result = fill(&mut f).inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })?;
+    let result = fill(&mut f)
+        .and_then(|r| inputs_intact(target).map(|()| r))
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })?;
     f.sync_all().map_err(io_err(&tmp))?;
     drop(f);
     if overwrite && target.is_dir() {
@@ -270,6 +272,7 @@ pub fn write_dir<T>(
         .create(&tmp)
         .map_err(io_err(&tmp))?;
     let done = fill(&tmp).and_then(|r| {
+        inputs_intact(target)?;
         sync_tree(&tmp)?;
         if in_place {
             move_in(&tmp, target)?;
@@ -282,6 +285,15 @@ pub fn write_dir<T>(
         let _ = fs::remove_dir_all(&tmp);
     }
     done
+}
+
+/// Refuses to put an output in place when an input was cut short while it
+/// was read: the output would hold zeros where the input's data was.
+fn inputs_intact(target: &Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    match crate::source::pending_cuts().first() {
+        Some(cut) => Err(format!("{}: not written: {cut}", target.display()).into()),
+        None => Ok(()),
+    }
 }
 
 /// Moves every entry of `tmp` (inside `target`) into `target`, replacing

@@ -361,8 +361,14 @@ where
             return EXIT_ERROR;
         }
     };
-    let code = dispatch(&cli, output, layout, &mut out, &mut err);
+    let mut code = dispatch(&cli, output, layout, &mut out, &mut err);
     drop(ticker);
+    // An input cut short while it was read (and not already reported by a
+    // judgment): what was printed is not a reading of it.
+    for cut in crate::source::take_cuts(None) {
+        let _ = writeln!(err, "etcd-rescue: error: {cut}");
+        code = code.max(EXIT_ERROR);
+    }
     // A command that failed says why in one JSON document on stdout too,
     // when scripts asked for JSON and it wrote nothing else (exit 2: it
     // could not run; exit 1: its input is damaged past answering, or the

@@ -267,13 +267,28 @@ impl Judgment {
 /// Judges the thing at `path`: one judgment, or one per unit inside an
 /// archive.
 pub fn judge(path: &Path, opts: &Options) -> Vec<Judgment> {
-    judge_named(path, &path.display().to_string(), opts, 0)
+    judge_as(path, &path.display().to_string(), opts)
 }
 
 /// [`judge`] of `path` under another name (the archive a scratch copy was
 /// unpacked from, see [`source::Unwrapped`]).
 pub fn judge_as(path: &Path, name: &str, opts: &Options) -> Vec<Judgment> {
-    judge_named(path, name, opts, 0)
+    let judged = judge_named(path, name, opts, 0);
+    let cuts = crate::source::take_cuts(Some(path));
+    if cuts.is_empty() {
+        return judged;
+    }
+    // A file under the path was cut short while it was read: whatever the
+    // reading found is not a reading of any state of the file.
+    let why = cuts
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    judged
+        .into_iter()
+        .map(|j| Judgment::unreadable(j.path, j.kind, why.clone()))
+        .collect()
 }
 
 /// How deep containers may nest (a tar in a gzip in a zip...).

@@ -83,8 +83,9 @@ pub fn admit(j: &Judgment, skip_hash: bool, force: bool) -> Admission {
         return refuse(
             a,
             format!(
-                "{}: no sha256 trailer, so this is not a snapshot from `etcdctl snapshot save` (a raw db copy?) and its integrity cannot be proven; use --skip-hash-check to restore it anyway (as etcdutl requires)",
-                j.path
+                "{}: no sha256 trailer, so this is not a snapshot from `etcdctl snapshot save` (a raw db copy?) and its integrity cannot be proven; use --skip-hash-check to restore it anyway (as etcdutl requires){}",
+                j.path,
+                also_damaged(j)
             ),
             false,
         );
@@ -139,4 +140,22 @@ pub fn admit(j: &Judgment, skip_hash: bool, force: bool) -> Admission {
         }
     }
     a
+}
+
+/// For a refusal about the trailer: the judgment's first error, when the
+/// file is also damaged (so the advice to skip the check is not all).
+fn also_damaged(j: &Judgment) -> String {
+    let errors = j
+        .findings
+        .iter()
+        .filter(|f| f.severity == crate::report::Severity::Error);
+    match errors.clone().next() {
+        Some(first) => format!(
+            "; but it is also damaged ({} error(s), the first: {}): `etcd-rescue check {}` lists them",
+            errors.count(),
+            first.message,
+            j.path
+        ),
+        None => String::new(),
+    }
 }

@@ -3,11 +3,17 @@
 //! This is the one module allowed `unsafe`: mapping a file is unsafe in Rust
 //! because another process could change it underneath us (the few other
 //! system calls without a safe std wrapper live here too: `flock`,
-//! `SEEK_DATA`, `statvfs`, `getrlimit`). We map read-only
-//! and private; callers are told in the docs that inputs must not be written
-//! while being read (etcd must be stopped, or work on a copy).
+//! `SEEK_DATA`, `statvfs`, `getrlimit`). Inputs are opened read-only and
+//! mapped read-only. The map is *shared* with the file: another process that
+//! writes the file changes what we read, and one that truncates it makes
+//! reads past the new end fault. `guard` turns such a fault into a
+//! recorded [`Cut`] instead of a `SIGBUS` crash, and readers report it.
 
 #![allow(unsafe_code)]
+
+mod guard;
+
+pub use guard::{Cut, pending_cuts, take_cuts};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -136,6 +142,8 @@ pub fn file_type_word(md: &std::fs::Metadata) -> &'static str {
 #[derive(Debug)]
 pub struct MappedFile {
     path: PathBuf,
+    /// Declared before `map`: it unregisters before the map is unmapped.
+    guard: Option<guard::Guard>,
     map: Option<Mmap>,
     file: File,
 }
@@ -167,19 +175,26 @@ impl MappedFile {
         if md.len() == 0 {
             return Ok(MappedFile {
                 path: path.to_path_buf(),
+                guard: None,
                 map: None,
                 file,
             });
         }
         let opts = MmapOptions::new();
-        // SAFETY: the map is read-only and private; the file is opened
-        // read-only. If another process truncates the file while mapped, reads
-        // past the new end fault; that is documented for users.
+        // SAFETY: the map is read-only and shared with the file, which is
+        // opened read-only. Another process may still change the file: a
+        // write changes the bytes we see (the judgment reads a live dir
+        // twice for that), and a truncation makes reads past the new end
+        // fault, which the guard registered below turns into zero pages
+        // and a recorded cut that readers report.
         let map = unsafe { opts.map(&file) }.map_err(io)?;
+        let guard = guard::register(path, map.as_ptr(), map.len());
         // Advice is only a hint; a kernel that refuses it reads the same bytes.
         let _ = map.advise(memmap2::Advice::Sequential);
+        test_barrier(path);
         Ok(MappedFile {
             path: path.to_path_buf(),
+            guard,
             map: Some(map),
             file,
         })
@@ -198,6 +213,45 @@ impl MappedFile {
     /// The path it was opened from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the file was cut short while it was read: the first offset
+    /// that had no data any more. (The cut is still reported once by
+    /// [`take_cuts`].)
+    pub fn cut(&self) -> Option<Cut> {
+        let offset = self.guard.as_ref()?.cut()?;
+        Some(Cut {
+            path: self.path.clone(),
+            offset,
+            mapped_len: self.bytes().len() as u64,
+        })
+    }
+}
+
+/// For tests of a file changed while it is read: with
+/// `ETCD_RESCUE_TEST_MAP_BARRIER=DIR`, each mapping writes the file's path
+/// to a new file in DIR and waits (up to a minute) until the test removes
+/// it, so the test can truncate the input at a known point. Nothing else
+/// changes; the variable is not meant for users.
+fn test_barrier(path: &Path) {
+    let Some(dir) = std::env::var_os("ETCD_RESCUE_TEST_MAP_BARRIER") else {
+        return;
+    };
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let flag = Path::new(&dir).join(format!("map-{}-{n}", std::process::id()));
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let tmp = flag.with_extension("tmp");
+    if std::fs::write(&tmp, abs.as_os_str().as_encoded_bytes()).is_err()
+        || std::fs::rename(&tmp, &flag).is_err()
+    {
+        return;
+    }
+    for _ in 0..6000 {
+        if !flag.exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 
