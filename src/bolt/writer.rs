@@ -39,6 +39,9 @@ pub enum WriteError {
     /// Writing failed.
     #[error("writing the db: {0}")]
     Io(#[from] io::Error),
+    /// A page size bbolt's readers (and ours) do not take.
+    #[error("page size {0}: must be a power of two from 512 to 1 MiB")]
+    PageSize(u32),
     /// Keys out of order (they must be strictly ascending), or buckets out of order.
     #[error("bucket {bucket}: key {key} is not greater than the key before it")]
     Order {
@@ -104,15 +107,35 @@ pub struct Writer<W: Write + Seek> {
     freelist: bool,
 }
 
+/// The page size of the new file: the source's, as bbolt keeps it (4 KiB
+/// on amd64, 16 KiB and 64 KiB on arm64 and ppc64le hosts; any power of
+/// two from 512 bytes to 1 MiB the reader took); otherwise 4 KiB, which
+/// bbolt and etcd read whatever the host (the size is in the meta page).
+pub fn output_page_size(source: usize) -> u32 {
+    use super::meta::{MAX_PAGE_SIZE, MIN_PAGE_SIZE};
+    match u32::try_from(source) {
+        Ok(p) if p.is_power_of_two() && (MIN_PAGE_SIZE..=MAX_PAGE_SIZE).contains(&p) => p,
+        _ => 4096,
+    }
+}
+
+/// Every page size the reader takes (`bolt::meta`): a power of two from
+/// 512 bytes to 1 MiB.
+fn checked_page_size(page_size: u32) -> Result<usize, WriteError> {
+    let ok = page_size.is_power_of_two()
+        && (super::meta::MIN_PAGE_SIZE..=super::meta::MAX_PAGE_SIZE).contains(&page_size);
+    if ok {
+        Ok(page_size as usize)
+    } else {
+        Err(WriteError::PageSize(page_size))
+    }
+}
+
 impl<W: Write + Seek> Writer<W> {
     /// Starts a file with `page_size`-byte pages, filling nodes up to `fill`
     /// (0.5..=1.0) of a page. `txid` is meta 0's transaction id (at least 2).
     pub fn new(mut out: W, page_size: u32, fill: f64, txid: u64) -> Result<Writer<W>, WriteError> {
-        let page_size = page_size as usize;
-        assert!(
-            page_size.is_power_of_two() && page_size >= 1024,
-            "page size must be a power of two >= 1024"
-        );
+        let page_size = checked_page_size(page_size)?;
         // Reserve the two meta pages; they are written by `finish`.
         out.seek(SeekFrom::Start(0))?;
         out.write_all(&vec![0u8; 2 * page_size])?;
@@ -141,11 +164,7 @@ impl<W: Write + Seek> Writer<W> {
         txid: u64,
         first_free: u64,
     ) -> Result<Writer<W>, WriteError> {
-        let page_size = page_size as usize;
-        assert!(
-            page_size.is_power_of_two() && page_size >= 1024,
-            "page size must be a power of two >= 1024"
-        );
+        let page_size = checked_page_size(page_size)?;
         let first_free = first_free.max(2);
         out.seek(SeekFrom::Start(first_free * page_size as u64))?;
         Ok(Writer {

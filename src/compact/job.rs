@@ -600,7 +600,7 @@ fn rewrite(u: &Unit, f: &mut std::fs::File) -> Result<Rewritten, BoxError> {
         &db,
         &u.plan,
         f,
-        super::output_page_size(db.page_size()),
+        crate::bolt::writer::output_page_size(db.page_size()),
         u.trailer,
     )
     .map_err(|e| format!("{}: {e}", u.db_path.display()).into())

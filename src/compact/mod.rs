@@ -254,17 +254,6 @@ pub fn hash_after(db: &Db<'_>, plan: &Plan, upto: i64) -> Result<u32, CompactErr
     Ok(crc)
 }
 
-/// The page size of the new file: the source's, as bbolt keeps it, when it
-/// is one the writer takes (a power of two from 1 KiB to 64 KiB: 4 KiB on
-/// amd64, 16 KiB and 64 KiB on arm64 and ppc64le hosts); otherwise 4 KiB,
-/// which bbolt and etcd read whatever the host (the size is in the meta page).
-pub fn output_page_size(source: usize) -> u32 {
-    match source {
-        p if p.is_power_of_two() && (1024..=65536).contains(&p) => p as u32,
-        _ => 4096,
-    }
-}
-
 /// What a rewrite wrote.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -472,11 +461,14 @@ mod tests {
 
     #[test]
     fn page_sizes_the_writer_cannot_take_become_4k() {
-        assert_eq!(output_page_size(512), 4096);
+        use crate::bolt::writer::output_page_size;
+        assert_eq!(output_page_size(256), 4096);
+        assert_eq!(output_page_size(512), 512);
         assert_eq!(output_page_size(4096), 4096);
         assert_eq!(output_page_size(16384), 16384);
         assert_eq!(output_page_size(65536), 65536);
-        assert_eq!(output_page_size(1 << 20), 4096);
+        assert_eq!(output_page_size(1 << 20), 1 << 20);
+        assert_eq!(output_page_size(2 << 20), 4096);
         assert_eq!(output_page_size(3000), 4096);
     }
 

@@ -142,9 +142,9 @@ fn looks_like_bolt(b: &[u8]) -> bool {
     };
     // Meta page 1 must say so in its header too: a bbolt file inside a tar
     // stream has its meta page 0 magic at offsets like 2048+16.
-    [1024usize, 2048, 4096, 8192, 16384, 32768, 65536]
-        .iter()
-        .any(|&ps| meta_header(ps, 1) && (b.get(ps + 16..ps + 20) == Some(&magic) || meta_header(0, 0)))
+    (9..=20)
+        .map(|shift| 1usize << shift)
+        .any(|ps| meta_header(ps, 1) && (b.get(ps + 16..ps + 20) == Some(&magic) || meta_header(0, 0)))
 }
 
 /// Reads a protobuf varint at the start of `b`: (value, length).

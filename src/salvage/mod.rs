@@ -547,7 +547,12 @@ pub fn write_db<W: std::io::Write + std::io::Seek>(
     out: W,
     page_size: u32,
 ) -> Result<crate::bolt::writer::WriteSummary, crate::bolt::writer::WriteError> {
-    let mut w = crate::bolt::writer::Writer::new(out, page_size.clamp(1024, 65536), 0.9, 2)?;
+    let mut w = crate::bolt::writer::Writer::new(
+        out,
+        crate::bolt::writer::output_page_size(page_size as usize),
+        0.9,
+        2,
+    )?;
     for (name, items) in &s.buckets {
         w.bucket(name, 0, items.iter())?;
     }

@@ -185,33 +185,8 @@ pub(super) fn walk(data: &[u8], ps: usize, root: u64) -> Tree {
         root,
         ..Tree::default()
     };
-    let root_elems = match page::read(data, ps, root, Some(NodeKind::Leaf)) {
-        Ok(r) => match r.content {
-            Content::Leaf(e) if is_root_leaf(&e) || (r.repairs.is_empty() && !e.is_empty()) => {
-                t.visited.insert(root);
-                if !r.repairs.is_empty() {
-                    t.repaired.push(Repaired {
-                        pgid: root,
-                        bucket: "(root)".into(),
-                        repairs: r.repairs,
-                        trusted_because: "every element is one of etcd's buckets".into(),
-                    });
-                }
-                e
-            }
-            _ => {
-                t.unreadable.push(unreadable(
-                    data,
-                    ps,
-                    root,
-                    "(root)",
-                    None,
-                    None,
-                    "not a leaf of etcd's buckets".into(),
-                ));
-                return t;
-            }
-        },
+    let root_elems = match t.root_elements(data, ps, root, 0) {
+        Ok(e) => e,
         Err(why) => {
             t.unreadable
                 .push(unreadable(data, ps, root, "(root)", None, None, why));
@@ -305,6 +280,45 @@ impl Tree {
                     "all {n} of its records decode as etcd {real} records, and the root has no {real} bucket"
                 ),
             });
+        }
+    }
+
+    /// The root bucket's elements: one leaf page, or (with small pages,
+    /// where etcd's buckets do not fit one) a branch over leaves.
+    fn root_elements(&mut self, data: &[u8], ps: usize, p: u64, depth: usize) -> Result<Vec<Elem>, String> {
+        let leaf = page::read(data, ps, p, Some(NodeKind::Leaf));
+        let as_leaf = |r: &page::Read| matches!(&r.content, Content::Leaf(e) if is_root_leaf(e) || (r.repairs.is_empty() && !e.is_empty()));
+        let r = match leaf {
+            Ok(r) if as_leaf(&r) => r,
+            leaf => page::read(data, ps, p, None).or(leaf)?,
+        };
+        let is_leaf = as_leaf(&r);
+        match r.content {
+            Content::Leaf(e) if is_leaf => {
+                self.visited.insert(p);
+                if !r.repairs.is_empty() {
+                    self.repaired.push(Repaired {
+                        pgid: p,
+                        bucket: "(root)".into(),
+                        repairs: r.repairs,
+                        trusted_because: "every element is one of etcd's buckets".into(),
+                    });
+                }
+                Ok(e)
+            }
+            Content::Branch(children) if r.repairs.is_empty() && depth < 3 => {
+                self.visited.insert(p);
+                self.branch_pages.insert(p);
+                let mut all = Vec::new();
+                for (_, child) in children {
+                    if self.visited.contains(&child) {
+                        return Err(format!("the root's branch page {p} leads to page {child} twice"));
+                    }
+                    all.extend(self.root_elements(data, ps, child, depth + 1)?);
+                }
+                Ok(all)
+            }
+            _ => Err("not a page of etcd's buckets".into()),
         }
     }
 
