@@ -80,18 +80,6 @@ impl Finding {
         self
     }
 
-    /// A finding from a bbolt reader error, with its page and offset.
-    pub fn from_bolt(severity: Severity, e: &crate::bolt::Error) -> Finding {
-        Finding {
-            severity,
-            code: e.code(),
-            file: None,
-            page: e.pgid().map(|p| p.0),
-            offset: e.offset(),
-            message: e.to_string(),
-        }
-    }
-
     /// Whether this finding makes a check fail (warnings and errors do).
     pub fn counts(&self) -> bool {
         self.severity >= Severity::Warning

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::*;
 use etcd_rescue::bolt::Db;
-use etcd_rescue::mvcc::kv::read_at;
+use etcd_rescue::mvcc::index::read_at;
 use etcd_rescue::mvcc::trailer;
 use etcd_rescue::source::MappedFile;
 use serde_json::Value;

@@ -7,11 +7,12 @@
 
 use std::collections::BTreeSet;
 
+use etcd_rescue::membership::MemberId;
 use etcd_rescue::pb::raftpb;
 use etcd_rescue::snap::writer::{snap_file, snap_name, v2_store_json};
 use etcd_rescue::snap::{SnapName, read, v2store};
 use etcd_rescue::wal::entry::ConfState;
-use etcd_rescue::wal::{Index, MemberId, Term};
+use etcd_rescue::wal::{Index, Term};
 
 use super::input::Input;
 

@@ -8,15 +8,14 @@
 
 use std::path::Path;
 
-use etcd_rescue::mvcc::schema::Member;
+use etcd_rescue::membership::{Member, MemberId};
 use etcd_rescue::pb::raftpb;
 use etcd_rescue::wal::confchange::ChangeKind;
 use etcd_rescue::wal::payload::{self, Request};
 use etcd_rescue::wal::reader::{self, Event};
 use etcd_rescue::wal::writer::{SegmentWriter, add_node_entry};
 use etcd_rescue::wal::{
-    self, Entry, EntryType, HardState, Index, MemberId, Metadata, RecordType, SnapshotMark, Tail, Term,
-    WalDir,
+    self, Entry, EntryType, HardState, Index, Metadata, RecordType, SnapshotMark, Tail, Term, WalDir,
 };
 
 use super::input::Input;
@@ -83,7 +82,7 @@ pub fn run(data: &[u8]) {
                 w.metadata(node, cluster);
                 expected.push(Rec::Metadata(Metadata {
                     node_id: MemberId(node),
-                    cluster_id: wal::ClusterId(cluster),
+                    cluster_id: etcd_rescue::membership::ClusterId(cluster),
                 }));
             }
             1 | 2 => {

@@ -86,7 +86,7 @@ impl<'a, V: Visitor<'a>> Visitor<'a> for Collect<'_, V> {
         self.inner.leave_bucket(path);
     }
     fn problem(&mut self, error: Error) {
-        self.findings.push(Finding::from_bolt(Severity::Error, &error));
+        self.findings.push(error.finding(Severity::Error));
         self.inner.problem(error);
     }
 }
@@ -97,7 +97,7 @@ pub fn check<'a, V: Visitor<'a>>(data: &'a [u8], inner: &mut V) -> StructureRepo
     let (db, choice) = match Db::open(data) {
         Ok(x) => x,
         Err(e) => {
-            findings.push(Finding::from_bolt(Severity::Error, &e));
+            findings.push(e.finding(Severity::Error));
             return StructureReport {
                 meta: None,
                 pages: PageCounts::default(),
@@ -263,7 +263,7 @@ pub fn account_pages(
     let fl = match Freelist::read(db, m.freelist) {
         Ok(fl) => fl,
         Err(e) => {
-            report(Finding::from_bolt(Severity::Error, &e));
+            report(e.finding(Severity::Error));
             counts.in_use = used.count();
             return counts;
         }

@@ -268,6 +268,14 @@ impl Error {
         }
     }
 
+    /// This error as a finding, with its page and byte offset.
+    pub fn finding(&self, severity: crate::report::Severity) -> crate::report::Finding {
+        let mut f = crate::report::Finding::new(severity, self.code(), self.to_string());
+        f.page = self.pgid().map(|p| p.0);
+        f.offset = self.offset();
+        f
+    }
+
     /// The page the error is about, where there is one.
     pub fn pgid(&self) -> Option<Pgid> {
         match self {

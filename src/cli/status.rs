@@ -9,8 +9,9 @@ use super::render::{self, human_bytes};
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, EtcdutlLayout, Format};
 use crate::bolt::check::PageCounts;
 use crate::judge::{self, Detail, Judgment};
+use crate::membership::Member;
 use crate::mvcc::scan::{BucketCount, KeyStats};
-use crate::mvcc::schema::{Alarm, AuthInfo, ConfState, Member};
+use crate::mvcc::schema::{Alarm, AuthInfo, ConfState};
 use crate::mvcc::{DbReport, Trailer};
 use crate::report::Finding;
 use crate::report::Verdict;
@@ -296,7 +297,7 @@ fn write_snap(out: &mut dyn Write, fmt: Format, j: &Judgment, f: &SnapFile) -> a
         Format::Lines => return render::json_line(out, &v),
         Format::Table => {}
     }
-    let ids = |v: &[crate::wal::MemberId]| {
+    let ids = |v: &[crate::membership::MemberId]| {
         if v.is_empty() {
             "-".to_string()
         } else {

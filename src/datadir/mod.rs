@@ -19,7 +19,8 @@ pub mod wallog;
 
 use std::path::Path;
 
-use crate::mvcc::schema::{ConfState as DbConfState, Member};
+use crate::membership::Member;
+use crate::mvcc::schema::ConfState as DbConfState;
 use crate::mvcc::{DbReport, ScanOptions as DbScanOptions, scan as db_scan};
 use crate::report::{Finding, Findings, Severity};
 use crate::snap::{self, SnapDir};

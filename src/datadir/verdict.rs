@@ -27,11 +27,11 @@
 
 use super::dbstart::{self, DbStart};
 use super::{DbState, DbSummary, Layout, WalUsage};
+use crate::membership::cluster_id;
 use crate::mvcc::DbReport;
 use crate::report::{Finding, Severity};
 use crate::snap::SnapDir;
 use crate::snap::name::snap_db_name;
-use crate::wal::ids::cluster_id;
 use crate::wal::scan::Tail;
 use crate::wal::{Index, Term, WalReport};
 

@@ -43,7 +43,7 @@ use serde_json::{Map, Number, Value};
 
 use super::gotime;
 use super::schema::{Def, Field, JsonName, Schema, Special, Ty};
-use super::wire::{self, Payload, WireError};
+use crate::wire::{self, Value as Payload, WireError};
 
 /// Why an object does not decode.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -184,7 +184,7 @@ impl<'s> Decoder<'s> {
             for f in wire::fields(chunk) {
                 let f = f.map_err(|e| self.wire_err(e))?;
                 match t.by_num.binary_search_by_key(&f.num, |&(n, _)| n) {
-                    Ok(i) => occ.push((t.by_num[i].1, f.payload)),
+                    Ok(i) => occ.push((t.by_num[i].1, f.value)),
                     Err(_) => self.unknown_fields += 1,
                 }
             }
@@ -358,8 +358,8 @@ impl<'s> Decoder<'s> {
                     for f in wire::fields(entry) {
                         let f = f.map_err(|e| self.wire_err(e))?;
                         match f.num {
-                            1 => ko = Some(f.payload),
-                            2 => vo = Some(f.payload),
+                            1 => ko = Some(f.value),
+                            2 => vo = Some(f.value),
                             _ => self.unknown_fields += 1,
                         }
                     }
@@ -399,7 +399,7 @@ impl<'s> Decoder<'s> {
                             for f in wire::fields(self.bytes_of(p)?) {
                                 let f = f.map_err(|e| self.wire_err(e))?;
                                 if f.num == 1 {
-                                    self.slice_items(elem, &f.payload, &mut items)?;
+                                    self.slice_items(elem, &f.value, &mut items)?;
                                 } else {
                                     self.unknown_fields += 1;
                                 }
@@ -463,7 +463,7 @@ impl<'s> Decoder<'s> {
             for w in wire::fields(c) {
                 let w = w.map_err(|e| self.wire_err(e))?;
                 if let Some(slot) = f.get_mut(w.num as usize) {
-                    slot.push(w.payload);
+                    slot.push(w.value);
                 }
             }
         }

@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use super::wire::{self, Payload, WireError};
+use crate::wire::{self, Value as Payload, WireError};
 
 /// The magic in front of protobuf values.
 pub const PROTOBUF_MAGIC: &[u8] = b"k8s\0";
@@ -133,14 +133,14 @@ pub fn parse_unknown(b: &[u8]) -> Result<Unknown<'_>, WireError> {
     let s = |p: &[u8]| String::from_utf8_lossy(p).into_owned();
     for f in wire::fields(b) {
         let f = f?;
-        let Payload::Bytes(p) = f.payload else {
+        let Payload::Bytes(p) = f.value else {
             continue;
         };
         match f.num {
             1 => {
                 for t in wire::fields(p) {
                     let t = t?;
-                    if let Payload::Bytes(tp) = t.payload {
+                    if let Payload::Bytes(tp) = t.value {
                         match t.num {
                             1 => u.api_version = s(tp),
                             2 => u.kind = s(tp),

@@ -18,5 +18,4 @@ pub mod object;
 pub mod phase;
 pub mod schema;
 pub mod store;
-pub mod wire;
 pub mod yaml;

@@ -14,7 +14,9 @@
 use std::collections::HashSet;
 use std::ops::Range;
 
+use crate::bolt::Db;
 use crate::keyhash::KeyMap;
+use crate::pb::mvccpb::KeyValue;
 
 use super::keyspace::Keyspace;
 use super::kv::{KeyValueRef, KvError};
@@ -70,8 +72,17 @@ impl<'a> RevEntry<'a> {
 /// A user key (in the index's key arena) and its revisions.
 #[derive(Clone, Copy, Debug)]
 struct KeyEntry {
-    key: (u32, u32),
+    /// Start and length in the arena: the start is a `usize`, since the
+    /// distinct keys of a large db may pass 4 GiB.
+    key: (usize, u32),
+    /// The key's revisions in `revs` (counts of entries, each many bytes
+    /// of the file: [`entry_count`] refuses a count past `u32`).
     revs: (u32, u32),
+}
+
+/// A count of index entries as stored: an error, not a wrap, past `u32`.
+fn entry_count(n: usize) -> Result<u32, KvError> {
+    u32::try_from(n).map_err(|_| KvError::IndexTooLarge { entries: n as u64 })
 }
 
 /// The index.
@@ -117,7 +128,7 @@ impl<'a> Index<'a> {
             );
         }
         let mut arena: Vec<u8> = Vec::new();
-        let mut spans: Vec<(u32, u32)> = Vec::new();
+        let mut spans: Vec<(usize, u32)> = Vec::new();
         let mut flat: Vec<(u32, RevEntry<'a>)> = Vec::new();
         let mut last_main = 0;
         let mut scanned = 0u64;
@@ -133,12 +144,15 @@ impl<'a> Index<'a> {
             scanned += 1;
             last_main = rk.rev.main;
             if range.contains(key) {
-                let id = *ids.entry(key).or_insert_with(|| {
-                    let off = arena.len() as u32;
-                    arena.extend_from_slice(key);
-                    spans.push((off, key.len() as u32));
-                    (spans.len() - 1) as u32
-                });
+                let id = match ids.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(o) => *o.get(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        let id = entry_count(spans.len())?;
+                        spans.push((arena.len(), entry_count(key.len())?));
+                        arena.extend_from_slice(key);
+                        *v.insert(id)
+                    }
+                };
                 flat.push((
                     id,
                     RevEntry {
@@ -152,6 +166,8 @@ impl<'a> Index<'a> {
         drop(ids);
         // Pass 2: group revisions by key (a counting sort keeps each key's
         // revisions in bucket order, which is revision order).
+        // Every position below fits a u32 when the total does.
+        entry_count(flat.len())?;
         let mut start = vec![0u32; spans.len() + 1];
         for (id, _) in &flat {
             start[*id as usize + 1] += 1;
@@ -171,7 +187,7 @@ impl<'a> Index<'a> {
         // Keys share long prefixes (`/registry/...`); compare first the 16
         // bytes after the prefix common to all keys, as one integer, and only
         // ties byte by byte.
-        let key_of = |span: (u32, u32)| &arena[span.0 as usize..(span.0 + span.1) as usize];
+        let key_of = |span: (usize, u32)| &arena[span.0..span.0 + span.1 as usize];
         let common = spans.first().map_or(0, |&f| {
             let first = key_of(f);
             spans.iter().fold(first.len(), |n, &sp| {
@@ -179,7 +195,7 @@ impl<'a> Index<'a> {
                 n.min(first.iter().zip(k).take_while(|(a, b)| a == b).count())
             })
         });
-        let word = |span: (u32, u32)| {
+        let word = |span: (usize, u32)| {
             let k = key_of(span);
             let mut w = [0u8; 16];
             let tail = &k[common.min(k.len())..];
@@ -227,7 +243,7 @@ impl<'a> Index<'a> {
     }
 
     fn key(&self, e: &KeyEntry) -> &[u8] {
-        &self.arena[e.key.0 as usize..(e.key.0 + e.key.1) as usize]
+        &self.arena[e.key.0..e.key.0 + e.key.1 as usize]
     }
 
     /// Every key with its stored revisions, in key order.
@@ -387,6 +403,33 @@ fn generations(revs: &[RevEntry<'_>]) -> Vec<Range<usize>> {
     out
 }
 
+/// The keyspace at one revision.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// The revision the keyspace is read at (the head when none was asked).
+    pub revision: i64,
+    /// The compact revision.
+    pub compact_revision: i64,
+    /// Live keys in key order.
+    pub kvs: Vec<KeyValue>,
+}
+
+/// The live key-values at `rev` (the head when `None`), like
+/// `etcdctl get "" --prefix --rev N`, copied out of the file. For large
+/// keyspaces prefer [`Index`], which copies nothing.
+pub fn read_at(db: &Db<'_>, rev: Option<i64>) -> Result<Snapshot, KvError> {
+    let index = Index::build(&Keyspace::db(*db), &KeyRange::All)?;
+    let at = index.check_rev(rev.unwrap_or(0))?;
+    let kvs = index
+        .live_at(at)
+        .map(|(_, r)| r.kv().map(|kv| kv.to_owned()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Snapshot {
+        revision: at,
+        compact_revision: index.compact,
+        kvs,
+    })
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,6 +440,33 @@ mod tests {
             tombstone: tomb,
             raw: &[],
         }
+    }
+
+    /// Keys past 4 GiB of distinct key bytes are found where they are: the
+    /// arena offset is a `usize` (a `u32` wrapped to the start). The arena
+    /// is allocated zeroed, so only the pages written here are touched.
+    #[test]
+    fn key_offsets_past_4_gib_do_not_wrap() {
+        let base = (4usize << 30) + 5;
+        let mut arena = vec![0u8; base + 8];
+        arena[base..base + 3].copy_from_slice(b"abc");
+        arena[5..8].copy_from_slice(b"xyz");
+        let ix = Index {
+            arena,
+            keys: vec![KeyEntry {
+                key: (base, 3),
+                revs: (0, 1),
+            }],
+            revs: vec![rev(1, false)],
+            compact: -1,
+            head: 1,
+            term: None,
+            scanned: 1,
+        };
+        assert_eq!(ix.iter().next().unwrap().0, b"abc");
+        assert_eq!(ix.history(b"abc").len(), 1);
+        assert!(entry_count(u32::MAX as usize + 1).is_err());
+        assert_eq!(entry_count(u32::MAX as usize).unwrap(), u32::MAX);
     }
 
     #[test]

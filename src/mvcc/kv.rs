@@ -4,9 +4,9 @@
 use crate::bolt::{self, Db};
 use crate::pb::mvccpb::KeyValue;
 
-use super::index::{Index, KeyRange};
 use super::revision::{RevKeyError, Revision};
 use super::schema::MetaInfo;
+use crate::wire::WireError;
 
 /// A `mvccpb.KeyValue` decoded without copying: key and value borrow from the
 /// stored bytes.
@@ -36,124 +36,23 @@ pub struct KeyValueRef<'a> {
     pub lease: i64,
 }
 
-/// Why bytes are not a `KeyValue`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{what} at byte {offset} of the record")]
-pub struct KvDecodeError {
-    /// Byte offset within the value.
-    pub offset: usize,
-    /// What is wrong.
-    pub what: &'static str,
-}
-
-fn varint(b: &[u8], pos: &mut usize) -> Result<u64, KvDecodeError> {
-    let start = *pos;
-    let mut v: u64 = 0;
-    for i in 0..10 {
-        let Some(&byte) = b.get(*pos) else {
-            return Err(KvDecodeError {
-                offset: start,
-                what: "truncated varint",
-            });
-        };
-        *pos += 1;
-        if i == 9 && byte > 1 {
-            return Err(KvDecodeError {
-                offset: start,
-                what: "varint longer than 64 bits",
-            });
-        }
-        v |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err(KvDecodeError {
-        offset: start,
-        what: "varint longer than 10 bytes",
-    })
-}
-
 impl<'a> KeyValueRef<'a> {
-    /// Decodes a stored KeyValue. Unknown fields are skipped, as protobuf does.
-    pub fn decode(b: &'a [u8]) -> Result<KeyValueRef<'a>, KvDecodeError> {
+    /// Decodes a stored KeyValue. Unknown fields are skipped, as protobuf
+    /// does; a known field with another wire type is an error, as in etcd's
+    /// generated decoder.
+    pub fn decode(b: &'a [u8]) -> Result<KeyValueRef<'a>, WireError> {
+        use crate::wire::{expect_bytes, expect_varint};
         let mut kv = KeyValueRef::default();
-        let mut pos = 0;
-        while pos < b.len() {
-            let tag_at = pos;
-            let tag = varint(b, &mut pos)?;
-            let (field, wire) = (tag >> 3, tag & 7);
-            if field == 0 {
-                return Err(KvDecodeError {
-                    offset: tag_at,
-                    what: "field number 0",
-                });
-            }
-            match wire {
-                0 => {
-                    let v = varint(b, &mut pos)? as i64;
-                    match field {
-                        2 => kv.create_revision = v,
-                        3 => kv.mod_revision = v,
-                        4 => kv.version = v,
-                        6 => kv.lease = v,
-                        1 | 5 => {
-                            return Err(KvDecodeError {
-                                offset: tag_at,
-                                what: "bytes field with varint wire type",
-                            });
-                        }
-                        _ => {}
-                    }
-                }
-                2 => {
-                    let len = varint(b, &mut pos)?;
-                    let end = usize::try_from(len)
-                        .ok()
-                        .and_then(|l| pos.checked_add(l))
-                        .filter(|&e| e <= b.len())
-                        .ok_or(KvDecodeError {
-                            offset: tag_at,
-                            what: "length runs past the end",
-                        })?;
-                    let bytes = &b[pos..end];
-                    pos = end;
-                    match field {
-                        1 => kv.key = bytes,
-                        5 => kv.value = bytes,
-                        2 | 3 | 4 | 6 => {
-                            return Err(KvDecodeError {
-                                offset: tag_at,
-                                what: "integer field with bytes wire type",
-                            });
-                        }
-                        _ => {}
-                    }
-                }
-                1 => {
-                    pos = pos
-                        .checked_add(8)
-                        .filter(|&e| e <= b.len())
-                        .ok_or(KvDecodeError {
-                            offset: tag_at,
-                            what: "truncated fixed64",
-                        })?
-                }
-                5 => {
-                    pos = pos
-                        .checked_add(4)
-                        .filter(|&e| e <= b.len())
-                        .ok_or(KvDecodeError {
-                            offset: tag_at,
-                            what: "truncated fixed32",
-                        })?
-                }
-                _ => {
-                    return Err(KvDecodeError {
-                        offset: tag_at,
-                        what: "invalid wire type",
-                    });
-                }
+        let mut fields = crate::wire::Fields::new(b);
+        while let Some((num, v)) = fields.next_field()? {
+            match num {
+                1 => kv.key = expect_bytes(1, v)?,
+                2 => kv.create_revision = expect_varint(2, v)? as i64,
+                3 => kv.mod_revision = expect_varint(3, v)? as i64,
+                4 => kv.version = expect_varint(4, v)? as i64,
+                5 => kv.value = expect_bytes(5, v)?,
+                6 => kv.lease = expect_varint(6, v)? as i64,
+                _ => {}
             }
         }
         Ok(kv)
@@ -161,15 +60,11 @@ impl<'a> KeyValueRef<'a> {
 
     /// The user key alone, reading no further than the key field when it
     /// comes first (as etcd writes it); otherwise a full decode.
-    pub fn key_of(b: &'a [u8]) -> Result<&'a [u8], KvDecodeError> {
-        if b.first() == Some(&0x0a) {
-            let mut pos = 1;
-            if let Ok(len) = varint(b, &mut pos)
-                && let Some(end) = usize::try_from(len).ok().and_then(|l| pos.checked_add(l))
-                && end <= b.len()
-            {
-                return Ok(&b[pos..end]);
-            }
+    pub fn key_of(b: &'a [u8]) -> Result<&'a [u8], WireError> {
+        if b.first() == Some(&0x0a)
+            && let Ok(Some((1, crate::wire::Value::Bytes(key)))) = crate::wire::Fields::new(b).next_field()
+        {
+            return Ok(key);
         }
         KeyValueRef::decode(b).map(|kv| kv.key)
     }
@@ -196,6 +91,12 @@ pub enum KvError {
     /// The db has no `key` bucket.
     #[error("the db has no `key` bucket: it is not an etcd v3 backend")]
     NoKeyBucket,
+    /// More index entries than the index can number.
+    #[error("the key bucket has {entries} entries of one kind, more than the index can hold (4294967295)")]
+    IndexTooLarge {
+        /// How many.
+        entries: u64,
+    },
     /// A key of the `key` bucket is not a revision key.
     #[error("key bucket{}: {source}", at_page(*.page))]
     RevKey {
@@ -212,7 +113,7 @@ pub enum KvError {
         /// Its revision.
         rev: Revision,
         /// The decode error.
-        source: KvDecodeError,
+        source: WireError,
     },
     /// The revision asked for was compacted away.
     #[error("required revision {rev} has been compacted (the compact revision is {compact})")]
@@ -236,17 +137,6 @@ fn at_page(p: Option<u64>) -> String {
     p.map(|p| format!(", page {p}")).unwrap_or_default()
 }
 
-/// The keyspace at one revision.
-#[derive(Clone, Debug, Default)]
-pub struct Snapshot {
-    /// The revision the keyspace is read at (the head when none was asked).
-    pub revision: i64,
-    /// The compact revision.
-    pub compact_revision: i64,
-    /// Live keys in key order.
-    pub kvs: Vec<KeyValue>,
-}
-
 /// Reads the `meta` bucket.
 pub fn read_meta(db: &Db<'_>) -> Result<MetaInfo, bolt::Error> {
     let mut m = MetaInfo::default();
@@ -260,22 +150,6 @@ pub fn read_meta(db: &Db<'_>) -> Result<MetaInfo, bolt::Error> {
     Ok(m)
 }
 
-/// The live key-values at `rev` (the head when `None`), like
-/// `etcdctl get "" --prefix --rev N`, copied out of the file. For large
-/// keyspaces prefer [`super::index::Index`], which copies nothing.
-pub fn read_at(db: &Db<'_>, rev: Option<i64>) -> Result<Snapshot, KvError> {
-    let index = Index::build(&super::keyspace::Keyspace::db(*db), &KeyRange::All)?;
-    let at = index.check_rev(rev.unwrap_or(0))?;
-    let kvs = index
-        .live_at(at)
-        .map(|(_, r)| r.kv().map(|kv| kv.to_owned()))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Snapshot {
-        revision: at,
-        compact_revision: index.compact,
-        kvs,
-    })
-}
 #[cfg(test)]
 mod tests {
     use super::*;

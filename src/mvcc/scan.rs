@@ -18,10 +18,11 @@ use crate::report::{Finding, Findings, Severity};
 use super::kv::KeyValueRef;
 use super::revision::RevKey;
 use super::schema::{
-    self, Alarm, AuthInfo, ClusterInfo, Lease, Member, MetaInfo, decode_alarm, decode_lease, decode_member,
+    self, Alarm, AuthInfo, ClusterInfo, Lease, MetaInfo, decode_alarm, decode_lease, decode_member,
     decode_removed_member, decode_role, decode_user,
 };
 use super::trailer::{self, Trailer};
+use crate::membership::Member;
 
 /// What to do in a scan.
 #[derive(Clone, Copy, Debug, Default)]

@@ -8,6 +8,7 @@ use prost::Message;
 use crate::pb::{authpb, etcdserverpb, leasepb};
 
 use super::revision::{RevKey, Revision};
+use crate::membership::Member;
 
 /// Bucket names etcd uses (all top level), in byte order.
 pub const BUCKETS: [&[u8]; 10] = [
@@ -132,31 +133,6 @@ fn rev_value(v: &[u8]) -> Result<Revision, String> {
         return Err("value is a tombstone revision key".into());
     }
     Ok(k.rev)
-}
-
-/// A cluster member as stored in the `members` bucket (Member JSON).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-pub struct Member {
-    /// Member id.
-    #[serde(rename = "ID", alias = "id")]
-    pub id: u64,
-    /// Member name (empty until the member publishes it, or after a restore).
-    #[serde(default)]
-    pub name: String,
-    /// Peer URLs.
-    #[serde(rename = "peerURLs", default, deserialize_with = "null_as_empty")]
-    pub peer_urls: Vec<String>,
-    /// Client URLs.
-    #[serde(rename = "clientURLs", default, deserialize_with = "null_as_empty")]
-    pub client_urls: Vec<String>,
-    /// Whether the member is a learner.
-    #[serde(rename = "isLearner", default)]
-    pub is_learner: bool,
-}
-
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let v: Option<Vec<String>> = serde::Deserialize::deserialize(d)?;
-    Ok(v.unwrap_or_default())
 }
 
 /// Decodes a `members` entry and checks the key is the id in lowercase hex.

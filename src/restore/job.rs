@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::bolt::Db;
 use crate::datadir::replay::Replayed;
 use crate::judge::{self, Judgment};
-use crate::mvcc::schema::Member;
+use crate::membership::Member;
 use crate::source::{DbImage, MappedFile};
 use crate::wal::WalDir;
 

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-pub use crate::wal::ids::{cluster_id, member_id};
+pub use crate::membership::{cluster_id, member_id};
 
 /// A member to create.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

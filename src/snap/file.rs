@@ -124,7 +124,7 @@ mod tests {
             (s.index, s.term, s.data.as_slice()),
             (Index(51), Term(2), &b"{}"[..])
         );
-        assert_eq!(s.conf_state.voters, vec![crate::wal::MemberId(5)]);
+        assert_eq!(s.conf_state.voters, vec![crate::membership::MemberId(5)]);
         assert_eq!(read(&[]), Err(SnapError::EmptyFile));
         assert!(matches!(read(&make(&inner, Some(1))), Err(SnapError::Crc { .. })));
         assert_eq!(read(&make(&inner, Some(0))), Err(SnapError::EmptyData));

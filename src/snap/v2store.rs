@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::wal::MemberId;
+use crate::membership::MemberId;
 
 #[derive(serde::Deserialize)]
 struct Store {

@@ -13,8 +13,8 @@
 
 use prost::Message;
 
-use super::ids::MemberId;
-use crate::mvcc::schema::Member;
+use crate::membership::Member;
+use crate::membership::MemberId;
 use crate::pb::raftpb;
 
 /// The raft configuration: who votes.

@@ -11,7 +11,7 @@
 
 pub use super::confchange::ConfState;
 use super::ids::{Index, Term};
-use super::wire::{self, Fields, WireError};
+use crate::wire::{self, Fields, WireError};
 
 /// The kind of a raft entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]

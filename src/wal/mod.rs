@@ -28,12 +28,11 @@ pub mod payload;
 pub mod reader;
 pub mod record;
 pub mod scan;
-pub mod wire;
 pub mod writer;
 
 pub use dir::{DirError, WalDir};
 pub use entry::{Entry, EntryType};
-pub use ids::{ClusterId, Index, MemberId, Term};
+pub use ids::{Index, Term};
 pub use name::SegmentName;
 pub use record::{HardState, Metadata, Record, RecordType, SnapshotMark};
 pub use scan::{EntryAt, ScanOptions, Tail, WalReport, scan};

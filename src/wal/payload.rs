@@ -23,7 +23,7 @@ use prost::Message;
 
 use super::confchange::{ConfChange, ConfChangeV2};
 use super::entry::{Entry, EntryType};
-use super::ids::MemberId;
+use crate::membership::MemberId;
 use crate::pb::{etcdserverpb as pb, membershippb};
 
 /// Bytes shown as text when they are UTF-8 and as base64 otherwise. In JSON:
@@ -856,7 +856,7 @@ const BIG_STACK_DEPTH: usize = 24;
 /// nested txn, field 4), read with the wire reader, without recursion, and
 /// no further than `MAX_TXN_DEPTH + 1`.
 fn txn_depth(data: &[u8]) -> usize {
-    use super::wire::{Fields, Value};
+    use crate::wire::{Fields, Value};
     let mut deepest = 0;
     let mut stack: Vec<(&[u8], usize)> = Vec::new();
     {

@@ -31,7 +31,7 @@ use super::entry::Entry;
 use super::frame::{self, Frame, FrameError, Slot};
 use super::name::SegmentName;
 use super::record::{HardState, Metadata, Record, RecordType, SnapshotMark};
-use super::wire::WireError;
+use crate::wire::WireError;
 
 /// One segment's bytes.
 #[derive(Clone, Copy, Debug)]

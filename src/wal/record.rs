@@ -19,9 +19,10 @@
 use prost::Message;
 
 use super::entry::ConfState;
-use super::ids::{ClusterId, Index, MemberId, Term};
-use super::wire::{self, Fields, WireError};
+use super::ids::{Index, Term};
+use crate::membership::{ClusterId, MemberId};
 use crate::pb::{etcdserverpb, raftpb, walpb};
+use crate::wire::{self, Fields, WireError};
 
 /// The record types etcd writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]

@@ -8,11 +8,12 @@
 use super::confchange::ChangeKind;
 use super::dir::WalDir;
 use super::entry::{Entry, EntryType};
-use super::ids::{Index, MemberId, Term};
+use super::ids::{Index, Term};
 use super::log::{Appended, Gap, Log};
 use super::payload::{self, Request};
 use super::reader::{self, Damage, DamageKind, EndKind, Event, Loc};
 use super::record::{HardState, Metadata, RecordType, SnapshotMark};
+use crate::membership::MemberId;
 use crate::report::{Finding, Findings, Severity};
 
 /// What to check besides the records themselves.
