@@ -12,9 +12,9 @@ use std::time::Instant;
 
 use etcd_rescue::bolt::Db;
 use etcd_rescue::mvcc::hashkv::hash_kv;
-use etcd_rescue::mvcc::index::{Index, KeyRange};
+use etcd_rescue::mvcc::index::{KeyIndex, KeyRange};
 use etcd_rescue::mvcc::stats::{StatsOptions, compute};
-use etcd_rescue::mvcc::{ScanOptions, scan, trailer};
+use etcd_rescue::mvcc::{DbScanOptions, scan, trailer};
 use etcd_rescue::source::MappedFile;
 
 struct Counting;
@@ -71,7 +71,7 @@ fn main() {
     let ks = etcd_rescue::mvcc::keyspace::Keyspace::db(db);
     // Warm the page cache and find a key to look up.
     let all = measure("index, all keys (full scan + sort)", || {
-        Index::build(&ks, &KeyRange::All).unwrap()
+        KeyIndex::build(&ks, &KeyRange::All).unwrap()
     });
     let key = all
         .iter()
@@ -80,24 +80,24 @@ fn main() {
         .unwrap();
     println!("  {} keys, {} revisions", all.key_count(), all.revision_count());
     measure("single-key get (index of one key + decode)", || {
-        let i = Index::build(&ks, &KeyRange::Exact(key.clone())).unwrap();
+        let i = KeyIndex::build(&ks, &KeyRange::Exact(key.clone())).unwrap();
         let at = i.check_rev(0).unwrap();
         i.live_at(at)
             .map(|(_, r)| r.kv().unwrap().value.len())
             .sum::<usize>()
     });
     measure("count of /registry/ (prefix index + count)", || {
-        let i = Index::build(&ks, &KeyRange::Prefix(b"/registry/".to_vec())).unwrap();
+        let i = KeyIndex::build(&ks, &KeyRange::Prefix(b"/registry/".to_vec())).unwrap();
         let at = i.check_rev(0).unwrap();
         i.live_at(at).count()
     });
     measure("hashkv at head (index + keep + hash)", || {
-        let i = Index::build(&ks, &KeyRange::All).unwrap();
+        let i = KeyIndex::build(&ks, &KeyRange::All).unwrap();
         hash_kv(&ks, &i, 0).unwrap().hash
     });
     measure("stats (scan + index + compute)", || {
-        let r = scan(data, ScanOptions::default());
-        let i = Index::build(&ks, &KeyRange::All).unwrap();
+        let r = scan(data, DbScanOptions::default());
+        let i = KeyIndex::build(&ks, &KeyRange::All).unwrap();
         compute(&i, &r, StatsOptions { depth: 2, top: 10 })
             .unwrap()
             .live_keys

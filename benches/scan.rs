@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use etcd_rescue::mvcc::{ScanOptions, scan, trailer};
+use etcd_rescue::mvcc::{DbScanOptions, scan, trailer};
 use etcd_rescue::source::MappedFile;
 
 fn time<T>(name: &str, bytes: u64, runs: usize, mut f: impl FnMut() -> T) {
@@ -53,7 +53,7 @@ fn main() {
     time("status scan (no trailer check)", n, runs, || {
         scan(
             data,
-            ScanOptions {
+            DbScanOptions {
                 deep: false,
                 verify_trailer: false,
                 file_digest: false,
@@ -66,7 +66,7 @@ fn main() {
     time("status scan (trailer checked)", n, runs, || {
         scan(
             data,
-            ScanOptions {
+            DbScanOptions {
                 deep: false,
                 verify_trailer: true,
                 file_digest: false,
@@ -79,7 +79,7 @@ fn main() {
     time("check scan (deep + trailer)", n, runs, || {
         scan(
             data,
-            ScanOptions {
+            DbScanOptions {
                 deep: true,
                 verify_trailer: true,
                 file_digest: false,
@@ -93,7 +93,7 @@ fn main() {
     time("deep scan only (no trailer)", n, runs, || {
         scan(
             data,
-            ScanOptions {
+            DbScanOptions {
                 deep: true,
                 verify_trailer: false,
                 file_digest: false,

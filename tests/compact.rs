@@ -531,7 +531,7 @@ fn compacted_snapshot_keeps_every_answer_above_the_point() {
 /// the index computes it, at every revision of real etcd's snapshots.
 #[test]
 fn the_streaming_keep_set_is_the_index_keep_set() {
-    use etcd_rescue::mvcc::index::{Index, KeyRange, compaction_keep};
+    use etcd_rescue::mvcc::index::{KeyIndex, KeyRange, compaction_keep};
     use etcd_rescue::mvcc::keyspace::Keyspace;
     let mut checked = 0;
     for v in ["v3.4.23", "v3.5.1"] {
@@ -540,7 +540,7 @@ fn the_streaming_keep_set_is_the_index_keep_set() {
             let image = etcd_rescue::mvcc::trailer::image(&bytes);
             let (db, _) = etcd_rescue::bolt::Db::open(image).unwrap();
             let ks = Keyspace::db(db);
-            let index = Index::build(&ks, &KeyRange::All).unwrap();
+            let index = KeyIndex::build(&ks, &KeyRange::All).unwrap();
             for at in 1..=index.head {
                 let mut want: Vec<_> = index.keep(at).into_iter().collect();
                 want.sort_unstable();

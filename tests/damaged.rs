@@ -359,7 +359,7 @@ fn random_damage_never_panics() {
             let scan = |single_thread| {
                 etcd_rescue::mvcc::scan(
                     &b,
-                    etcd_rescue::mvcc::ScanOptions {
+                    etcd_rescue::mvcc::DbScanOptions {
                         deep,
                         verify_trailer: true,
                         file_digest: true,

@@ -2,7 +2,7 @@
 //! keys taken from the input, iterate every bucket, build the index.
 
 use etcd_rescue::bolt::Db;
-use etcd_rescue::mvcc::index::{Index, KeyRange};
+use etcd_rescue::mvcc::index::{KeyIndex, KeyRange};
 
 /// The target's body.
 pub fn run(data: &[u8]) {
@@ -22,7 +22,7 @@ pub fn run(data: &[u8]) {
             let _ = c.last();
         }
     }
-    if let Ok(i) = Index::build(&etcd_rescue::mvcc::keyspace::Keyspace::db(db), &KeyRange::All) {
+    if let Ok(i) = KeyIndex::build(&etcd_rescue::mvcc::keyspace::Keyspace::db(db), &KeyRange::All) {
         let at = i.head;
         let _ = i.live_at(at).count();
         let _ = i.keep(at);

@@ -1,13 +1,13 @@
 //! The whole bbolt + etcd scan (structure walk, freelist, schema rules,
 //! history rules, the snapshot hash) on arbitrary bytes: it must return.
 
-use etcd_rescue::mvcc::{ScanOptions, scan};
+use etcd_rescue::mvcc::{DbScanOptions, scan};
 
 /// The target's body.
 pub fn run(data: &[u8]) {
     let r = scan(
         data,
-        ScanOptions {
+        DbScanOptions {
             deep: true,
             verify_trailer: true,
             file_digest: false,

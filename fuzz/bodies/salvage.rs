@@ -3,7 +3,7 @@
 //! history `check` accepts.
 
 use etcd_rescue::bolt::Db;
-use etcd_rescue::mvcc::{ScanOptions, scan};
+use etcd_rescue::mvcc::{DbScanOptions, scan};
 use etcd_rescue::salvage::{salvage, write_db};
 
 /// The target's body.
@@ -17,7 +17,7 @@ pub fn run(data: &[u8]) {
     assert_eq!(n as u64, s.report.revisions);
     let r = scan(
         &bytes,
-        ScanOptions {
+        DbScanOptions {
             deep: true,
             verify_trailer: false,
             file_digest: false,

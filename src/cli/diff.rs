@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::render::{self, bytes_text, preview};
 use super::{EXIT_OK, EXIT_PROBLEMS, Format, SourceDb};
-use crate::mvcc::index::{Index, KeyRange, RevEntry};
+use crate::mvcc::index::{KeyIndex, KeyRange, RevEntry};
 use crate::mvcc::kv::KeyValueRef;
 
 /// Arguments of `diff`.
@@ -92,7 +92,7 @@ pub(super) fn run(
         Ok(ks) => ks,
         Err(e) => return src_a.damaged(err, e),
     };
-    let index_a = match Index::build(&db_a, &range) {
+    let index_a = match KeyIndex::build(&db_a, &range) {
         Ok(i) => i,
         Err(e) => return src_a.kv_error(err, &e),
     };
@@ -103,7 +103,7 @@ pub(super) fn run(
                 Ok(ks) => ks,
                 Err(e) => return s.damaged(err, e),
             };
-            index_b_owned = match Index::build(&db_b, &range) {
+            index_b_owned = match KeyIndex::build(&db_b, &range) {
                 Ok(i) => i,
                 Err(e) => return s.kv_error(err, &e),
             };

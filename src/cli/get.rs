@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::render::{self, bytes_text, go_quote, preview};
 use super::{EtcdctlHeader, EtcdutlLayout, Format, SourceDb};
-use crate::mvcc::index::{Index, KeyRange};
+use crate::mvcc::index::{KeyIndex, KeyRange};
 use crate::mvcc::kv::KeyValueRef;
 
 /// Arguments of `get`.
@@ -86,7 +86,7 @@ pub(super) fn run(
         Err(code) => return src.damaged(err, code),
     };
     let range = key_range(a.key.as_deref(), a.prefix.as_deref(), a.from_key)?;
-    let index = match Index::build(&ks, &range) {
+    let index = match KeyIndex::build(&ks, &range) {
         Ok(i) => i,
         Err(e) => return src.kv_error(err, &e),
     };

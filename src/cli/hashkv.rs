@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::render::{self, go_quote};
 use super::{EXIT_PROBLEMS, EtcdctlHeader, EtcdutlLayout, Format, SourceDb};
 use crate::mvcc::hashkv::{KvHash, hash_kv};
-use crate::mvcc::index::{Index, KeyRange};
+use crate::mvcc::index::{KeyIndex, KeyRange};
 
 /// Arguments of `hashkv`.
 #[derive(Debug, clap::Args)]
@@ -49,7 +49,7 @@ pub(super) fn run(
             Ok(ks) => ks,
             Err(e) => return src.damaged(err, e),
         };
-        let index = match Index::build(&ks, &KeyRange::All) {
+        let index = match KeyIndex::build(&ks, &KeyRange::All) {
             Ok(i) => i,
             Err(e) => return src.kv_error(err, &e),
         };

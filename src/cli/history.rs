@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::render::{self, bytes_text, preview};
 use super::{Format, SourceDb};
-use crate::mvcc::index::{Index, KeyRange};
+use crate::mvcc::index::{KeyIndex, KeyRange};
 
 /// Arguments of `history`.
 #[derive(Debug, clap::Args)]
@@ -37,7 +37,7 @@ pub(super) fn run(
         Err(e) => return src.damaged(err, e),
     };
     let key = a.key.as_bytes();
-    let index = match Index::build(&ks, &KeyRange::Exact(key.to_vec())) {
+    let index = match KeyIndex::build(&ks, &KeyRange::Exact(key.to_vec())) {
         Ok(i) => i,
         Err(e) => return src.kv_error(err, &e),
     };

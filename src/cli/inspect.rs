@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::render::{self, human_bytes};
 use super::{EXIT_ERROR, EXIT_PROBLEMS, Format};
-use crate::datadir::{self, CheckStatus, Comparison, MemberReport, Outcome};
+use crate::datadir::{self, CheckStatus, Comparison, EtcdOutcome, MemberReport};
 use crate::judge::{self, Detail, Judgment};
 use crate::report::{Finding, Severity, Verdict};
 use crate::wal::scan::Tail;
@@ -114,7 +114,7 @@ fn write_file(out: &mut dyn Write, j: &Judgment) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn outcome_word(o: Outcome) -> &'static str {
+fn outcome_word(o: EtcdOutcome) -> &'static str {
     o.word()
 }
 

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use super::render::{self, human_bytes};
 use super::{Format, SourceDb};
-use crate::mvcc::index::{Index, KeyRange};
+use crate::mvcc::index::{KeyIndex, KeyRange};
 use crate::mvcc::stats::{StatsOptions, compute};
-use crate::mvcc::{ScanOptions, scan};
+use crate::mvcc::{DbScanOptions, scan};
 
 /// Arguments of `stats`.
 #[derive(Debug, clap::Args)]
@@ -38,8 +38,8 @@ pub(super) fn run(
         Ok(ks) => ks,
         Err(e) => return src.damaged(err, e),
     };
-    let report = scan(src.bytes(), ScanOptions::default());
-    let index = match Index::build(&ks, &KeyRange::All) {
+    let report = scan(src.bytes(), DbScanOptions::default());
+    let index = match KeyIndex::build(&ks, &KeyRange::All) {
         Ok(i) => i,
         Err(e) => return src.kv_error(err, &e),
     };

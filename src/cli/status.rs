@@ -11,7 +11,7 @@ use crate::bolt::check::PageCounts;
 use crate::judge::{self, Detail, Judgment};
 use crate::membership::Member;
 use crate::mvcc::scan::{BucketCount, KeyStats};
-use crate::mvcc::schema::{Alarm, AuthInfo, ConfState};
+use crate::mvcc::schema::{Alarm, AuthInfo, DbConfState};
 use crate::mvcc::{DbReport, Trailer};
 use crate::report::Finding;
 use crate::report::Verdict;
@@ -61,7 +61,7 @@ pub struct StatusJson<'a> {
     /// Raft term of that index.
     pub term: Option<u64>,
     /// Raft configuration.
-    pub conf_state: Option<&'a ConfState>,
+    pub conf_state: Option<&'a DbConfState>,
     /// Cluster version.
     pub cluster_version: Option<&'a str>,
     /// Members.

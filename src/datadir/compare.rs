@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::MemberReport;
-use super::verdict::Outcome;
+use super::verdict::EtcdOutcome;
 use crate::report::{Finding, Severity};
 use crate::wal::{Index, Term};
 
@@ -57,7 +57,7 @@ fn best(reports: &[&MemberReport]) -> Option<MostRecent> {
     let starts = reports
         .iter()
         .filter(|r| key(r) == top)
-        .any(|r| r.verdict.outcome == Outcome::Starts);
+        .any(|r| r.verdict.outcome == EtcdOutcome::Starts);
     Some(MostRecent {
         paths,
         index: top.0?,
@@ -131,7 +131,7 @@ pub fn compare(reports: &[MemberReport]) -> Comparison {
         if !m.starts {
             let startable: Vec<&MemberReport> = reports
                 .iter()
-                .filter(|r| r.verdict.outcome == Outcome::Starts)
+                .filter(|r| r.verdict.outcome == EtcdOutcome::Starts)
                 .collect();
             c.best_startable = best(&startable);
             if let Some(b) = &c.best_startable {

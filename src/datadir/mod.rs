@@ -20,8 +20,8 @@ pub mod wallog;
 use std::path::Path;
 
 use crate::membership::Member;
-use crate::mvcc::schema::ConfState as DbConfState;
-use crate::mvcc::{DbReport, ScanOptions as DbScanOptions, scan as db_scan};
+use crate::mvcc::schema::DbConfState;
+use crate::mvcc::{DbReport, DbScanOptions, scan as db_scan};
 use crate::report::{Finding, Findings, Severity};
 use crate::snap::{self, SnapDir};
 use crate::source::MappedFile;
@@ -29,7 +29,7 @@ use crate::wal::{self, WalDir, WalReport};
 
 pub use compare::{Comparison, compare};
 pub use layout::{Layout, LayoutError, resolve, resolve_wal};
-pub use verdict::{Check, CheckStatus, Outcome, Verdict};
+pub use verdict::{Check, CheckStatus, EtcdOutcome, MemberVerdict};
 
 /// How thoroughly to read.
 #[derive(Clone, Copy, Debug, Default)]
@@ -161,7 +161,7 @@ pub struct MemberReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub v2: Option<verdict::V2Data>,
     /// The verdict.
-    pub verdict: Verdict,
+    pub verdict: MemberVerdict,
     /// The cross-checks.
     pub checks: Vec<Check>,
     /// The db.
@@ -268,12 +268,12 @@ pub fn inspect_as(
     }
     findings.raise(&judged.raise);
     let mut verdict = judged.verdict;
-    if verdict.outcome == Outcome::Starts
+    if verdict.outcome == EtcdOutcome::Starts
         && let Some(e) = findings.items().iter().find(|f| f.severity == Severity::Error)
     {
         // Every error means lost or wrong data; the steps above say why,
         // and this is the net for one they do not name.
-        verdict.outcome = Outcome::Unsafe;
+        verdict.outcome = EtcdOutcome::Unsafe;
         verdict.headline = format!(
             "etcd would start on this, but it should not: {}{}",
             e.file.as_deref().map(|f| format!("{f}: ")).unwrap_or_default(),
@@ -288,7 +288,7 @@ pub fn inspect_as(
         _ => false,
     };
     let served = match (&wal_dir, &db_map) {
-        (Ok(d), Some(m)) if opts.deep && behind && verdict.outcome == Outcome::Starts => {
+        (Ok(d), Some(m)) if opts.deep && behind && verdict.outcome == EtcdOutcome::Starts => {
             crate::bolt::Db::open(crate::mvcc::trailer::image(m.bytes()))
                 .ok()
                 .and_then(|(bdb, _)| served(bdb, d))
@@ -317,14 +317,14 @@ pub fn inspect_as(
 /// What etcd serves from `db` once it has applied the committed entries
 /// of `wal` the db lacks.
 fn served(db: crate::bolt::Db<'_>, wal: &WalDir) -> Option<Served> {
-    use crate::mvcc::index::{Index, KeyRange};
+    use crate::mvcc::index::{KeyIndex, KeyRange};
     use crate::mvcc::keyspace::Keyspace;
     let r = replay::replay(&db, wal).ok()?;
     let ks = Keyspace {
         db,
         overlay: Some(&r.changes),
     };
-    let index = Index::build(&ks, &KeyRange::All).ok()?;
+    let index = KeyIndex::build(&ks, &KeyRange::All).ok()?;
     Some(Served {
         revision: r.report.revision_after,
         entries: r.report.applied_entries,

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use prost::Message;
 
 use crate::bolt::Db;
-use crate::mvcc::index::{Index, KeyRange};
+use crate::mvcc::index::{KeyIndex, KeyRange};
 use crate::mvcc::keyspace::{Keyspace, Overlay};
 use crate::mvcc::kv::{KvError, read_meta};
 use crate::mvcc::revision::Revision;
@@ -83,7 +83,7 @@ pub struct Replayed {
 
 /// The replay state: the db's keys as of its last commit, with changes on top.
 struct State<'a> {
-    index: Index<'a>,
+    index: KeyIndex<'a>,
     overlay: BTreeMap<Vec<u8>, Option<Kv>>,
     leases: HashMap<i64, (i64, i64)>,
     rev: i64,
@@ -353,7 +353,7 @@ fn bump(map: &mut BTreeMap<String, u64>, what: &str) {
 pub fn replay<'a>(db: &Db<'a>, wal: &WalDir) -> Result<Replayed, KvError> {
     let meta = read_meta(db)?;
     let ci = meta.consistent_index.unwrap_or(0);
-    let index = Index::build(&Keyspace::db(*db), &KeyRange::All)?;
+    let index = KeyIndex::build(&Keyspace::db(*db), &KeyRange::All)?;
     let mut leases = HashMap::new();
     if let Some(b) = db.bucket(b"lease")? {
         for e in b.iter() {

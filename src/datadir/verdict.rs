@@ -38,7 +38,7 @@ use crate::wal::{Index, Term, WalReport};
 /// What etcd would do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Outcome {
+pub enum EtcdOutcome {
     /// etcd starts on it.
     Starts,
     /// etcd would start on it, but should not: it would lose or ignore data.
@@ -47,13 +47,13 @@ pub enum Outcome {
     WontStart,
 }
 
-impl Outcome {
+impl EtcdOutcome {
     /// The words tables show.
     pub fn word(self) -> &'static str {
         match self {
-            Outcome::Starts => "STARTS",
-            Outcome::Unsafe => "UNSAFE",
-            Outcome::WontStart => "WILL NOT START",
+            EtcdOutcome::Starts => "STARTS",
+            EtcdOutcome::Unsafe => "UNSAFE",
+            EtcdOutcome::WontStart => "WILL NOT START",
         }
     }
 }
@@ -100,9 +100,9 @@ pub struct Recoverable {
 /// The verdict on one member dir.
 #[derive(Clone, Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Verdict {
+pub struct MemberVerdict {
     /// What etcd would do.
-    pub outcome: Outcome,
+    pub outcome: EtcdOutcome,
     /// One sentence.
     pub headline: String,
     /// What etcd will do on the way, and what is lost; one sentence each.
@@ -161,7 +161,7 @@ pub struct Inputs<'a> {
 /// 2.x member) where its data is.
 pub struct Judged {
     /// The verdict.
-    pub verdict: Verdict,
+    pub verdict: MemberVerdict,
     /// The cross-checks.
     pub checks: Vec<Check>,
     /// Findings of the cross-checks.
@@ -1085,7 +1085,7 @@ fn finish(j: Judge<'_, '_>, recoverable: Recoverable) -> Judged {
         st.extend(unsafe_);
         st.extend(loss);
         (
-            Outcome::WontStart,
+            EtcdOutcome::WontStart,
             format!("this member cannot start: {}", blockers[0]),
             st.split_off(1),
             advice,
@@ -1094,21 +1094,21 @@ fn finish(j: Judge<'_, '_>, recoverable: Recoverable) -> Judged {
         let mut st = unsafe_.clone();
         st.extend(statements);
         (
-            Outcome::Unsafe,
+            EtcdOutcome::Unsafe,
             format!("etcd would start on this, but it should not: {}", unsafe_[0]),
             st.split_off(1),
             advice,
         )
     } else if statements.is_empty() {
         (
-            Outcome::Starts,
+            EtcdOutcome::Starts,
             "etcd will start on this as it is".to_string(),
             Vec::new(),
             None,
         )
     } else {
         (
-            Outcome::Starts,
+            EtcdOutcome::Starts,
             "etcd will start on this".to_string(),
             statements,
             None,
@@ -1116,7 +1116,7 @@ fn finish(j: Judge<'_, '_>, recoverable: Recoverable) -> Judged {
     };
     statements.dedup();
     Judged {
-        verdict: Verdict {
+        verdict: MemberVerdict {
             outcome,
             headline,
             statements,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::kind::{self, Kind};
 use super::{Depth, Detail, Facts, Judgment, Options};
-use crate::mvcc::{DbReport, ScanOptions, Trailer, scan};
+use crate::mvcc::{DbReport, DbScanOptions, Trailer, scan};
 use crate::report::{Finding, Findings, Severity, Verdict};
 use crate::wal::{self, Tail, WalDir};
 
@@ -31,7 +31,7 @@ fn judge_bolt(name: &str, kind: Kind, bytes: &[u8], opts: &Options) -> Judgment 
     let full = opts.depth == Depth::Full;
     let r = scan(
         bytes,
-        ScanOptions {
+        DbScanOptions {
             deep: full,
             verify_trailer: full || opts.trailer,
             file_digest: opts.fingerprint,

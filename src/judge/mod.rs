@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::datadir::{self, MemberReport, Outcome};
+use crate::datadir::{self, EtcdOutcome, MemberReport};
 use crate::mvcc::{DbReport, Trailer};
 use crate::report::{Finding, Findings, Severity, Verdict};
 use crate::snap::dir::SnapFile;
@@ -160,7 +160,7 @@ pub struct Judgment {
     pub verdict: Verdict,
     /// For a member dir: what etcd does when started on it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub etcd: Option<Outcome>,
+    pub etcd: Option<EtcdOutcome>,
     /// One sentence.
     pub headline: String,
     /// What etcd does on the way, and what is lost (member dirs).
@@ -249,7 +249,7 @@ impl Judgment {
                 e.clone()
             });
         }
-        if self.etcd.is_some_and(|o| o != Outcome::Starts) {
+        if self.etcd.is_some_and(|o| o != EtcdOutcome::Starts) {
             return Some(self.headline.clone());
         }
         self.findings
@@ -408,9 +408,9 @@ fn label_transient(r: &mut MemberReport) {
         f.push(x);
     }
     r.findings = f;
-    if r.verdict.outcome != Outcome::Starts {
+    if r.verdict.outcome != EtcdOutcome::Starts {
         r.verdict.statements.insert(0, r.verdict.headline.clone());
-        r.verdict.outcome = Outcome::Starts;
+        r.verdict.outcome = EtcdOutcome::Starts;
         r.verdict.headline =
             "etcd is running on this dir; readings taken while it wrote did not agree, so nothing here is called damage".into();
     }
@@ -428,9 +428,9 @@ fn from_member(name: &str, r: MemberReport) -> Judgment {
     // etcd's outcome is the class: a member etcd starts on has no error
     // (datadir::inspect makes sure of it).
     j.verdict = match r.verdict.outcome {
-        Outcome::Starts if r.findings.has_problems() => Verdict::Warnings,
-        Outcome::Starts => Verdict::Ok,
-        Outcome::Unsafe | Outcome::WontStart => Verdict::Damaged,
+        EtcdOutcome::Starts if r.findings.has_problems() => Verdict::Warnings,
+        EtcdOutcome::Starts => Verdict::Ok,
+        EtcdOutcome::Unsafe | EtcdOutcome::WontStart => Verdict::Damaged,
     };
     j.etcd = Some(r.verdict.outcome);
     j.live = r.live;

@@ -34,7 +34,7 @@ use super::envelope::Encoding;
 use super::filter::Filter;
 use super::keys::{self, Location};
 use super::object::{self, Context, Object};
-use super::store::{self, KeyEntry, KeyIndex};
+use super::store::{self, KeyEntry, ObjectIndex};
 use crate::mvcc::keyspace::Keyspace;
 use crate::mvcc::kv::{KeyValueRef, KvError};
 use crate::mvcc::revision::Revision;
@@ -430,7 +430,7 @@ impl<'a> Reader<'_, 'a> {
         Ok(self.decode(e, self.kv(e)?.as_ref()))
     }
 
-    fn index(&self) -> Result<KeyIndex<'_>, DiffError> {
+    fn index(&self) -> Result<ObjectIndex<'_>, DiffError> {
         let prefix = format!("{}/", self.side.cx.prefix.trim_end_matches('/'));
         store::index(self.side.ks, self.side.rev, prefix.as_bytes()).map_err(self.which)
     }

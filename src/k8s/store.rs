@@ -6,7 +6,7 @@
 //!
 //! This is the one place the Kubernetes commands read the keyspace.
 
-use crate::mvcc::index::{Index, KeyRange};
+use crate::mvcc::index::{KeyIndex, KeyRange};
 use crate::mvcc::keyspace::Keyspace;
 use crate::mvcc::kv::{KeyValueRef, KvError};
 use crate::mvcc::revision::Revision;
@@ -24,7 +24,7 @@ pub struct KeyEntry<'a> {
 
 /// The keys under a prefix at one revision, sorted by key.
 #[derive(Clone, Debug, Default)]
-pub struct KeyIndex<'a> {
+pub struct ObjectIndex<'a> {
     /// The revision read (the head when none was asked).
     pub revision: i64,
     /// The compact revision: history at or below it is gone.
@@ -36,13 +36,13 @@ pub struct KeyIndex<'a> {
 
 /// Indexes the keys starting with `prefix` at `rev` (the head when `None`)
 /// in the keyspace `ks` (a db, and what the WAL adds on top of it).
-pub fn index<'a>(ks: &Keyspace<'a>, rev: Option<i64>, prefix: &[u8]) -> Result<KeyIndex<'a>, KvError> {
+pub fn index<'a>(ks: &Keyspace<'a>, rev: Option<i64>, prefix: &[u8]) -> Result<ObjectIndex<'a>, KvError> {
     let range = if prefix.is_empty() {
         KeyRange::All
     } else {
         KeyRange::Prefix(prefix.to_vec())
     };
-    let idx = Index::build(ks, &range)?;
+    let idx = KeyIndex::build(ks, &range)?;
     let at = idx.check_rev(rev.unwrap_or(0))?;
     let mut entries: Vec<KeyEntry<'a>> = Vec::new();
     for (key, revs) in idx.iter() {
@@ -63,7 +63,7 @@ pub fn index<'a>(ks: &Keyspace<'a>, rev: Option<i64>, prefix: &[u8]) -> Result<K
             deleted_at: last.tombstone.then_some(last.rev),
         });
     }
-    Ok(KeyIndex {
+    Ok(ObjectIndex {
         revision: at,
         compact_revision: idx.compact,
         entries,

@@ -7,7 +7,7 @@
 //! revisions at or below the compact revision that a compaction at R would
 //! not keep (unless nothing would be kept).
 
-use super::index::Index;
+use super::index::KeyIndex;
 use super::keyspace::Keyspace;
 use super::kv::KvError;
 
@@ -26,7 +26,7 @@ pub struct KvHash {
 /// Computes HashKV at `rev` (0 = the head) as etcd 3.4/3.5 do: a revision
 /// at or below the compact revision is refused ("required revision has been
 /// compacted"), as is one above the head. `index` must cover all keys.
-pub fn hash_kv(ks: &Keyspace<'_>, index: &Index<'_>, rev: i64) -> Result<KvHash, KvError> {
+pub fn hash_kv(ks: &Keyspace<'_>, index: &KeyIndex<'_>, rev: i64) -> Result<KvHash, KvError> {
     if rev > 0 && rev <= index.compact {
         return Err(KvError::Compacted {
             rev,

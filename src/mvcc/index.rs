@@ -87,7 +87,7 @@ fn entry_count(n: usize) -> Result<u32, KvError> {
 
 /// The index.
 #[derive(Clone, Debug)]
-pub struct Index<'a> {
+pub struct KeyIndex<'a> {
     /// Every distinct user key, back to back. Keys are copied here (a few
     /// percent of the file) so that sorting them touches one compact buffer
     /// instead of pages all over the mapped file.
@@ -105,10 +105,10 @@ pub struct Index<'a> {
     pub scanned: u64,
 }
 
-impl<'a> Index<'a> {
+impl<'a> KeyIndex<'a> {
     /// Builds the index of the keys in `range` from the keyspace `ks` (a
     /// db's `key` bucket, and what the WAL adds on top).
-    pub fn build(ks: &Keyspace<'a>, range: &KeyRange) -> Result<Index<'a>, KvError> {
+    pub fn build(ks: &Keyspace<'a>, range: &KeyRange) -> Result<KeyIndex<'a>, KvError> {
         let db = &ks.db;
         let meta = ks.meta()?;
         let compact = meta
@@ -217,7 +217,7 @@ impl<'a> Index<'a> {
                 revs: (start[id as usize], start[id as usize + 1]),
             })
             .collect();
-        Ok(Index {
+        Ok(KeyIndex {
             arena,
             keys,
             revs,
@@ -287,7 +287,7 @@ impl<'a> Index<'a> {
     }
 
     /// The keys alive at revision `at` with the revision that holds their
-    /// value, in key order. `at` must have passed [`Index::check_rev`].
+    /// value, in key order. `at` must have passed [`KeyIndex::check_rev`].
     /// The empty key (the marker a restore with `--bump-revision` leaves)
     /// is never served: no request can name it.
     pub fn live_at(&self, at: i64) -> impl Iterator<Item = (&[u8], RevEntry<'a>)> + '_ {
@@ -345,7 +345,7 @@ fn kept(revs: &[RevEntry<'_>], at: i64) -> Option<Revision> {
 }
 
 /// What a compaction at `at` keeps at or below `at`, ascending: the same
-/// set as [`Index::keep`] (per key, the newest revision at or below `at`
+/// set as [`KeyIndex::keep`] (per key, the newest revision at or below `at`
 /// unless it is a tombstone: a tombstone always closes its generation, and
 /// an earlier generation always ends before a later one starts), found in
 /// one pass over the revisions up to `at` without building an index.
@@ -405,7 +405,7 @@ fn generations(revs: &[RevEntry<'_>]) -> Vec<Range<usize>> {
 
 /// The keyspace at one revision.
 #[derive(Clone, Debug, Default)]
-pub struct Snapshot {
+pub struct LiveKeys {
     /// The revision the keyspace is read at (the head when none was asked).
     pub revision: i64,
     /// The compact revision.
@@ -416,15 +416,15 @@ pub struct Snapshot {
 
 /// The live key-values at `rev` (the head when `None`), like
 /// `etcdctl get "" --prefix --rev N`, copied out of the file. For large
-/// keyspaces prefer [`Index`], which copies nothing.
-pub fn read_at(db: &Db<'_>, rev: Option<i64>) -> Result<Snapshot, KvError> {
-    let index = Index::build(&Keyspace::db(*db), &KeyRange::All)?;
+/// keyspaces prefer [`KeyIndex`], which copies nothing.
+pub fn read_at(db: &Db<'_>, rev: Option<i64>) -> Result<LiveKeys, KvError> {
+    let index = KeyIndex::build(&Keyspace::db(*db), &KeyRange::All)?;
     let at = index.check_rev(rev.unwrap_or(0))?;
     let kvs = index
         .live_at(at)
         .map(|(_, r)| r.kv().map(|kv| kv.to_owned()))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Snapshot {
+    Ok(LiveKeys {
         revision: at,
         compact_revision: index.compact,
         kvs,
@@ -451,7 +451,7 @@ mod tests {
         let mut arena = vec![0u8; base + 8];
         arena[base..base + 3].copy_from_slice(b"abc");
         arena[5..8].copy_from_slice(b"xyz");
-        let ix = Index {
+        let ix = KeyIndex {
             arena,
             keys: vec![KeyEntry {
                 key: (base, 3),
@@ -481,7 +481,7 @@ mod tests {
         ];
         let g = generations(&revs);
         assert_eq!(g, vec![0..3, 3..5, 5..5]);
-        let index = Index {
+        let index = KeyIndex {
             arena: b"foo".to_vec(),
             keys: vec![KeyEntry {
                 key: (0, 3),
@@ -512,7 +512,7 @@ mod tests {
     fn served_history_drops_what_a_pending_compaction_removes() {
         // put(1) put(2) put(3) put(5): compacted at 3, etcd keeps 3 and 5.
         let revs = [rev(1, false), rev(2, false), rev(3, false), rev(5, false)];
-        let index = Index {
+        let index = KeyIndex {
             arena: b"k".to_vec(),
             keys: vec![KeyEntry {
                 key: (0, 1),
@@ -527,7 +527,7 @@ mod tests {
         let mains: Vec<i64> = index.served_history(b"k").iter().map(|r| r.rev.main).collect();
         assert_eq!(mains, [3, 5]);
         // The empty key is never served.
-        let blank = Index {
+        let blank = KeyIndex {
             arena: Vec::new(),
             keys: vec![KeyEntry {
                 key: (0, 0),

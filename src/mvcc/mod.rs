@@ -13,5 +13,5 @@ pub mod stats;
 pub mod trailer;
 
 pub use revision::{RevKey, Revision};
-pub use scan::{DbReport, ScanOptions, scan};
+pub use scan::{DbReport, DbScanOptions, scan};
 pub use trailer::Trailer;

@@ -26,7 +26,7 @@ use crate::membership::Member;
 
 /// What to do in a scan.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct ScanOptions {
+pub struct DbScanOptions {
     /// Decode and check every KeyValue and the history of every key.
     pub deep: bool,
     /// Verify the sha256 trailer (on a second thread).
@@ -271,7 +271,7 @@ struct KeyState {
 }
 
 struct Scan<'a> {
-    opts: ScanOptions,
+    opts: DbScanOptions,
     hash: Hasher<'a>,
     bucket: Option<&'a [u8]>,
     total_key: u64,
@@ -669,7 +669,7 @@ fn pre_read_meta(db: &Db<'_>) -> MetaInfo {
 }
 
 /// Scans the etcd backend in `data` (a db file or a snapshot file, trailer included).
-pub fn scan(data: &[u8], opts: ScanOptions) -> DbReport {
+pub fn scan(data: &[u8], opts: DbScanOptions) -> DbReport {
     let file_size = data.len() as u64;
     let image = trailer::image(data);
     let opened = Db::open(image).map(|(db, _)| pre_read_meta(&db));

@@ -34,7 +34,7 @@ pub mod meta_keys {
     pub const FINISHED_COMPACT_REV: &[u8] = b"finishedCompactRev";
     /// 17-byte revision of the last scheduled compaction.
     pub const SCHEDULED_COMPACT_REV: &[u8] = b"scheduledCompactRev";
-    /// JSON raftpb.ConfState (3.5+).
+    /// JSON raftpb.DbConfState (3.5+).
     pub const CONF_STATE: &[u8] = b"confState";
     /// Storage version string (3.6+).
     pub const STORAGE_VERSION: &[u8] = b"storageVersion";
@@ -44,7 +44,7 @@ pub mod meta_keys {
 /// snake_case names, written in our camelCase).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all(serialize = "camelCase"))]
-pub struct ConfState {
+pub struct DbConfState {
     /// Voting members.
     #[serde(default)]
     pub voters: Vec<u64>,
@@ -75,7 +75,7 @@ pub struct MetaInfo {
     /// Last scheduled compaction (main revision).
     pub scheduled_compact_rev: Option<i64>,
     /// Raft configuration (3.5+).
-    pub conf_state: Option<ConfState>,
+    pub conf_state: Option<DbConfState>,
     /// Storage version (3.6+).
     pub storage_version: Option<String>,
 }
@@ -91,7 +91,7 @@ impl MetaInfo {
             meta_keys::CONF_STATE => {
                 self.conf_state = Some(
                     serde_json::from_slice(value)
-                        .map_err(|e| format!("confState is not valid ConfState JSON: {e}"))?,
+                        .map_err(|e| format!("confState is not valid DbConfState JSON: {e}"))?,
                 )
             }
             meta_keys::STORAGE_VERSION => {

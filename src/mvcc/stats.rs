@@ -5,7 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
-use super::index::{Index, live};
+use super::index::{KeyIndex, live};
 use super::kv::KvError;
 use super::scan::DbReport;
 
@@ -177,7 +177,7 @@ fn sorted(heap: BinaryHeap<Reverse<TopItem>>) -> Vec<TopItem> {
 }
 
 /// Computes the statistics from a full index and the db scan.
-pub fn compute(index: &Index<'_>, report: &DbReport, opts: StatsOptions) -> Result<Stats, KvError> {
+pub fn compute(index: &KeyIndex<'_>, report: &DbReport, opts: StatsOptions) -> Result<Stats, KvError> {
     let head = index.head;
     let mut prefixes: BTreeMap<Vec<u8>, PrefixStat> = BTreeMap::new();
     let mut per_key: BTreeMap<String, u64> = BTreeMap::new();

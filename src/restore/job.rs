@@ -291,6 +291,6 @@ pub fn survivor(src: &Source, db_bytes: &[u8]) -> Option<Member> {
     let node = crate::wal::scan(wal, crate::wal::ScanOptions::default(), |_| {})
         .metadata
         .map(|m| m.node_id.0)?;
-    let report = crate::mvcc::scan(db_bytes, crate::mvcc::ScanOptions::default());
+    let report = crate::mvcc::scan(db_bytes, crate::mvcc::DbScanOptions::default());
     report.members.into_iter().find(|m| m.id == node)
 }
