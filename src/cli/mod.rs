@@ -24,7 +24,6 @@ mod hashkv;
 mod history;
 mod inspect;
 mod k8s;
-mod k8s_diff;
 mod progress;
 pub mod render;
 mod restore;

@@ -39,7 +39,7 @@ use object_store::{ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, Retry
 
 pub use error::RemoteError;
 
-use crate::judge::unpack::Scratch;
+use crate::atomic::Scratch;
 
 /// The URL schemes read.
 pub const SCHEMES: [&str; 8] = [

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::k8s::{Common, FilterArgs, Source};
-use super::render;
-use super::{EXIT_OK, EXIT_PROBLEMS, Format, show_path};
+use super::{Common, FilterArgs, Source};
+use crate::cli::render;
+use crate::cli::{EXIT_OK, EXIT_PROBLEMS, Format, show_path};
 use crate::k8s::diff::{self, DiffError, DiffOptions, DiffReport, FieldChange, Side};
 use crate::k8s::yaml;
 

@@ -1,6 +1,8 @@
 //! `etcd-rescue k8s ls|get|dump`: Kubernetes objects from a snapshot or db
 //! file, with no etcd and no apiserver.
 
+mod diff;
+
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -59,7 +61,7 @@ pub enum K8sCommand {
     #[command(
         after_help = "Examples:\n  etcd-rescue k8s diff monday.db tuesday.db\n  etcd-rescue k8s diff backup.db --rev 1200 --rev-b 1300 -n prod\n  etcd-rescue k8s diff monday.db tuesday.db --exclude-kind events,leases -o json\n  etcd-rescue k8s diff before.db after.db --kind deploy,cm -l app=web\n\nExit codes: 0 no differences, 1 differences found (like diff(1)), or objects that could not be decoded (listed), 2 could not run."
     )]
-    Diff(super::k8s_diff::DiffArgs),
+    Diff(diff::DiffArgs),
 }
 
 impl K8sCommand {
@@ -375,7 +377,7 @@ pub fn run(cmd: &K8sCommand, fmt: Format, out: &mut dyn Write, err: &mut dyn Wri
         K8sCommand::Ls(a) => ls(a, fmt, out, err),
         K8sCommand::Get(a) => get(a, fmt, out, err),
         K8sCommand::Dump(a) => dump_cmd(a, fmt, out, err),
-        K8sCommand::Diff(a) => super::k8s_diff::run(a, fmt, out, err),
+        K8sCommand::Diff(a) => diff::run(a, fmt, out, err),
     }
 }
 
