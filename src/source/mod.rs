@@ -46,49 +46,6 @@ pub enum SourceError {
         /// What it is.
         what: &'static str,
     },
-    /// A directory with no db file where one was expected.
-    #[error("{path}: is a directory without a db (looked for member/snap/db, snap/db and db)")]
-    NoDb {
-        /// The path.
-        path: PathBuf,
-    },
-}
-
-/// Where the db of a query source is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DbLocation {
-    /// The db or snapshot file.
-    pub file: PathBuf,
-    /// Set when the source was a data dir (or its `member/` or `snap/` dir).
-    pub data_dir: Option<PathBuf>,
-}
-
-/// Resolves a source given by the user: a snapshot or db file as it is, or a
-/// data dir (`DIR/member/snap/db`), a member dir (`DIR/snap/db`) or a snap
-/// dir (`DIR/db`).
-pub fn locate_db(path: &Path) -> Result<DbLocation, SourceError> {
-    let md = std::fs::metadata(path).map_err(|source| SourceError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if !md.is_dir() {
-        return Ok(DbLocation {
-            file: path.to_path_buf(),
-            data_dir: None,
-        });
-    }
-    for rel in ["member/snap/db", "snap/db", "db"] {
-        let f = path.join(rel);
-        if f.is_file() {
-            return Ok(DbLocation {
-                file: f,
-                data_dir: Some(path.to_path_buf()),
-            });
-        }
-    }
-    Err(SourceError::NoDb {
-        path: path.to_path_buf(),
-    })
 }
 
 /// The bytes of a db to read: a mapped input file, or a db made in memory

@@ -261,6 +261,8 @@ fn code_of(kind: &DamageKind, torn: bool, last: bool) -> &'static str {
     }
 }
 
+/// A finding about data after a segment's end, whose severity waits for
+/// the segment's end (whether records lie hidden beyond it).
 struct Pending {
     finding: usize,
     segment: usize,
@@ -269,305 +271,393 @@ struct Pending {
 
 /// Scans a WAL directory. `on_entry` sees every entry the reader finds, in
 /// file order (including ones etcd does not read, flagged).
-pub fn scan<'a>(dir: &'a WalDir, opts: ScanOptions, mut on_entry: impl FnMut(&EntryAt<'a>)) -> WalReport {
+pub fn scan<'a>(dir: &'a WalDir, opts: ScanOptions, on_entry: impl FnMut(&EntryAt<'a>)) -> WalReport {
     let segs = dir.segment_bytes();
-    let nseg = segs.len();
-    let file = |i: usize| {
-        dir.segments
+    let mut state = Scan::new(dir, opts, on_entry);
+    reader::read(&segs, |ev| state.event(ev));
+    state.finish()
+}
+
+/// The scan as a state machine over the reader's events. Its state is what
+/// etcd's reading has reached: `stop_seen` once etcd would stop (a torn
+/// tail or corruption; records after it are salvage's), and a `pending`
+/// data-after-end finding until its segment ends.
+struct Scan<'a, 'd, F> {
+    dir: &'d WalDir,
+    opts: ScanOptions,
+    on_entry: F,
+    r: WalReport,
+    last_seen_index: Option<Index>,
+    pending: Option<Pending>,
+    /// The type of each segment's first record.
+    first_record_of: Vec<Option<RecordType>>,
+    /// Segments whose first record is damaged beyond telling its type (the
+    /// damage is reported; what comes next is not the segment's header).
+    first_unreadable: Vec<bool>,
+    metadata_raw: Option<&'a [u8]>,
+    items: Vec<Finding>,
+    stop_seen: bool,
+    intact_after_stop: u64,
+    found: Found,
+}
+
+impl<'a, 'd, F: FnMut(&EntryAt<'a>)> Scan<'a, 'd, F> {
+    fn new(dir: &'d WalDir, opts: ScanOptions, on_entry: F) -> Self {
+        let nseg = dir.segments.len();
+        let mut r = WalReport {
+            dir: dir.path.display().to_string(),
+            bytes: dir.total_bytes(),
+            segments: dir.segments.iter().map(segment_info).collect(),
+            tmp_files: dir.tmp_files.clone(),
+            broken_files: dir.broken_files.clone(),
+            metadata: None,
+            hard_state: None,
+            snapshots: Vec::new(),
+            entries: EntryCounts::default(),
+            member_changes: Vec::new(),
+            tail: Tail::Clean,
+            salvage: Salvage::default(),
+            gaps: Vec::new(),
+            findings: Findings::default(),
+            log: Log::default(),
+        };
+        dir_findings(dir, &mut r.findings);
+        Scan {
+            dir,
+            opts,
+            on_entry,
+            r,
+            last_seen_index: None,
+            pending: None,
+            first_record_of: vec![None; nseg],
+            first_unreadable: vec![false; nseg],
+            metadata_raw: None,
+            items: Vec::new(),
+            stop_seen: false,
+            intact_after_stop: 0,
+            found: Found::default(),
+        }
+    }
+
+    fn file(&self, i: usize) -> String {
+        self.dir
+            .segments
             .get(i)
             .map(|s| s.file_name.clone())
             .unwrap_or_default()
-    };
-    let mut r = WalReport {
-        dir: dir.path.display().to_string(),
-        bytes: dir.total_bytes(),
-        segments: dir
-            .segments
-            .iter()
-            .map(|s| SegmentInfo {
-                file: s.file_name.clone(),
-                seq: s.name.seq,
-                name_index: s.name.index,
-                size: s.file.bytes().len() as u64,
-                records: 0,
-                valid_end: 0,
-                end: EndKind::Eof,
-                first_entry: None,
-                last_entry: None,
-            })
-            .collect(),
-        tmp_files: dir.tmp_files.clone(),
-        broken_files: dir.broken_files.clone(),
-        metadata: None,
-        hard_state: None,
-        snapshots: Vec::new(),
-        entries: EntryCounts::default(),
-        member_changes: Vec::new(),
-        tail: Tail::Clean,
-        salvage: Salvage::default(),
-        gaps: Vec::new(),
-        findings: Findings::default(),
-        log: Log::default(),
-    };
-    dir_findings(dir, &mut r.findings);
+    }
 
-    let mut last_seen_index: Option<Index> = None;
-    let mut pending: Option<Pending> = None;
-    let mut first_record_of: Vec<Option<RecordType>> = vec![None; nseg];
-    // Segments whose first record is damaged beyond telling its type (the
-    // damage is reported; what comes next is not the segment's header).
-    let mut first_unreadable = vec![false; nseg];
-    let mut metadata_raw: Option<&[u8]> = None;
-    let mut items: Vec<Finding> = Vec::new();
-    let mut stop_seen = false;
-    let mut intact_after_stop = 0u64;
-    let mut found = Found::default();
+    fn last_segment(&self, i: usize) -> bool {
+        i + 1 == self.dir.segments.len()
+    }
 
-    reader::read(&segs, |ev| match ev {
-        Event::Record(rec) => {
-            let si = rec.at.segment;
-            if first_record_of[si].is_none() {
-                first_record_of[si] = Some(rec.kind);
-            }
-            let at = |f: Finding| f.in_file(file(si)).at_offset(rec.at.offset);
-            if !rec.seen_by_etcd {
-                r.salvage.records += 1;
-                if stop_seen {
-                    intact_after_stop += 1;
-                }
-                if let Some(p) = pending.as_mut().filter(|p| p.segment == si) {
-                    p.hidden_records += 1;
-                }
-                if rec.kind == RecordType::Entry {
-                    if let Ok(e) = Entry::parse(rec.record.data) {
-                        r.salvage.entries += 1;
-                        found.add(e.index.0);
-                        r.salvage.first_index =
-                            Some(r.salvage.first_index.map_or(e.index, |x| x.min(e.index)));
-                        r.salvage.last_index = Some(r.salvage.last_index.map_or(e.index, |x| x.max(e.index)));
-                        on_entry(&EntryAt {
-                            entry: e,
-                            at: rec.at,
-                            seen_by_etcd: false,
-                            damaged: false,
-                        });
-                    }
-                }
-                return;
-            }
-            match rec.kind {
-                RecordType::Crc => {}
-                RecordType::Metadata => match Metadata::decode(rec.record.data) {
-                    Ok(m) => match (metadata_raw, r.metadata) {
-                        (Some(raw), Some(first)) if raw != rec.record.data => items.push(at(Finding::new(
-                            Severity::Error,
-                            "wal-metadata-conflict",
-                            format!(
-                                "metadata record says node {} in cluster {}, but an earlier one says node {} in cluster {}: etcd refuses a WAL whose metadata records differ",
-                                m.node_id, m.cluster_id, first.node_id, first.cluster_id
-                            ),
-                        ))),
-                        (Some(_), _) => {}
-                        _ => {
-                            metadata_raw = Some(rec.record.data);
-                            r.metadata = Some(m);
-                        }
-                    },
-                    Err(e) => items.push(at(undecodable_data("metadata", &e.to_string()))),
-                },
-                RecordType::State => match HardState::decode(rec.record.data) {
-                    Ok(h) => r.hard_state = Some(h),
-                    Err(e) => items.push(at(undecodable_data("state", &e.to_string()))),
-                },
-                RecordType::Snapshot => match SnapshotMark::decode(rec.record.data) {
-                    Ok(mark) => r.snapshots.push(SnapshotRecord {
-                        mark,
-                        file: file(si),
-                        segment: si,
-                        offset: rec.at.offset,
-                    }),
-                    Err(e) => items.push(at(undecodable_data("snapshot", &e.to_string()))),
-                },
-                RecordType::Entry => match Entry::parse(rec.record.data) {
-                    Ok(e) => {
-                        on_entry(&EntryAt {
-                            entry: e,
-                            at: rec.at,
-                            seen_by_etcd: true,
-                            damaged: false,
-                        });
-                        r.entries.records += 1;
-                        last_seen_index = Some(e.index);
-                        found.add(e.index.0);
-                        let s = &mut r.segments[si];
-                        s.first_entry = Some(s.first_entry.map_or(e.index, |x| x.min(e.index)));
-                        s.last_entry = Some(s.last_entry.map_or(e.index, |x| x.max(e.index)));
-                        match r.log.append(e.index, e.term) {
-                            Appended::Gap(g) => items.push(at(Finding::new(
-                                Severity::Error,
-                                "wal-index-gap",
-                                format!(
-                                    "entry {} follows entry {}: entries {}..{} are missing, and etcd refuses a log with a hole (ErrSliceOutOfRange)",
-                                    g.next,
-                                    g.after,
-                                    g.after.0 + 1,
-                                    g.next.0 - 1
-                                ),
-                            ))),
-                            Appended::Replaced(_) | Appended::Next | Appended::Ignored => {}
-                        }
-                        match e.kind {
-                            EntryType::Normal if e.data.is_empty() => r.entries.noops += 1,
-                            EntryType::Normal => {
-                                if opts.payloads {
-                                    let p = payload::decode(&e);
-                                    match &p.request {
-                                        Request::Undecodable { reason } => items.push(at(bad_payload(e.index, reason))),
-                                        Request::TooDeep { limit } => items.push(at(too_deep(e.index, *limit))),
-                                        _ => {}
-                                    }
-                                }
-                            }
-                            EntryType::ConfChange | EntryType::ConfChangeV2 | EntryType::Unknown(_) => {
-                                if e.kind == EntryType::ConfChange {
-                                    r.entries.conf_changes += 1;
-                                }
-                                let p = payload::decode(&e);
-                                match &p.request {
-                                    Request::ConfChange(c) => r.member_changes.push(MemberChange {
-                                        index: e.index,
-                                        change: c.change,
-                                        node_id: c.node_id,
-                                    }),
-                                    Request::ConfChangeV2(c) => {
-                                        for x in &c.changes {
-                                            r.member_changes.push(MemberChange {
-                                                index: e.index,
-                                                change: x.change,
-                                                node_id: x.node_id,
-                                            });
-                                        }
-                                    }
-                                    Request::Undecodable { reason } => items.push(at(bad_payload(e.index, reason))),
-                                    Request::UnknownEntryType { raw } => items.push(at(bad_payload(
-                                        e.index,
-                                        &format!("unknown entry type {raw}"),
-                                    ))),
-                                    _ => {}
-                                }
-                            }
-                        }
-                    }
-                    Err(err) => items.push(at(undecodable_data("entry", &err.to_string()))),
-                },
-            }
+    fn event(&mut self, ev: Event<'a>) {
+        match ev {
+            Event::Record(rec) => self.record(rec),
+            Event::Damage(d) => self.damage(&d),
+            Event::SegmentEnd(e) => self.segment_end(&e),
         }
-        Event::Damage(d) => {
-            let si = d.at.segment;
-            let last = si + 1 == nseg;
-            if d.at.offset == 0 && first_record_of[si].is_none() {
-                // A damaged first record still counts as the segment's first
-                // (a crc record whose CRC was changed is still a crc record).
-                match d.record.and_then(|rec| rec.kind()) {
-                    Some(k) => first_record_of[si] = Some(k),
-                    None => first_unreadable[si] = true,
+    }
+
+    fn record(&mut self, rec: reader::Rec<'a>) {
+        let si = rec.at.segment;
+        self.first_record_of[si].get_or_insert(rec.kind);
+        if !rec.seen_by_etcd {
+            return self.hidden_record(&rec);
+        }
+        let (file, offset) = (self.file(si), rec.at.offset);
+        let at = |f: Finding| f.in_file(file.clone()).at_offset(offset);
+        let data = rec.record.data;
+        match rec.kind {
+            RecordType::Crc => {}
+            RecordType::Metadata => match Metadata::decode(data) {
+                Ok(m) => {
+                    if let Some(f) = self.metadata(m, data) {
+                        let f = at(f);
+                        self.items.push(f);
+                    }
                 }
-            }
-            r.salvage.skipped_bytes += d.skipped;
-            if matches!(d.kind, DamageKind::DataAfterEnd { .. }) {
-                items.push(data_after_end(&d, &file(si), last));
-                pending = Some(Pending {
-                    finding: items.len() - 1,
+                Err(e) => self.items.push(at(undecodable_data("metadata", &e.to_string()))),
+            },
+            RecordType::State => match HardState::decode(data) {
+                Ok(h) => self.r.hard_state = Some(h),
+                Err(e) => self.items.push(at(undecodable_data("state", &e.to_string()))),
+            },
+            RecordType::Snapshot => match SnapshotMark::decode(data) {
+                Ok(mark) => self.r.snapshots.push(SnapshotRecord {
+                    mark,
+                    file: self.file(si),
                     segment: si,
-                    hidden_records: 0,
-                });
-                return;
-            }
-            let code = code_of(&d.kind, d.torn && d.stops_etcd, last);
-            let claimed = d
-                .record
-                .filter(|rec| rec.kind() == Some(RecordType::Entry))
-                .and_then(|rec| Entry::parse(rec.data).ok())
-                .map(|e| e.index);
-            if d.stops_etcd {
-                stop_seen = true;
-                r.tail = if d.torn {
-                    Tail::Torn {
-                        file: file(si),
-                        offset: d.at.offset,
-                        message: d.kind.to_string(),
-                        intact_after: 0,
-                    }
-                } else {
-                    Tail::Corrupt {
-                        file: file(si),
-                        offset: d.at.offset,
-                        code,
-                        message: d.kind.to_string(),
-                        after_index: last_seen_index,
-                        claimed_index: claimed,
-                    }
-                };
-            }
-            if let (Some(rec), Some(_)) = (d.record, claimed) {
-                if let Ok(e) = Entry::parse(rec.data) {
-                    on_entry(&EntryAt {
-                        entry: e,
-                        at: d.at,
-                        seen_by_etcd: false,
-                        damaged: true,
-                    });
+                    offset: rec.at.offset,
+                }),
+                Err(e) => self.items.push(at(undecodable_data("snapshot", &e.to_string()))),
+            },
+            RecordType::Entry => match Entry::parse(data) {
+                Ok(e) => {
+                    let found = self.entry(e, rec.at);
+                    self.items.extend(found.into_iter().map(at));
                 }
-            }
-            items.push(damage_finding(&d, code, &file(si), last_seen_index, claimed));
+                Err(err) => self.items.push(at(undecodable_data("entry", &err.to_string()))),
+            },
         }
-        Event::SegmentEnd(e) => {
-            let s = &mut r.segments[e.segment];
-            s.records = e.records;
-            s.valid_end = e.valid_end;
-            s.end = e.kind;
-            if let Some(p) = pending.take() {
-                let last = e.segment + 1 == nseg;
-                let f = &mut items[p.finding];
-                if p.hidden_records > 0 {
-                    f.severity = Severity::Error;
-                    f.message.push_str(&format!(
-                        "; {} intact record(s) lie beyond it, which etcd ignores{}",
-                        p.hidden_records,
-                        if last { " and erases when it starts" } else { "" }
-                    ));
-                } else if !last {
-                    f.severity = Severity::Error;
-                }
-            }
+    }
+
+    /// A record etcd does not read (found by salvage past a stop, or
+    /// hidden after a segment's end).
+    fn hidden_record(&mut self, rec: &reader::Rec<'a>) {
+        self.r.salvage.records += 1;
+        if self.stop_seen {
+            self.intact_after_stop += 1;
         }
-    });
-    if let Tail::Torn { intact_after, .. } = &mut r.tail {
-        *intact_after = intact_after_stop;
-        if intact_after_stop > 0 {
-            items.push(Finding::new(
+        if let Some(p) = self.pending.as_mut().filter(|p| p.segment == rec.at.segment) {
+            p.hidden_records += 1;
+        }
+        if rec.kind != RecordType::Entry {
+            return;
+        }
+        if let Ok(e) = Entry::parse(rec.record.data) {
+            let sv = &mut self.r.salvage;
+            sv.entries += 1;
+            self.found.add(e.index.0);
+            sv.first_index = Some(sv.first_index.map_or(e.index, |x| x.min(e.index)));
+            sv.last_index = Some(sv.last_index.map_or(e.index, |x| x.max(e.index)));
+            (self.on_entry)(&EntryAt {
+                entry: e,
+                at: rec.at,
+                seen_by_etcd: false,
+                damaged: false,
+            });
+        }
+    }
+
+    /// The first metadata record is kept; a later one that differs is an
+    /// error etcd refuses to start on.
+    fn metadata(&mut self, m: Metadata, raw: &'a [u8]) -> Option<Finding> {
+        match (self.metadata_raw, self.r.metadata) {
+            (Some(first_raw), Some(first)) if first_raw != raw => Some(Finding::new(
                 Severity::Error,
-                "wal-intact-after-tear",
+                "wal-metadata-conflict",
                 format!(
-                    "{intact_after_stop} intact record(s) follow the torn write: etcd will treat the damage as a torn tail and cut them off; salvage (`etcd-rescue wal --salvage`) still reads them"
+                    "metadata record says node {} in cluster {}, but an earlier one says node {} in cluster {}: etcd refuses a WAL whose metadata records differ",
+                    m.node_id, m.cluster_id, first.node_id, first.cluster_id
+                ),
+            )),
+            (Some(_), _) => None,
+            _ => {
+                self.metadata_raw = Some(raw);
+                self.r.metadata = Some(m);
+                None
+            }
+        }
+    }
+
+    /// An entry etcd reads: into the raft log, the counts and the
+    /// membership changes; the findings it earns.
+    fn entry(&mut self, e: Entry<'a>, at: Loc) -> Vec<Finding> {
+        (self.on_entry)(&EntryAt {
+            entry: e,
+            at,
+            seen_by_etcd: true,
+            damaged: false,
+        });
+        self.r.entries.records += 1;
+        self.last_seen_index = Some(e.index);
+        self.found.add(e.index.0);
+        let s = &mut self.r.segments[at.segment];
+        s.first_entry = Some(s.first_entry.map_or(e.index, |x| x.min(e.index)));
+        s.last_entry = Some(s.last_entry.map_or(e.index, |x| x.max(e.index)));
+        let mut out = Vec::new();
+        if let Appended::Gap(g) = self.r.log.append(e.index, e.term) {
+            out.push(Finding::new(
+                Severity::Error,
+                "wal-index-gap",
+                format!(
+                    "entry {} follows entry {}: entries {}..{} are missing, and etcd refuses a log with a hole (ErrSliceOutOfRange)",
+                    g.next,
+                    g.after,
+                    g.after.0 + 1,
+                    g.next.0 - 1
                 ),
             ));
         }
+        out.extend(self.payload(&e));
+        out
     }
-    for (si, first) in first_record_of.iter().enumerate() {
-        match first {
-            None => items.push(
-                Finding::new(
+
+    /// What an entry's payload says: no-ops and conf changes counted,
+    /// membership changes kept, undecodable payloads found (every normal
+    /// entry's only when asked).
+    fn payload(&mut self, e: &Entry<'a>) -> Option<Finding> {
+        match e.kind {
+            EntryType::Normal if e.data.is_empty() => {
+                self.r.entries.noops += 1;
+                return None;
+            }
+            EntryType::Normal if !self.opts.payloads => return None,
+            EntryType::ConfChange => self.r.entries.conf_changes += 1,
+            _ => {}
+        }
+        let p = payload::decode(e);
+        match &p.request {
+            Request::ConfChange(c) => self.r.member_changes.push(MemberChange {
+                index: e.index,
+                change: c.change,
+                node_id: c.node_id,
+            }),
+            Request::ConfChangeV2(c) => {
+                self.r
+                    .member_changes
+                    .extend(c.changes.iter().map(|x| MemberChange {
+                        index: e.index,
+                        change: x.change,
+                        node_id: x.node_id,
+                    }))
+            }
+            Request::Undecodable { reason } => return Some(bad_payload(e.index, reason)),
+            Request::UnknownEntryType { raw } => {
+                return Some(bad_payload(e.index, &format!("unknown entry type {raw}")));
+            }
+            Request::TooDeep { limit } if e.kind == EntryType::Normal => {
+                return Some(too_deep(e.index, *limit));
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn damage(&mut self, d: &Damage<'a>) {
+        let si = d.at.segment;
+        let last = self.last_segment(si);
+        if d.at.offset == 0 && self.first_record_of[si].is_none() {
+            // A damaged first record still counts as the segment's first
+            // (a crc record whose CRC was changed is still a crc record).
+            match d.record.and_then(|rec| rec.kind()) {
+                Some(k) => self.first_record_of[si] = Some(k),
+                None => self.first_unreadable[si] = true,
+            }
+        }
+        self.r.salvage.skipped_bytes += d.skipped;
+        if matches!(d.kind, DamageKind::DataAfterEnd { .. }) {
+            self.items.push(data_after_end(d, &self.file(si), last));
+            self.pending = Some(Pending {
+                finding: self.items.len() - 1,
+                segment: si,
+                hidden_records: 0,
+            });
+            return;
+        }
+        let code = code_of(&d.kind, d.torn && d.stops_etcd, last);
+        let claimed = d
+            .record
+            .filter(|rec| rec.kind() == Some(RecordType::Entry))
+            .and_then(|rec| Entry::parse(rec.data).ok());
+        if d.stops_etcd {
+            self.stop(d, code, claimed.map(|e| e.index));
+        }
+        if let Some(e) = claimed {
+            (self.on_entry)(&EntryAt {
+                entry: e,
+                at: d.at,
+                seen_by_etcd: false,
+                damaged: true,
+            });
+        }
+        let f = damage_finding(
+            d,
+            code,
+            &self.file(si),
+            self.last_seen_index,
+            claimed.map(|e| e.index),
+        );
+        self.items.push(f);
+    }
+
+    /// Where etcd stops reading: the WAL's tail.
+    fn stop(&mut self, d: &Damage<'a>, code: &'static str, claimed: Option<Index>) {
+        self.stop_seen = true;
+        let file = self.file(d.at.segment);
+        self.r.tail = if d.torn {
+            Tail::Torn {
+                file,
+                offset: d.at.offset,
+                message: d.kind.to_string(),
+                intact_after: 0,
+            }
+        } else {
+            Tail::Corrupt {
+                file,
+                offset: d.at.offset,
+                code,
+                message: d.kind.to_string(),
+                after_index: self.last_seen_index,
+                claimed_index: claimed,
+            }
+        };
+    }
+
+    fn segment_end(&mut self, e: &reader::SegmentEnd) {
+        let s = &mut self.r.segments[e.segment];
+        s.records = e.records;
+        s.valid_end = e.valid_end;
+        s.end = e.kind;
+        let Some(p) = self.pending.take() else { return };
+        let last = self.last_segment(e.segment);
+        let f = &mut self.items[p.finding];
+        if p.hidden_records > 0 {
+            f.severity = Severity::Error;
+            f.message.push_str(&format!(
+                "; {} intact record(s) lie beyond it, which etcd ignores{}",
+                p.hidden_records,
+                if last { " and erases when it starts" } else { "" }
+            ));
+        } else if !last {
+            f.severity = Severity::Error;
+        }
+    }
+
+    fn finish(mut self) -> WalReport {
+        if let Tail::Torn { intact_after, .. } = &mut self.r.tail {
+            *intact_after = self.intact_after_stop;
+            if self.intact_after_stop > 0 {
+                self.items.push(Finding::new(
+                    Severity::Error,
+                    "wal-intact-after-tear",
+                    format!(
+                        "{} intact record(s) follow the torn write: etcd will treat the damage as a torn tail and cut them off; salvage (`etcd-rescue wal --salvage`) still reads them",
+                        self.intact_after_stop
+                    ),
+                ));
+            }
+        }
+        self.segment_header_findings();
+        self.log_findings();
+        let r = &mut self.r;
+        r.entries.entries = r.log.len();
+        r.entries.replaced = r.log.replaced;
+        r.entries.first_index = r.log.first();
+        r.entries.last_index = r.log.last();
+        r.entries.last_term = r.log.last_term();
+        r.gaps = r.log.gaps.clone();
+        r.salvage.lost = std::mem::take(&mut self.found).holes();
+        for f in self.items {
+            r.findings.push(f);
+        }
+        r.findings.sort();
+        self.r
+    }
+
+    /// Every segment starts with a crc record.
+    fn segment_header_findings(&mut self) {
+        for (si, first) in self.first_record_of.iter().enumerate() {
+            let f = match first {
+                None => Finding::new(
                     Severity::Warning,
                     "wal-segment-empty",
                     "the segment holds no readable record".to_string(),
-                )
-                .in_file(file(si)),
-            ),
-            Some(RecordType::Crc) => {}
-            Some(_) if first_unreadable[si] => {}
-            Some(k) => items.push(
-                Finding::new(
+                ),
+                Some(RecordType::Crc) => continue,
+                Some(_) if self.first_unreadable[si] => continue,
+                Some(k) => Finding::new(
                     Severity::Warning,
                     "wal-segment-header",
                     format!(
@@ -575,31 +665,38 @@ pub fn scan<'a>(dir: &'a WalDir, opts: ScanOptions, mut on_entry: impl FnMut(&En
                         k.name()
                     ),
                 )
-                .in_file(file(si))
                 .at_offset(0),
-            ),
+            };
+            self.items.push(f.in_file(self.file(si)));
         }
     }
-    if nseg > 0 && r.metadata.is_none() {
-        items.push(Finding::new(
-            Severity::Error,
-            "wal-no-metadata",
-            "no readable metadata record: etcd cannot tell which member and cluster this WAL belongs to",
-        ));
-    }
-    if r.log.replaced > 0 {
-        items.push(Finding::new(
-            Severity::Info,
-            "wal-entries-replaced",
-            format!(
-                "{} entries were replaced by later entries with the same index (a new leader overwrote uncommitted entries); etcd keeps the later ones",
-                r.log.replaced
-            ),
-        ));
-    }
-    if let (Some(h), Some(last)) = (r.hard_state, r.log.last()) {
-        if h.commit > last && r.readable_by_etcd() {
-            items.push(Finding::new(
+
+    /// Findings about the log as a whole: metadata, replaced entries, a
+    /// commit index beyond the log.
+    fn log_findings(&mut self) {
+        let r = &self.r;
+        if !self.dir.segments.is_empty() && r.metadata.is_none() {
+            self.items.push(Finding::new(
+                Severity::Error,
+                "wal-no-metadata",
+                "no readable metadata record: etcd cannot tell which member and cluster this WAL belongs to",
+            ));
+        }
+        if r.log.replaced > 0 {
+            self.items.push(Finding::new(
+                Severity::Info,
+                "wal-entries-replaced",
+                format!(
+                    "{} entries were replaced by later entries with the same index (a new leader overwrote uncommitted entries); etcd keeps the later ones",
+                    r.log.replaced
+                ),
+            ));
+        }
+        if let (Some(h), Some(last)) = (r.hard_state, r.log.last())
+            && h.commit > last
+            && r.readable_by_etcd()
+        {
+            self.items.push(Finding::new(
                 Severity::Error,
                 "wal-commit-beyond-log",
                 format!(
@@ -609,18 +706,20 @@ pub fn scan<'a>(dir: &'a WalDir, opts: ScanOptions, mut on_entry: impl FnMut(&En
             ));
         }
     }
-    r.entries.entries = r.log.len();
-    r.entries.replaced = r.log.replaced;
-    r.entries.first_index = r.log.first();
-    r.entries.last_index = r.log.last();
-    r.entries.last_term = r.log.last_term();
-    r.gaps = r.log.gaps.clone();
-    r.salvage.lost = found.holes();
-    for f in items {
-        r.findings.push(f);
+}
+
+fn segment_info(s: &super::dir::SegmentFile) -> SegmentInfo {
+    SegmentInfo {
+        file: s.file_name.clone(),
+        seq: s.name.seq,
+        name_index: s.name.index,
+        size: s.file.bytes().len() as u64,
+        records: 0,
+        valid_end: 0,
+        end: EndKind::Eof,
+        first_entry: None,
+        last_entry: None,
     }
-    r.findings.sort();
-    r
 }
 
 fn undecodable_data(what: &str, err: &str) -> Finding {
@@ -797,5 +896,175 @@ fn dir_findings(dir: &WalDir, out: &mut Findings) {
                 .in_file(b.file_name.clone()),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::pb::raftpb;
+    use crate::wal::writer::{SegmentWriter, add_node_entry};
+
+    const FIRST: &str = "0000000000000000-0000000000000000.wal";
+
+    fn normal(index: u64, data: &[u8]) -> raftpb::Entry {
+        raftpb::Entry {
+            term: Some(2),
+            index: Some(index),
+            r#type: Some(raftpb::EntryType::EntryNormal as i32),
+            data: Some(data.to_vec()),
+        }
+    }
+
+    /// A segment: metadata, a conf change at 1, then `entries` (index,
+    /// payload), then a HardState committing `commit`.
+    fn segment(entries: &[(u64, &[u8])], commit: u64) -> SegmentWriter {
+        let mut w = SegmentWriter::new(0);
+        w.metadata(7, 9);
+        w.entry(&add_node_entry(2, 1, 7, b"{\"id\":7}"));
+        for (i, d) in entries {
+            w.entry(&normal(*i, d));
+        }
+        w.state(2, 7, commit);
+        w
+    }
+
+    fn scan_bytes(bytes: Vec<u8>) -> WalReport {
+        let d = WalDir::from_files(Path::new("mem"), vec![(FIRST.to_string(), bytes)]);
+        scan(&d, ScanOptions { payloads: true }, |_| {})
+    }
+
+    fn codes(r: &WalReport) -> Vec<&'static str> {
+        r.findings.items().iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn a_clean_log_reads_to_its_end() {
+        let r = scan_bytes(segment(&[(2, b""), (3, b"")], 3).into_bytes());
+        assert_eq!(r.tail, Tail::Clean);
+        assert_eq!(codes(&r), Vec::<&str>::new());
+        assert_eq!(
+            (r.entries.entries, r.entries.noops, r.entries.conf_changes),
+            (3, 2, 1)
+        );
+        assert_eq!(r.entries.last_index, Some(Index(3)));
+        assert_eq!(r.member_changes.len(), 1);
+        assert_eq!(r.metadata.map(|m| m.node_id), Some(MemberId(7)));
+    }
+
+    #[test]
+    fn a_cut_last_record_is_a_torn_tail() {
+        let mut b = segment(&[(2, b""), (3, b"")], 3).into_bytes();
+        b.truncate(b.len() - 5);
+        let r = scan_bytes(b);
+        assert!(
+            matches!(r.tail, Tail::Torn { intact_after: 0, .. }),
+            "{:?}",
+            r.tail
+        );
+        assert!(r.readable_by_etcd());
+        assert!(codes(&r).contains(&"wal-torn-tail"), "{:?}", codes(&r));
+    }
+
+    #[test]
+    fn a_bad_crc_before_the_end_stops_etcd_and_salvage_reads_on() {
+        let w = segment(&[(2, b"xxxxxxxx"), (3, b"")], 3);
+        let mut b = w.into_bytes();
+        let at = b.windows(8).position(|x| x == b"xxxxxxxx").unwrap();
+        b[at] = b'y';
+        let r = scan_bytes(b);
+        match &r.tail {
+            Tail::Corrupt {
+                code,
+                after_index,
+                claimed_index,
+                ..
+            } => {
+                assert_eq!(*code, "wal-crc-mismatch");
+                assert_eq!(*after_index, Some(Index(1)));
+                assert_eq!(*claimed_index, Some(Index(2)));
+            }
+            t => panic!("{t:?}"),
+        }
+        assert!(!r.readable_by_etcd());
+        // Past the stop: entry 3 and the HardState, read by salvage only.
+        assert_eq!(r.salvage.records, 2);
+        assert_eq!(r.salvage.last_index, Some(Index(3)));
+        assert_eq!(r.entries.last_index, Some(Index(1)));
+    }
+
+    #[test]
+    fn a_hole_in_the_log_and_a_commit_past_it_are_errors() {
+        let r = scan_bytes(segment(&[(2, b""), (4, b"")], 9).into_bytes());
+        let c = codes(&r);
+        assert!(c.contains(&"wal-index-gap"), "{c:?}");
+        assert!(c.contains(&"wal-commit-beyond-log"), "{c:?}");
+        assert_eq!(r.gaps.len(), 1);
+    }
+
+    #[test]
+    fn a_second_metadata_record_that_differs_is_refused() {
+        let mut w = segment(&[], 1);
+        w.metadata(8, 9);
+        let r = scan_bytes(w.into_bytes());
+        let f = r
+            .findings
+            .items()
+            .iter()
+            .find(|f| f.code == "wal-metadata-conflict")
+            .unwrap();
+        assert_eq!(f.severity, Severity::Error);
+        assert_eq!(
+            r.metadata.map(|m| m.node_id),
+            Some(MemberId(7)),
+            "the first is kept"
+        );
+    }
+
+    #[test]
+    fn leftovers_after_the_end_wait_for_the_segment_end() {
+        // A zero length word, then junk: leftovers of an unfinished write
+        // in the last segment (info); with an intact record hidden after
+        // them, an error that says so.
+        let mut b = segment(&[(2, b"")], 2).into_bytes();
+        b.extend_from_slice(&[0u8; 8]);
+        b.extend_from_slice(&[0xab; 16]);
+        let r = scan_bytes(b.clone());
+        let f = r
+            .findings
+            .items()
+            .iter()
+            .find(|f| f.code == "wal-unsynced-tail")
+            .unwrap();
+        assert_eq!(f.severity, Severity::Info);
+        let mut hidden = b;
+        let mut more = SegmentWriter::new(0);
+        more.entry(&normal(3, b""));
+        let bytes = more.into_bytes();
+        // The crc record of `more` is left out: only the entry's frame.
+        let crc_frame = SegmentWriter::new(0).into_bytes().len();
+        hidden.truncate(hidden.len() - 16);
+        hidden.extend_from_slice(&bytes[crc_frame..]);
+        let r = scan_bytes(hidden);
+        let f = r.findings.items().iter().find(|f| f.code == "wal-unsynced-tail");
+        if let Some(f) = f {
+            assert_eq!(f.severity, Severity::Error, "{}", f.message);
+            assert!(
+                f.message.contains("intact record(s) lie beyond it"),
+                "{}",
+                f.message
+            );
+        }
+    }
+
+    #[test]
+    fn a_segment_without_a_crc_record_first_is_flagged() {
+        let mut b = segment(&[(2, b"")], 2).into_bytes();
+        let crc_frame = SegmentWriter::new(0).into_bytes().len();
+        b.drain(..crc_frame);
+        let r = scan_bytes(b);
+        assert!(codes(&r).contains(&"wal-segment-header"), "{:?}", codes(&r));
     }
 }
