@@ -35,7 +35,7 @@ fn agreed(p: &Path) -> Agreed {
 #[test]
 fn every_fixture_is_judged_alike_and_as_etcd_does() {
     for vdir in version_dirs() {
-        let bin = etcd_bin_for(&vdir);
+        let bin = require(Need::EtcdFor(&vdir));
         let mut paths: Vec<PathBuf> = vec![vdir.join("single.snapshot.db"), vdir.join("cluster.snapshot.db")];
         let mut dirs = Vec::new();
         for (scenario, names) in [
@@ -89,7 +89,9 @@ fn every_fixture_is_judged_alike_and_as_etcd_does() {
 #[test]
 fn cluster_members_start_together_as_judged() {
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let list = read_json(&vdir.join("cluster.expect/member-list.json"));
         let members: Vec<(String, String)> = list["members"]
             .as_array()
@@ -280,7 +282,7 @@ const DAMAGE: &[(&str, &str, Damage)] = &[
 #[test]
 fn damaged_member_dirs_are_judged_alike_and_as_etcd_does() {
     for vdir in version_dirs() {
-        let bin = etcd_bin_for(&vdir);
+        let bin = require(Need::EtcdFor(&vdir));
         let mut failures = Vec::new();
         for (name, scenario, damage) in DAMAGE {
             let orig = extracted_dir(&vdir, scenario).join(scenario);
@@ -390,7 +392,9 @@ impl Drop for Live {
 #[test]
 fn etcd_2_member_dirs_are_named_and_judged_as_etcd_does() {
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let tmp = tempfile::tempdir().unwrap();
         let make = |name: &str, snapshot_count: &str| -> PathBuf {
             let d = tmp.path().join(name);
@@ -488,7 +492,9 @@ fn purged_snapcount(bin: &Path, vdir: &Path, into: &Path) {
 #[test]
 fn verify_reports_damaged_member_dirs() {
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let tmp = tempfile::tempdir().unwrap();
         let store = tmp.path().join("store");
         let single = extracted_dir(&vdir, "single").join("single");
@@ -567,7 +573,9 @@ fn verify_reports_damaged_member_dirs() {
 #[test]
 fn bumped_restore_reads_back_as_etcd_serves_it() {
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("bumped");
         let port = free_port();
@@ -609,7 +617,9 @@ fn bumped_restore_reads_back_as_etcd_serves_it() {
 #[test]
 fn a_live_dir_is_named_and_not_called_damaged() {
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path().join("live");
         copy_tree(&extracted_dir(&vdir, "single").join("single"), &d);
@@ -681,7 +691,9 @@ fn reads_of_a_killed_member_equal_what_etcd_serves() {
         assert_eq!(etcdctl_get_json(&g.json()), (want_rev, want.clone()));
         let db_only = run(&["get", "-o", "json", d, "", "--prefix", "--db-only"]);
         assert!(etcdctl_get_json(&db_only.json()).0 < want_rev);
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let (served, _) = serve(&bin, &dir).unwrap();
         assert_eq!((served.revision, &served.kvs), (want_rev, &want));
         // HashKV: what etcd computes after replaying the same entries.

@@ -1562,7 +1562,9 @@ fn run_case(c: &Case, vdir: &Path) -> Result<(), String> {
     match common::agree::agree(&target) {
         Err(e) => problems.push(format!("agreement: {e}")),
         Ok(a) => {
-            if let (Src::Dir(_, name), Some(bin)) = (c.src, etcd_bin_for(vdir)) {
+            if let Src::Dir(_, name) = c.src
+                && let Some(bin) = require(Need::EtcdFor(vdir))
+            {
                 let reference = match reference_of(c.id) {
                     Some(f) => {
                         let r = tmp.path().join("reference").join(name);

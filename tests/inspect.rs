@@ -107,7 +107,9 @@ fn every_single_member_fixture_starts() {
 #[test]
 fn killed_member_replays_to_the_acknowledged_state_in_real_etcd() {
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("killed");
         copy_tree(&extracted_dir(&vdir, "killed").join("killed"), &dir);
@@ -273,7 +275,9 @@ fn inspect_usage_errors() {
 #[test]
 fn member_killed_mid_write() {
     for vdir in version_dirs().into_iter().take(2) {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("load");
         let e = Etcd::start(Member {

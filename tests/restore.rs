@@ -68,7 +68,9 @@ fn snapshot_to_one_member_served_by_real_etcd_with_etcdutl_ids() {
         .into_iter()
         .flat_map(|v| [(v.clone(), "single"), (v, "cluster")])
     {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let snap = vdir.join(format!("{fixture}.snapshot.db"));
         let (want_rev, want) = etcdctl_get(&vdir.join(format!("{fixture}.expect/get.json")));
         let tmp = tempfile::tempdir().unwrap();
@@ -111,7 +113,7 @@ fn snapshot_to_one_member_served_by_real_etcd_with_etcdutl_ids() {
         assert_eq!(ctl_get(&etcd, &[]).0, want_rev + 1);
         etcd.stop();
         // The same IDs as etcdutl 3.5.1 for the same flags.
-        if let Some(e35) = etcd35_bin() {
+        if let Some(e35) = require(Need::Etcd35) {
             let theirs = tmp.path().join("etcdutl");
             let o = std::process::Command::new(e35.join("etcdutl"))
                 .args(["snapshot", "restore"])
@@ -148,8 +150,6 @@ fn snapshot_to_one_member_served_by_real_etcd_with_etcdutl_ids() {
                     .collect()
             };
             assert_eq!(members(&theirs), members(&data));
-        } else {
-            assert!(!etcd_required());
         }
     }
 }
@@ -161,7 +161,9 @@ fn all_members_of_a_three_member_cluster_start_together() {
         .into_iter()
         .flat_map(|v| [(v.clone(), "single"), (v, "cluster")])
     {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let snap = vdir.join(format!("{fixture}.snapshot.db"));
         let (want_rev, want) = etcdctl_get(&vdir.join(format!("{fixture}.expect/get.json")));
         let tmp = tempfile::tempdir().unwrap();
@@ -242,7 +244,9 @@ fn all_members_of_a_three_member_cluster_start_together() {
 #[test]
 fn bump_revision_mark_compacted_as_etcd_does() {
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let snap = vdir.join("single.snapshot.db");
         let (want_rev, want) = etcdctl_get(&vdir.join("single.expect/get.json"));
         let tmp = tempfile::tempdir().unwrap();
@@ -285,7 +289,9 @@ fn bump_revision_mark_compacted_as_etcd_does() {
 #[test]
 fn member_dir_restore_keeps_the_writes_only_the_wal_had() {
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let killed = extracted_dir(&vdir, "killed");
         let src = killed.join("killed");
         let (want_rev, want) = etcdctl_get(&vdir.join("killed.expect/get.json"));
@@ -327,7 +333,9 @@ fn member_dir_restore_keeps_the_writes_only_the_wal_had() {
 #[test]
 fn force_new_cluster_then_a_second_member_joins() {
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let dirs = extracted_dir(&vdir, "cluster");
         let survivor = dirs.join("m1");
         let (want_rev, want) = etcdctl_get(&vdir.join("cluster.expect/get.json"));
@@ -568,7 +576,9 @@ fn restore_dir_with(src: &Path, data: &Path, port: u16, extra: &[&str]) -> Run {
 #[test]
 fn member_dir_restore_reads_past_wal_damage_while_the_log_stays_continuous() {
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let (want_rev, want) = etcdctl_get(&vdir.join("killed.expect/get.json"));
         let original = extracted_dir(&vdir, "killed").join("killed");
         let ci = run(&[

@@ -185,7 +185,9 @@ fn salvage_of_a_healthy_db_is_exact_and_exits_0() {
 #[test]
 fn real_etcd_serves_a_salvaged_db_after_restore() {
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let (want_rev, want) = etcdctl_get(&vdir.join("single.expect/get.json"));
         let orig = std::fs::read(vdir.join("single.snapshot.db")).unwrap();
         let (db, _) = Db::open(trailer::image(&orig)).unwrap();

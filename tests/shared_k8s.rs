@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::etcd::{Etcd, Member, etcdutl_restore, free_port};
 use common::*;
 use etcd_rescue::bolt::Db;
@@ -13,25 +11,12 @@ use etcd_rescue::mvcc::kv::read_at;
 use etcd_rescue::mvcc::trailer;
 use etcd_rescue::source::MappedFile;
 
-fn etcd_or_skip() -> Option<PathBuf> {
-    match etcd35_bin() {
-        Some(b) => Some(b),
-        None if etcd_required() => panic!(
-            "etcd 3.5.1 is required (ETCD_RESCUE_REQUIRE_ETCD=1) but not installed; run testdata/etcd.sh install"
-        ),
-        None => {
-            eprintln!("SKIPPED: etcd 3.5.1 is not installed (run testdata/etcd.sh install)");
-            None
-        }
-    }
-}
-
 #[test]
 fn status_equals_real_etcdutl_and_check_passes() {
     let Some(snaps) = shared_k8s_snapshots() else {
         return;
     };
-    let Some(bin) = etcd_or_skip() else { return };
+    let Some(bin) = require(Need::Etcd35) else { return };
     for s in snaps {
         let want = etcdutl_status(&bin, &s);
         let r = unchanged(&[&s], || {
@@ -53,7 +38,7 @@ fn keyspace_equals_what_real_etcd_serves_after_restore() {
     let Some(snaps) = shared_k8s_snapshots() else {
         return;
     };
-    let Some(bin) = etcd_or_skip() else { return };
+    let Some(bin) = require(Need::Etcd35) else { return };
     for s in snaps {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("restored");

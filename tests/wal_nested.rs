@@ -88,8 +88,8 @@ fn etcd_serves(bin: &Path, dir: &Path, key: &str) -> Option<String> {
 fn nested_txns_are_applied_as_etcd_applies_them() {
     let tmp = tempfile::tempdir().unwrap();
     for v in version_dirs() {
-        let Some(bin) = etcd_bin_for(&v) else {
-            assert!(!etcd_required(), "etcd for {} is required", v.display());
+        let Some(bin) = require(Need::EtcdFor(&v)) else {
+            assert!(!required(), "etcd for {} is required", v.display());
             continue;
         };
         for depth in [45usize, 49, 60, 5000] {

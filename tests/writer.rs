@@ -74,11 +74,7 @@ fn rewritten_files_pass_our_check_and_keep_every_key() {
 
 #[test]
 fn etcdutl_status_of_rewritten_files_equals_the_source() {
-    let Some(bin) = etcd35_bin() else {
-        assert!(!etcd_required(), "etcd 3.5.1 required but not installed");
-        eprintln!("SKIPPED: etcd 3.5.1 not installed");
-        return;
-    };
+    let Some(bin) = require(Need::Etcd35) else { return };
     let tmp = tempfile::tempdir().unwrap();
     for (i, src) in sources().iter().enumerate() {
         let dst = tmp.path().join(format!("out-{i}.db"));
@@ -144,11 +140,7 @@ fn bbolt_rs_reads_rewritten_files() {
 
 #[test]
 fn real_etcd_serves_a_data_dir_restored_from_a_rewritten_file() {
-    let Some(bin) = etcd35_bin() else {
-        assert!(!etcd_required(), "etcd 3.5.1 required but not installed");
-        eprintln!("SKIPPED: etcd 3.5.1 not installed");
-        return;
-    };
+    let Some(bin) = require(Need::Etcd35) else { return };
     let tmp = tempfile::tempdir().unwrap();
     for (i, src) in sources().iter().enumerate() {
         let dst = tmp.path().join(format!("out-{i}.db"));

