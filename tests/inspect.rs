@@ -107,14 +107,14 @@ fn every_single_member_fixture_starts() {
 #[test]
 fn killed_member_replays_to_the_acknowledged_state_in_real_etcd() {
     for vdir in version_dirs() {
-        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
-            continue;
-        };
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("killed");
         copy_tree(&extracted_dir(&vdir, "killed").join("killed"), &dir);
         let (_, j) = inspect_json(&[&dir]);
         assert_eq!(j["members"][0]["verdict"]["outcome"], "starts");
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let e = Etcd::start(Member {
             bin: &bin,
             data_dir: &dir,

@@ -16,20 +16,24 @@ fn status_equals_real_etcdutl_and_check_passes() {
     let Some(snaps) = shared_k8s_snapshots() else {
         return;
     };
-    let Some(bin) = require(Need::Etcd35) else { return };
     for s in snaps {
-        let want = etcdutl_status(&bin, &s);
+        // Ours, with or without etcd: the hash verifies, check passes.
         let r = unchanged(&[&s], || {
             run(&["status", "--verify-hash", "-o", "json", s.to_str().unwrap()])
         });
         assert_eq!(r.code, 0, "{}", r.err);
         let got = r.json();
-        for f in ["hash", "revision", "totalKey", "totalSize"] {
-            assert_eq!(got[f], want[f], "{}: {f}", s.display());
-        }
         assert_eq!(got["trailer"]["state"], "valid");
         let c = unchanged(&[&s], || run(&["check", "-o", "json", s.to_str().unwrap()]));
         assert_eq!(c.code, 0, "{}", c.out);
+        // What real etcdutl says of the same file.
+        let Some(bin) = require(Need::Etcd35) else {
+            continue;
+        };
+        let want = etcdutl_status(&bin, &s);
+        for f in ["hash", "revision", "totalKey", "totalSize"] {
+            assert_eq!(got[f], want[f], "{}: {f}", s.display());
+        }
     }
 }
 
