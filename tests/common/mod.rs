@@ -348,6 +348,56 @@ pub fn etcdctl_get_json(j: &Value) -> (i64, Vec<Kv>) {
     (rev, kvs)
 }
 
+/// What real etcd said of a fixture, from the oracle files
+/// `testdata/gen-fixtures.sh` writes next to it (`<scenario>.expect/`), so
+/// that tests never type in a revision or a count etcd decided (a
+/// regenerated fixture may differ).
+pub mod oracle {
+    use std::path::Path;
+
+    use super::read_json;
+
+    /// The revision of `<scenario>.snapshot.db` (`snapshot-status.json`).
+    pub fn snapshot_revision(vdir: &Path, scenario: &str) -> i64 {
+        let p = vdir.join(format!("{scenario}.expect/snapshot-status.json"));
+        read_json(&p)["revision"].as_i64().expect("revision")
+    }
+
+    /// The revision of the data dir's db after etcd stopped (`db-status.json`).
+    pub fn db_revision(vdir: &Path, scenario: &str) -> i64 {
+        let p = vdir.join(format!("{scenario}.expect/db-status.json"));
+        read_json(&p)["revision"].as_i64().expect("revision")
+    }
+
+    /// The revision and the key count of etcd's last `get "" --prefix` before
+    /// it stopped (`get-final.json` where there is one, else `get.json`).
+    pub fn final_get(vdir: &Path, scenario: &str) -> (i64, i64) {
+        let dir = vdir.join(format!("{scenario}.expect"));
+        let p = Some(dir.join("get-final.json"))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| dir.join("get.json"));
+        let j = read_json(&p);
+        (
+            j["header"]["revision"].as_i64().expect("revision"),
+            j["count"].as_i64().unwrap_or(0),
+        )
+    }
+
+    /// The compact revision etcd reported (`single.expect/hashkv.json`).
+    pub fn compact_revision(vdir: &Path) -> i64 {
+        let j = read_json(&vdir.join("single.expect/hashkv.json"));
+        j[0]["HashKV"]["compact_revision"]
+            .as_i64()
+            .expect("compact_revision")
+    }
+
+    /// The raft index etcd had applied when asked (`endpoint-status.json`).
+    pub fn raft_index(vdir: &Path, scenario: &str) -> u64 {
+        let j = read_json(&vdir.join(format!("{scenario}.expect/endpoint-status.json")));
+        j[0]["Status"]["raftIndex"].as_u64().expect("raftIndex")
+    }
+}
+
 /// Runs `etcdutl snapshot status FILE -w json` with real etcdutl 3.5.1.
 pub fn etcdutl_status(bin: &Path, file: &Path) -> Value {
     let o = Command::new(bin.join("etcdutl"))
