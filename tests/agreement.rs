@@ -4,7 +4,7 @@
 //! the judgment is what real etcd 3.4.23 / 3.5.1 does when started on a copy
 //! (starts and serves everything / starts and loses data / refuses).
 //! The corruption catalogue runs the same harness on each of its cases
-//! (`tests/catalogue.rs`); this file covers the fixtures themselves and the
+//! (`tests/catalogue_*.rs`); this file covers the fixtures themselves and the
 //! damage the catalogue does not make: the db of a member dir destroyed in
 //! the ways people meet, etcd 2.x member dirs, `.snap` files etcd must load,
 //! a restore's own output, and a dir etcd is running on.

@@ -5,6 +5,7 @@
 
 pub mod agree;
 pub mod backups;
+pub mod catalogue;
 pub mod etcd;
 pub mod require;
 pub mod schema;
