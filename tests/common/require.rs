@@ -91,7 +91,7 @@ pub fn require(need: Need) -> Option<PathBuf> {
                 dir.join("bin/s3s-fs").is_file() && dir.join("node/node_modules/.bin/azurite-blob").is_file();
             (
                 ok.then(|| dir.clone()),
-                format!("s3s-fs and Azurite under {}", dir.display()),
+                format!("the s3s-fs/Azurite install under {}", dir.display()),
                 "bash testdata/servers.sh install",
             )
         }
