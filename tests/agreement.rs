@@ -4,7 +4,7 @@
 //! the judgment is what real etcd 3.4.23 / 3.5.1 does when started on a copy
 //! (starts and serves everything / starts and loses data / refuses).
 //! The corruption catalogue runs the same harness on each of its cases
-//! (`tests/catalogue.rs`); this file covers the fixtures themselves and the
+//! (`tests/catalogue_*.rs`); this file covers the fixtures themselves and the
 //! damage the catalogue does not make: the db of a member dir destroyed in
 //! the ways people meet, etcd 2.x member dirs, `.snap` files etcd must load,
 //! a restore's own output, and a dir etcd is running on.
@@ -35,7 +35,7 @@ fn agreed(p: &Path) -> Agreed {
 #[test]
 fn every_fixture_is_judged_alike_and_as_etcd_does() {
     for vdir in version_dirs() {
-        let bin = etcd_bin_for(&vdir);
+        let bin = require(Need::EtcdFor(&vdir));
         let mut paths: Vec<PathBuf> = vec![vdir.join("single.snapshot.db"), vdir.join("cluster.snapshot.db")];
         let mut dirs = Vec::new();
         for (scenario, names) in [
@@ -89,7 +89,6 @@ fn every_fixture_is_judged_alike_and_as_etcd_does() {
 #[test]
 fn cluster_members_start_together_as_judged() {
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
         let list = read_json(&vdir.join("cluster.expect/member-list.json"));
         let members: Vec<(String, String)> = list["members"]
             .as_array()
@@ -103,11 +102,17 @@ fn cluster_members_start_together_as_judged() {
             })
             .collect();
         let initial: Vec<String> = members.iter().map(|(n, u)| format!("{n}={u}")).collect();
+        for (name, _) in &members {
+            let src = extracted_dir(&vdir, "cluster").join(name);
+            assert_eq!(agreed(&src).etcd.as_deref(), Some("starts"), "{name}");
+        }
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let tmp = tempfile::tempdir().unwrap();
         let mut running = Vec::new();
         for (name, url) in &members {
             let src = extracted_dir(&vdir, "cluster").join(name);
-            assert_eq!(agreed(&src).etcd.as_deref(), Some("starts"), "{name}");
             let d = tmp.path().join(name);
             copy_tree(&src, &d);
             let client = free_port();
@@ -280,7 +285,7 @@ const DAMAGE: &[(&str, &str, Damage)] = &[
 #[test]
 fn damaged_member_dirs_are_judged_alike_and_as_etcd_does() {
     for vdir in version_dirs() {
-        let bin = etcd_bin_for(&vdir);
+        let bin = require(Need::EtcdFor(&vdir));
         let mut failures = Vec::new();
         for (name, scenario, damage) in DAMAGE {
             let orig = extracted_dir(&vdir, scenario).join(scenario);
@@ -390,7 +395,9 @@ impl Drop for Live {
 #[test]
 fn etcd_2_member_dirs_are_named_and_judged_as_etcd_does() {
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let tmp = tempfile::tempdir().unwrap();
         let make = |name: &str, snapshot_count: &str| -> PathBuf {
             let d = tmp.path().join(name);
@@ -488,7 +495,6 @@ fn purged_snapcount(bin: &Path, vdir: &Path, into: &Path) {
 #[test]
 fn verify_reports_damaged_member_dirs() {
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
         let tmp = tempfile::tempdir().unwrap();
         let store = tmp.path().join("store");
         let single = extracted_dir(&vdir, "single").join("single");
@@ -510,7 +516,15 @@ fn verify_reports_damaged_member_dirs() {
         for f in walk_files(&empty.join("member/wal")) {
             std::fs::remove_file(f).unwrap();
         }
-        // The one .snap etcd can load, with a flipped byte.
+        // Ours, without etcd: each is damaged.
+        for n in ["wal-crc-break", "wal-dir-empty", "wal-segment-missing"] {
+            let a = agreed(&store.join(n));
+            assert_eq!(a.class, "damaged", "{n}: {a:?}");
+        }
+        // etcd makes the one .snap it can load; flip a byte of it.
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let snap = store.join("snap-crc-bad");
         purged_snapcount(&bin, &vdir, &snap);
         let before = agreed(&snap);
@@ -567,7 +581,6 @@ fn verify_reports_damaged_member_dirs() {
 #[test]
 fn bumped_restore_reads_back_as_etcd_serves_it() {
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("bumped");
         let port = free_port();
@@ -590,17 +603,20 @@ fn bumped_restore_reads_back_as_etcd_serves_it() {
         assert_eq!(r.code, 0, "{}{}", r.out, r.err);
         let a = agreed(&out);
         assert_eq!(a.class, "ok", "{a:?}");
-        let (served, writes) = serve(&bin, &out).unwrap();
-        assert!(writes);
         let g = run(&["get", "-o", "json", out.to_str().unwrap(), "", "--prefix"]);
         assert_eq!(g.code, 0, "{}", g.err);
         let (rev, kvs) = etcdctl_get_json(&g.json());
-        assert_eq!(kvs, served.kvs, "get serves what etcd serves");
-        assert_eq!(rev, served.revision);
         let status = run(&["status", "-o", "json", db_of(&out).to_str().unwrap()]).json();
         assert_eq!(status["compactRevision"], rev, "{status:#}");
         let h = run(&["hashkv", "-o", "json", out.to_str().unwrap()]).json();
         assert_eq!(h[0]["HashKV"]["compact_revision"], rev);
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
+        let (served, writes) = serve(&bin, &out).unwrap();
+        assert!(writes);
+        assert_eq!(kvs, served.kvs, "get serves what etcd serves");
+        assert_eq!(rev, served.revision);
     }
 }
 
@@ -609,7 +625,9 @@ fn bumped_restore_reads_back_as_etcd_serves_it() {
 #[test]
 fn a_live_dir_is_named_and_not_called_damaged() {
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path().join("live");
         copy_tree(&extracted_dir(&vdir, "single").join("single"), &d);
@@ -681,7 +699,12 @@ fn reads_of_a_killed_member_equal_what_etcd_serves() {
         assert_eq!(etcdctl_get_json(&g.json()), (want_rev, want.clone()));
         let db_only = run(&["get", "-o", "json", d, "", "--prefix", "--db-only"]);
         assert!(etcdctl_get_json(&db_only.json()).0 < want_rev);
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let h = run(&["history", "-o", "json", d, "/killed/k03"]).json();
+        let revs = h["revisions"].as_array().unwrap();
+        assert!(revs.last().unwrap()["deleted"] == true, "{h:#}");
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let (served, _) = serve(&bin, &dir).unwrap();
         assert_eq!((served.revision, &served.kvs), (want_rev, &want));
         // HashKV: what etcd computes after replaying the same entries.
@@ -694,9 +717,6 @@ fn reads_of_a_killed_member_equal_what_etcd_serves() {
         let theirs: Value = serde_json::from_str(&out).unwrap();
         let ours = run(&["hashkv", "-o", "json", d]).json();
         assert_eq!(ours[0]["HashKV"]["hash"], theirs[0]["HashKV"]["hash"], "{out}");
-        let h = run(&["history", "-o", "json", d, "/killed/k03"]).json();
-        let revs = h["revisions"].as_array().unwrap();
-        assert!(revs.last().unwrap()["deleted"] == true, "{h:#}");
     }
 }
 

@@ -13,20 +13,12 @@ use common::etcd::{Etcd, Member, free_port};
 use common::*;
 use serde_json::Value;
 
-/// Both etcd versions: (label, bin dir). Missing ones fail when real etcd
-/// is required (CI), and are named on stderr otherwise.
+/// Both etcd versions: (label, bin dir), each [`require`]d.
 fn versions() -> Vec<(&'static str, PathBuf)> {
-    let mut v = Vec::new();
-    for (label, bin) in [("3.4.23", etcd34_bin()), ("3.5.1", etcd35_bin())] {
-        match bin {
-            Some(b) => v.push((label, b)),
-            None => {
-                assert!(!etcd_required(), "etcd {label} is required and missing");
-                eprintln!("etcd {label} not installed: its oracle part did not run");
-            }
-        }
-    }
-    v
+    [("3.4.23", Need::Etcd34), ("3.5.1", Need::Etcd35)]
+        .into_iter()
+        .filter_map(|(label, need)| Some((label, require(need)?)))
+        .collect()
 }
 
 fn start(bin: &Path, dir: &Path, extra: &[&str]) -> Etcd {
@@ -242,11 +234,7 @@ fn offline_compaction_answers_like_online_compaction() {
 /// (3.5.1): the same keys and HashKV at every revision.
 #[test]
 fn defrag_answers_like_etcdutl_defrag() {
-    let Some(bin) = etcd35_bin() else {
-        assert!(!etcd_required(), "etcd 3.5.1 is required and missing");
-        eprintln!("etcd 3.5.1 not installed: its oracle part did not run");
-        return;
-    };
+    let Some(bin) = require(Need::Etcd35) else { return };
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("src");
     let e = start(&bin, &src, &[]);
@@ -586,8 +574,7 @@ fn large_page_dbs_compact_and_restore() {
         );
         let got = run(&["get", "-o", "json", s(&out), "", "--prefix"]).json();
         assert_eq!(got["kvs"], head["kvs"], "{ps}");
-        let Some(bin) = etcd35_bin() else {
-            assert!(!etcd_required(), "etcd 3.5.1 is required and missing");
+        let Some(bin) = require(Need::Etcd35) else {
             continue;
         };
         let dir = t.path().join(format!("r{ps}"));

@@ -94,7 +94,7 @@ fn json_without_term(text: &[u8]) -> Value {
 fn get_and_hashkv_print_what_etcdctl_prints() {
     let mut compared = 0;
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else {
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
             continue;
         };
         let tmp = tempfile::tempdir().unwrap();
@@ -186,7 +186,7 @@ fn get_and_hashkv_print_what_etcdctl_prints() {
         }
         e.shutdown();
     }
-    assert!(compared >= 21 || !etcd_required(), "compared {compared}");
+    assert!(compared >= 21 || !required(), "compared {compared}");
 }
 
 /// `-w simple --count-only` is refused, as etcdctl refuses it; `-w simple`

@@ -107,12 +107,14 @@ fn every_single_member_fixture_starts() {
 #[test]
 fn killed_member_replays_to_the_acknowledged_state_in_real_etcd() {
     for vdir in version_dirs() {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("killed");
         copy_tree(&extracted_dir(&vdir, "killed").join("killed"), &dir);
         let (_, j) = inspect_json(&[&dir]);
         assert_eq!(j["members"][0]["verdict"]["outcome"], "starts");
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let e = Etcd::start(Member {
             bin: &bin,
             data_dir: &dir,
@@ -198,7 +200,9 @@ fn check_accepts_data_dirs_and_files() {
     assert_eq!(r.code, 0, "{}", r.out);
     assert!(
         r.out.contains(&format!(
-            "{d}: OK (data-dir: db revision 349, WAL up to index 354)"
+            "{d}: OK (data-dir: db revision {}, WAL up to index {})",
+            oracle::db_revision(&vdir, "snapcount"),
+            oracle::raft_index(&vdir, "snapcount")
         )),
         "{}",
         r.out
@@ -231,7 +235,12 @@ fn inspect_usage_errors() {
     // Any etcd file is judged: inspect is the detailed view of the judgment.
     let r = run(&["inspect", vdir.join("single.snapshot.db").to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}{}", r.out, r.err);
-    assert!(r.out.contains("OK (snapshot: revision 193"), "{}", r.out);
+    let rev = oracle::snapshot_revision(&vdir, "single");
+    assert!(
+        r.out.contains(&format!("OK (snapshot: revision {rev}")),
+        "{}",
+        r.out
+    );
     let r = run(&["inspect", dir.join("member/wal").to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}{}", r.out, r.err);
     assert!(r.out.contains("OK (WAL dir"), "{}", r.out);
@@ -273,7 +282,9 @@ fn inspect_usage_errors() {
 #[test]
 fn member_killed_mid_write() {
     for vdir in version_dirs().into_iter().take(2) {
-        let Some(bin) = etcd_bin_for(&vdir) else { continue };
+        let Some(bin) = require(Need::EtcdFor(&vdir)) else {
+            continue;
+        };
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("load");
         let e = Etcd::start(Member {

@@ -8,17 +8,10 @@ use etcd_rescue::k8s::envelope;
 use etcd_rescue::k8s::schema::Schema;
 use serde_json::Value;
 
-/// The `.pb` files of `../shared/fixtures/k8s-api-roundtrip/`, sorted, or
-/// None (with a message) where that folder is absent.
+/// The `.pb` files of `../shared/fixtures/k8s-api-roundtrip/`, sorted
+/// ([`common::require`]d).
 fn roundtrip_files() -> Option<Vec<std::path::PathBuf>> {
-    let dir = common::repo().join("../shared/fixtures/k8s-api-roundtrip");
-    if !dir.is_dir() {
-        eprintln!(
-            "SKIPPED: {} is absent (it exists only in developer checkouts and CI)",
-            dir.display()
-        );
-        return None;
-    }
+    let dir = common::require(common::Need::Shared("k8s-api-roundtrip"))?;
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| {
@@ -27,6 +20,7 @@ fn roundtrip_files() -> Option<Vec<std::path::PathBuf>> {
         })
         .collect();
     names.sort();
+    assert!(!names.is_empty(), "no .pb files in {}", dir.display());
     Some(names)
 }
 

@@ -61,7 +61,7 @@ struct Stores {
 
 /// Both servers, each holding the backup tree in bucket/container `backups`.
 fn stores() -> Option<Stores> {
-    let servers = servers::servers()?;
+    let servers = require(Need::Servers)?;
     let (tree, local) = local_tree();
     let s3 = servers::s3(&servers);
     servers::s3_put_tree(&s3, "backups", &tree.path().join("backups"));
@@ -111,7 +111,7 @@ fn s3_and_azure_give_the_local_verdicts() {
         assert!(text.contains(&format!(
             "etcd_rescue_series_newest_good_backup_revision{{series=\"{base}/hourly/etcd-snapshot-m1-*.db\"}} 57"
         )), "{text}");
-        if let Some(promtool) = servers::promtool() {
+        if let Some(promtool) = require(Need::Promtool) {
             let o = std::process::Command::new(promtool)
                 .args(["check", "metrics"])
                 .stdin(std::fs::File::open(&prom).unwrap())
@@ -521,7 +521,9 @@ fn delta(revs: &[i64]) -> Vec<u8> {
 
 #[test]
 fn k3s_and_gardener_layouts_are_recognised() {
-    let Some(servers) = servers::servers() else { return };
+    let Some(servers) = require(Need::Servers) else {
+        return;
+    };
     let fx = repo().join("testdata/fixtures");
     let snap = std::fs::read(fx.join("v3.5.1/single.snapshot.db")).unwrap();
     let cluster = std::fs::read(fx.join("v3.5.1/cluster.snapshot.db")).unwrap();
@@ -706,7 +708,9 @@ fn k3s_and_gardener_layouts_are_recognised() {
 
 #[test]
 fn dated_prefixes_are_one_series_per_cluster() {
-    let Some(servers) = servers::servers() else { return };
+    let Some(servers) = require(Need::Servers) else {
+        return;
+    };
     let fx = repo().join("testdata/fixtures");
     let snap = std::fs::read(fx.join("v3.5.1/single.snapshot.db")).unwrap();
     let cluster = std::fs::read(fx.join("v3.5.1/cluster.snapshot.db")).unwrap();
@@ -747,7 +751,7 @@ fn dated_prefixes_are_one_series_per_cluster() {
 
 #[test]
 fn alert_rules_and_deploy_manifests_are_valid() {
-    let Some(promtool) = servers::promtool() else {
+    let Some(promtool) = require(Need::Promtool) else {
         return;
     };
     let rules = repo().join("deploy/prometheus/etcd-rescue-rules.yaml");
@@ -770,25 +774,22 @@ fn alert_rules_and_deploy_manifests_are_valid() {
         );
     }
     // The CronJob renders with kustomize (kubectl's, offline).
-    let o = std::process::Command::new("kubectl")
+    let Some(kubectl) = require(Need::Kubectl) else {
+        return;
+    };
+    let o = std::process::Command::new(kubectl)
         .args(["kustomize"])
         .arg(repo().join("deploy/kubernetes"))
-        .output();
-    match o {
-        Ok(o) => {
-            assert!(
-                o.status.success(),
-                "kustomize: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            let text = String::from_utf8_lossy(&o.stdout);
-            assert!(
-                text.contains("kind: CronJob")
-                    && text.contains("etcd-rescue")
-                    && text.contains("--metrics-file"),
-                "{text}"
-            );
-        }
-        Err(e) => assert!(!etcd_required(), "kubectl: {e}"),
-    }
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "kustomize: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("kind: CronJob") && text.contains("etcd-rescue") && text.contains("--metrics-file"),
+        "{text}"
+    );
 }

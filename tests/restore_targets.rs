@@ -30,7 +30,7 @@ fn restore_args(src: &Path, data_dir: &Path, peer_port: u16) -> Vec<String> {
 /// Starts the real etcd of fixture version `v` on `dir` and asserts it
 /// serves that version's single fixture's keys at its revision.
 fn serves_the_snapshot(v: &Path, dir: &Path, peer_port: u16) {
-    let Some(bin) = etcd_bin_for(v) else {
+    let Some(bin) = require(Need::EtcdFor(v)) else {
         return;
     };
     let e = Etcd::start(Member {

@@ -474,7 +474,7 @@ fn salvage_on_real_damage_ends_in_a_running_etcd_that_serves_what_survived() {
     let mut lines = Vec::new();
     let mut kinds = BTreeSet::new();
     for (vdir, file) in sources() {
-        let bin = etcd_bin_for(&vdir);
+        let bin = require(Need::EtcdFor(&vdir));
         let orig = std::fs::read(&file).unwrap();
         for c in cases(&orig) {
             kinds.insert(c.name.clone());
@@ -516,7 +516,7 @@ fn served_by_etcd(bin: &Path, member_dir: &Path, tmp: &Path) -> (i64, Vec<Kv>) {
 #[test]
 fn a_member_dir_is_salvaged_with_its_wal() {
     for vdir in version_dirs() {
-        let bin = etcd_bin_for(&vdir);
+        let bin = require(Need::EtcdFor(&vdir));
         // (scenario, damage, how the WAL is used, nothing lost)
         for (scenario, damage, mode, complete) in [
             ("single", "newest key leaf destroyed", "rebuilt", true),

