@@ -1130,3 +1130,198 @@ fn finish(j: Judge<'_, '_>, recoverable: Recoverable) -> Judged {
         v2,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each step of etcd's start-up, on a member dir built in memory: a
+    //! WAL written by our writer and scanned, a db summary and a snap dir.
+    //! (The same verdicts on real files are checked against real etcd in
+    //! `tests/wal_damaged.rs` and `tests/catalogue_*.rs`.)
+
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::membership::Member;
+    use crate::pb::raftpb;
+    use crate::wal::WalDir;
+    use crate::wal::writer::{SegmentWriter, add_node_entry};
+
+    fn layout() -> Layout {
+        let m = PathBuf::from("m/member");
+        Layout {
+            input: PathBuf::from("m"),
+            wal: m.join("wal"),
+            wal_apart: false,
+            snap: m.join("snap"),
+            db: m.join("snap/db"),
+            member: m,
+            shown: PathBuf::from("m"),
+        }
+    }
+
+    fn db(consistent_index: u64) -> DbSummary {
+        DbSummary {
+            file: "member/snap/db".into(),
+            exists: true,
+            state: DbState::Readable,
+            readable: true,
+            size: 20480,
+            revision: Some(5),
+            consistent_index: Some(consistent_index),
+            term: Some(2),
+            members: vec![Member {
+                id: 7,
+                name: "m".into(),
+                peer_urls: vec!["http://127.0.0.1:2380".into()],
+                client_urls: vec![],
+                is_learner: false,
+            }],
+            ..DbSummary::default()
+        }
+    }
+
+    fn snap_dir() -> SnapDir {
+        SnapDir {
+            dir: "member/snap".into(),
+            exists: true,
+            snaps: vec![],
+            snap_dbs: vec![],
+            broken: vec![],
+            tmp: vec![],
+            has_db: true,
+            other: vec![],
+            findings: Default::default(),
+        }
+    }
+
+    /// A WAL of one segment: metadata, the member's conf change at 1,
+    /// no-ops up to `last`, a HardState committing `commit`; `corrupt`
+    /// flips a byte of its last entry (a CRC mismatch before the HardState).
+    fn wal(last: u64, commit: u64, corrupt: bool) -> WalReport {
+        let mut w = SegmentWriter::new(0);
+        w.metadata(7, cluster_id(&[7]));
+        // etcd's first segment marks the empty snapshot at index 0.
+        w.snapshot(0, 0, None);
+        w.entry(&add_node_entry(2, 1, 7, b"{\"id\":7}"));
+        for i in 2..=last {
+            w.entry(&raftpb::Entry {
+                term: Some(2),
+                index: Some(i),
+                r#type: Some(0),
+                data: Some(if corrupt && i == last {
+                    b"zzzzzzzz".to_vec()
+                } else {
+                    vec![]
+                }),
+            });
+        }
+        w.state(2, 7, commit);
+        let mut bytes = w.into_bytes();
+        if corrupt {
+            let at = bytes.windows(8).position(|x| x == b"zzzzzzzz").unwrap();
+            bytes[at] = b'y';
+        }
+        let d = WalDir::from_files(
+            Path::new("m/member/wal"),
+            vec![("0000000000000000-0000000000000000.wal".into(), bytes)],
+        );
+        crate::wal::scan(&d, crate::wal::ScanOptions::default(), |_| {})
+    }
+
+    fn judge_with(db: &DbSummary, wal: Option<&WalReport>) -> Judged {
+        let (layout, snap) = (layout(), snap_dir());
+        judge(&Inputs {
+            layout: &layout,
+            db,
+            db_report: None,
+            wal,
+            wal_error: None,
+            snap: &snap,
+            wal_rel: "member/wal",
+            snap_rel: "member/snap",
+            usage: None,
+            live: false,
+        })
+    }
+
+    fn codes(j: &Judged) -> Vec<&'static str> {
+        j.findings.iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn db_and_wal_in_step_start() {
+        let w = wal(5, 5, false);
+        let j = judge_with(&db(5), Some(&w));
+        assert_eq!(j.verdict.outcome, EtcdOutcome::Starts, "{:?}", j.verdict);
+        assert!(
+            j.findings.iter().all(|f| f.severity < Severity::Error),
+            "{:?}",
+            codes(&j)
+        );
+        assert_eq!(j.verdict.recoverable.index, Some(Index(5)));
+    }
+
+    #[test]
+    fn a_db_behind_the_wal_is_replayed() {
+        let w = wal(8, 8, false);
+        let j = judge_with(&db(5), Some(&w));
+        assert_eq!(j.verdict.outcome, EtcdOutcome::Starts);
+        assert!(codes(&j).contains(&"db-behind-wal"), "{:?}", codes(&j));
+        assert!(
+            j.verdict
+                .statements
+                .iter()
+                .any(|s| s.contains("etcd will replay them (entries 6..8)"))
+        );
+    }
+
+    #[test]
+    fn a_db_ahead_of_its_wal_starts_but_is_unsafe() {
+        let w = wal(5, 5, false);
+        let j = judge_with(&db(9), Some(&w));
+        assert_eq!(j.verdict.outcome, EtcdOutcome::Unsafe, "{:?}", j.verdict);
+        assert!(codes(&j).contains(&"db-ahead-of-wal"), "{:?}", codes(&j));
+    }
+
+    #[test]
+    fn no_wal_over_a_db_with_data_is_unsafe() {
+        let j = judge_with(&db(5), None);
+        assert_eq!(j.verdict.outcome, EtcdOutcome::Unsafe, "{:?}", j.verdict);
+        assert!(j.verdict.recoverable.source == "db");
+    }
+
+    #[test]
+    fn a_corrupt_wal_does_not_start_and_says_what_a_restore_keeps() {
+        let w = wal(6, 6, true);
+        let j = judge_with(&db(3), Some(&w));
+        assert_eq!(j.verdict.outcome, EtcdOutcome::WontStart, "{:?}", j.verdict);
+        let crc = w.findings.items().iter().find(|f| f.code == "wal-crc-mismatch");
+        assert_eq!(
+            crc.map(|f| f.severity),
+            Some(Severity::Error),
+            "the WAL scan says why"
+        );
+        assert_eq!(j.verdict.recoverable.source, "db");
+        assert_eq!(j.verdict.recoverable.index, Some(Index(3)));
+        assert!(j.verdict.advice.is_some());
+    }
+
+    #[test]
+    fn a_missing_db_is_rebuilt_from_a_wal_that_starts_at_one() {
+        let missing = DbSummary {
+            file: "member/snap/db".into(),
+            ..DbSummary::default()
+        };
+        let w = wal(4, 4, false);
+        let j = judge_with(&missing, Some(&w));
+        assert_eq!(j.verdict.outcome, EtcdOutcome::Starts, "{:?}", j.verdict);
+        assert!(codes(&j).contains(&"db-missing"), "{:?}", codes(&j));
+    }
+
+    #[test]
+    fn a_commit_beyond_the_log_does_not_start() {
+        let w = wal(4, 9, false);
+        let j = judge_with(&db(4), Some(&w));
+        assert_eq!(j.verdict.outcome, EtcdOutcome::WontStart, "{:?}", j.verdict);
+    }
+}
