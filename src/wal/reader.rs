@@ -311,218 +311,246 @@ fn read_segment<'a, F: FnMut(Event<'a>)>(
     st: &mut State,
     visit: &mut F,
 ) {
-    let loc = |offset: usize| Loc {
-        segment: si,
-        offset: offset as u64,
+    let mut r = SegmentRead {
+        si,
+        last,
+        seg,
+        st,
+        off: 0,
+        hidden: false,
+        in_order: true,
+        valid_end: 0,
+        records: 0,
     };
-    let mut off = 0usize;
-    // After an end marker, records are hidden from etcd.
-    let mut hidden = false;
-    // Still reading in order from the start (for etcd's lastValidOff).
-    let mut in_order = true;
-    let mut valid_end = 0usize;
-    let mut records = 0u64;
-    let end_kind;
-    loop {
-        let seen = !st.stopped && !hidden;
-        let slot = frame::read(seg, off);
-        let (damage_kind, torn, record, frame_end) = match slot {
-            Ok(Slot::End { marker: false }) => {
-                end_kind = EndKind::Eof;
-                break;
+    let kind = loop {
+        match r.step(visit) {
+            Step::Next => {}
+            Step::End(kind) => break kind,
+            Step::Damage(d, framing) => {
+                // A frame or record that cannot be read loses the chain; a
+                // CRC mismatch has set it already.
+                if framing {
+                    r.st.chain = Chain::Unknown;
+                }
+                let (seen, at) = (r.seen(), r.loc());
+                emit_damage(visit, r.st, seen, at, d, seg, &mut r.off);
+                r.in_order = false;
+                if r.off >= seg.len() {
+                    break EndKind::Damaged;
+                }
             }
-            Ok(Slot::End { marker: true }) => match frame::first_nonzero(&seg[off..]) {
-                None => {
-                    end_kind = EndKind::Marker;
-                    break;
-                }
-                Some(nz) => {
-                    let first = off + nz;
-                    let resumed = resync(seg, first & !7);
-                    let to = resumed.unwrap_or(seg.len());
-                    visit(Event::Damage(Damage {
-                        at: loc(off),
-                        kind: DamageKind::DataAfterEnd {
-                            first_nonzero: first as u64,
-                        },
-                        torn: false,
-                        stops_etcd: false,
-                        seen_by_etcd: seen,
-                        record: None,
-                        skipped: (to - off) as u64,
-                        resumed: resumed.map(|r| r as u64),
-                    }));
-                    in_order = false;
-                    hidden = true;
-                    st.chain = Chain::Unknown;
-                    match resumed {
-                        Some(r) => {
-                            off = r;
-                            continue;
-                        }
-                        None => {
-                            end_kind = EndKind::Marker;
-                            break;
-                        }
-                    }
-                }
-            },
+        }
+    };
+    visit(Event::SegmentEnd(SegmentEnd {
+        segment: si,
+        valid_end: r.valid_end as u64,
+        end: r.off.min(seg.len()) as u64,
+        kind,
+        records: r.records,
+    }));
+}
+
+/// Damage as found: what, whether etcd takes it for a torn write, the
+/// record when it parsed, and where its frame ends when that is known.
+type Found<'a> = (DamageKind, bool, Option<Record<'a>>, Option<usize>);
+
+/// What one step of a segment's reading found.
+enum Step<'a> {
+    /// A record was delivered, or reading resumed: read on.
+    Next,
+    /// Damage; `true` when it is in the framing or the record's encoding
+    /// (the CRC chain is lost; after a CRC mismatch, a chain break or an
+    /// unknown type the chain is as the step left it).
+    Damage(Found<'a>, bool),
+    /// The segment ends.
+    End(EndKind),
+}
+
+/// The reading of one segment: where it is, and what it has found.
+struct SegmentRead<'a, 's> {
+    si: usize,
+    last: bool,
+    seg: &'a [u8],
+    st: &'s mut State,
+    off: usize,
+    /// After an end marker, records are hidden from etcd.
+    hidden: bool,
+    /// Still reading in order from the start (for etcd's lastValidOff).
+    in_order: bool,
+    valid_end: usize,
+    records: u64,
+}
+
+impl<'a> SegmentRead<'a, '_> {
+    fn loc(&self) -> Loc {
+        Loc {
+            segment: self.si,
+            offset: self.off as u64,
+        }
+    }
+
+    /// Whether etcd reads what is at `off`.
+    fn seen(&self) -> bool {
+        !self.st.stopped && !self.hidden
+    }
+
+    #[inline]
+    fn step<F: FnMut(Event<'a>)>(&mut self, visit: &mut F) -> Step<'a> {
+        match frame::read(self.seg, self.off) {
+            Ok(Slot::End { marker: false }) => Step::End(EndKind::Eof),
+            Ok(Slot::End { marker: true }) => self.after_end_marker(visit),
             Err(e) => {
                 let kind = match e {
                     FrameError::ShortWord { remaining, .. } => DamageKind::ShortWord { remaining },
                     FrameError::TooLarge { len, .. } => DamageKind::TooLarge { len },
                     FrameError::PastEnd { len, remaining, .. } => DamageKind::PastEnd { len, remaining },
                 };
-                let torn = last && !matches!(e, FrameError::TooLarge { .. });
-                (kind, torn, None, None)
+                let torn = self.last && !matches!(e, FrameError::TooLarge { .. });
+                Step::Damage((kind, torn, None, None), true)
             }
             Ok(Slot::Frame(f)) => match Record::parse(f.body) {
                 Err(e) => {
                     // Go's decoder returns io.ErrUnexpectedEOF for a record
                     // cut short, which etcd takes for a torn write as it
                     // does a record with a zeroed sector.
-                    let torn = last
-                        && (e.is_unexpected_eof()
-                            || frame::has_zero_sector(f.offset, &seg[f.offset + frame::HEADER..f.end()]));
-                    (DamageKind::Undecodable(e), torn, None, None)
+                    let torn = self.last && (e.is_unexpected_eof() || self.zero_sector(&f));
+                    Step::Damage((DamageKind::Undecodable(e), torn, None, None), true)
                 }
-                Ok(rec) => {
-                    let kind = rec.kind();
-                    if kind == Some(RecordType::Crc) {
-                        let running = if seen {
-                            Some(st.etcd_crc)
-                        } else if let Chain::Known(x) = st.chain {
-                            Some(x)
-                        } else {
-                            None
-                        };
-                        st.chain = Chain::Known(rec.crc);
-                        if seen {
-                            st.etcd_crc = rec.crc;
-                        }
-                        match running {
-                            Some(r) if r != 0 && r != rec.crc => {
-                                // Either records are missing (the carried CRC
-                                // is right) or the crc record itself was
-                                // damaged (the running one is): let the next
-                                // record decide, as after a CRC mismatch.
-                                st.chain = Chain::Either(rec.crc, r);
-                                (
-                                    DamageKind::ChainBreak {
-                                        stored: rec.crc,
-                                        running: r,
-                                    },
-                                    false,
-                                    Some(rec),
-                                    Some(f.end()),
-                                )
-                            }
-                            _ => {
-                                deliver(visit, loc(off), rec, RecordType::Crc, &f, seen, true);
-                                records += 1;
-                                off = f.end();
-                                if in_order {
-                                    valid_end = off;
-                                }
-                                continue;
-                            }
-                        }
-                    } else {
-                        let (ok, checked, computed) = match st.chain {
-                            Chain::Known(x) => {
-                                let c = crc32c::crc32c_append(x, rec.data);
-                                (c == rec.crc, true, c)
-                            }
-                            Chain::Either(a, b) => {
-                                let ca = crc32c::crc32c_append(a, rec.data);
-                                let cb = crc32c::crc32c_append(b, rec.data);
-                                (ca == rec.crc || cb == rec.crc, true, ca)
-                            }
-                            Chain::Unknown => (true, false, rec.crc),
-                        };
-                        if !ok {
-                            let torn = last
-                                && frame::has_zero_sector(f.offset, &seg[f.offset + frame::HEADER..f.end()]);
-                            st.chain = if checked && computed != rec.crc {
-                                Chain::Either(rec.crc, computed)
-                            } else {
-                                Chain::Unknown
-                            };
-                            let d = (
-                                DamageKind::CrcMismatch {
-                                    stored: rec.crc,
-                                    computed,
-                                },
-                                torn,
-                                Some(rec),
-                                Some(f.end()),
-                            );
-                            // The chain state is already set; skip the common reset below.
-                            emit_damage(visit, st, seen, loc(off), d, seg, &mut off);
-                            in_order = false;
-                            if off >= seg.len() {
-                                end_kind = EndKind::Damaged;
-                                break;
-                            }
-                            continue;
-                        }
-                        st.chain = Chain::Known(rec.crc);
-                        if seen {
-                            st.etcd_crc = rec.crc;
-                        }
-                        match kind {
-                            Some(k) => {
-                                deliver(visit, loc(off), rec, k, &f, seen, checked);
-                                records += 1;
-                                off = f.end();
-                                if in_order {
-                                    valid_end = off;
-                                }
-                                continue;
-                            }
-                            None => (
-                                DamageKind::UnknownType { raw: rec.raw_type },
-                                false,
-                                Some(rec),
-                                Some(f.end()),
-                            ),
-                        }
-                    }
-                }
+                Ok(rec) if rec.kind() == Some(RecordType::Crc) => self.crc_record(rec, &f, visit),
+                Ok(rec) => self.data_record(rec, &f, visit),
             },
-        };
-        // Damage: chain is lost unless set above.
-        if matches!(
-            damage_kind,
-            DamageKind::ShortWord { .. }
-                | DamageKind::TooLarge { .. }
-                | DamageKind::PastEnd { .. }
-                | DamageKind::Undecodable(_)
-        ) {
-            st.chain = Chain::Unknown;
-        }
-        emit_damage(
-            visit,
-            st,
-            seen,
-            loc(off),
-            (damage_kind, torn, record, frame_end),
-            seg,
-            &mut off,
-        );
-        in_order = false;
-        if off >= seg.len() {
-            end_kind = EndKind::Damaged;
-            break;
         }
     }
-    visit(Event::SegmentEnd(SegmentEnd {
-        segment: si,
-        valid_end: valid_end as u64,
-        end: off.min(seg.len()) as u64,
-        kind: end_kind,
-        records,
-    }));
+
+    fn zero_sector(&self, f: &Frame<'a>) -> bool {
+        frame::has_zero_sector(f.offset, &self.seg[f.offset + frame::HEADER..f.end()])
+    }
+
+    /// A zero length word: the end, unless non-zero bytes follow (then
+    /// what follows is hidden from etcd, and read from the next record
+    /// found).
+    fn after_end_marker<F: FnMut(Event<'a>)>(&mut self, visit: &mut F) -> Step<'a> {
+        let Some(nz) = frame::first_nonzero(&self.seg[self.off..]) else {
+            return Step::End(EndKind::Marker);
+        };
+        let first = self.off + nz;
+        let resumed = resync(self.seg, first & !7);
+        let to = resumed.unwrap_or(self.seg.len());
+        visit(Event::Damage(Damage {
+            at: self.loc(),
+            kind: DamageKind::DataAfterEnd {
+                first_nonzero: first as u64,
+            },
+            torn: false,
+            stops_etcd: false,
+            seen_by_etcd: self.seen(),
+            record: None,
+            skipped: (to - self.off) as u64,
+            resumed: resumed.map(|r| r as u64),
+        }));
+        self.in_order = false;
+        self.hidden = true;
+        self.st.chain = Chain::Unknown;
+        match resumed {
+            Some(r) => {
+                self.off = r;
+                Step::Next
+            }
+            None => Step::End(EndKind::Marker),
+        }
+    }
+
+    /// A crc record: it carries the running CRC, which must match the one
+    /// computed so far (0 at the start of a WAL).
+    fn crc_record<F: FnMut(Event<'a>)>(&mut self, rec: Record<'a>, f: &Frame<'a>, visit: &mut F) -> Step<'a> {
+        let seen = self.seen();
+        let running = match (seen, self.st.chain) {
+            (true, _) => Some(self.st.etcd_crc),
+            (false, Chain::Known(x)) => Some(x),
+            _ => None,
+        };
+        self.st.chain = Chain::Known(rec.crc);
+        if seen {
+            self.st.etcd_crc = rec.crc;
+        }
+        match running {
+            Some(r) if r != 0 && r != rec.crc => {
+                // Either records are missing (the carried CRC is right) or
+                // the crc record itself was damaged (the running one is):
+                // let the next record decide, as after a CRC mismatch.
+                self.st.chain = Chain::Either(rec.crc, r);
+                let kind = DamageKind::ChainBreak {
+                    stored: rec.crc,
+                    running: r,
+                };
+                Step::Damage((kind, false, Some(rec), Some(f.end())), false)
+            }
+            _ => self.deliver(visit, rec, RecordType::Crc, f, true),
+        }
+    }
+
+    /// A data record: its CRC against the chain, then delivered.
+    fn data_record<F: FnMut(Event<'a>)>(
+        &mut self,
+        rec: Record<'a>,
+        f: &Frame<'a>,
+        visit: &mut F,
+    ) -> Step<'a> {
+        let (ok, checked, computed) = match self.st.chain {
+            Chain::Known(x) => {
+                let c = crc32c::crc32c_append(x, rec.data);
+                (c == rec.crc, true, c)
+            }
+            Chain::Either(a, b) => {
+                let ca = crc32c::crc32c_append(a, rec.data);
+                let cb = crc32c::crc32c_append(b, rec.data);
+                (ca == rec.crc || cb == rec.crc, true, ca)
+            }
+            Chain::Unknown => (true, false, rec.crc),
+        };
+        if !ok {
+            let torn = self.last && self.zero_sector(f);
+            self.st.chain = if checked && computed != rec.crc {
+                Chain::Either(rec.crc, computed)
+            } else {
+                Chain::Unknown
+            };
+            let kind = DamageKind::CrcMismatch {
+                stored: rec.crc,
+                computed,
+            };
+            return Step::Damage((kind, torn, Some(rec), Some(f.end())), false);
+        }
+        self.st.chain = Chain::Known(rec.crc);
+        if self.seen() {
+            self.st.etcd_crc = rec.crc;
+        }
+        match rec.kind() {
+            Some(k) => self.deliver(visit, rec, k, f, checked),
+            None => {
+                // The chain holds: the record's CRC matched.
+                let kind = DamageKind::UnknownType { raw: rec.raw_type };
+                Step::Damage((kind, false, Some(rec), Some(f.end())), false)
+            }
+        }
+    }
+
+    fn deliver<F: FnMut(Event<'a>)>(
+        &mut self,
+        visit: &mut F,
+        rec: Record<'a>,
+        kind: RecordType,
+        f: &Frame<'a>,
+        checked: bool,
+    ) -> Step<'a> {
+        deliver(visit, self.loc(), rec, kind, f, self.seen(), checked);
+        self.records += 1;
+        self.off = f.end();
+        if self.in_order {
+            self.valid_end = self.off;
+        }
+        Step::Next
+    }
 }
 
 #[inline]
