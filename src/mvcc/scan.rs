@@ -270,6 +270,141 @@ struct KeyState {
     below_compact: u32,
 }
 
+/// What is wrong with one record's fields on their own (a tombstone with
+/// fields, a put whose revisions or version cannot be).
+fn field_problems(rk: RevKey, kv: &KeyValueRef<'_>) -> Vec<(Severity, &'static str, String)> {
+    let (main, rev, shown) = (rk.rev.main, rk.rev, bolt::KeyDisplay(kv.key));
+    let mut out = Vec::new();
+    if rk.tombstone {
+        if kv.create_revision != 0 || kv.mod_revision != 0 || kv.version != 0 || !kv.value.is_empty() {
+            out.push((
+                Severity::Warning,
+                "tombstone-fields",
+                format!("tombstone of {shown} at revision {rev} carries fields other than the key"),
+            ));
+        }
+        return out;
+    }
+    if kv.mod_revision != main {
+        out.push((
+            Severity::Error,
+            "mod-revision-mismatch",
+            format!(
+                "{shown}: stored under revision {rev} but its mod_revision is {}",
+                kv.mod_revision
+            ),
+        ));
+    }
+    if kv.create_revision < 1 || kv.create_revision > main {
+        out.push((
+            Severity::Error,
+            "create-revision-invalid",
+            format!(
+                "{shown} at revision {rev}: create_revision {} is not between 1 and the mod revision",
+                kv.create_revision
+            ),
+        ));
+    }
+    if kv.version < 1 {
+        out.push((
+            Severity::Error,
+            "version-invalid",
+            format!("{shown} at revision {rev}: version {} is below 1", kv.version),
+        ));
+    }
+    out
+}
+
+/// One step of a key's history, as etcd's compaction leaves it: above the
+/// compact revision every revision is kept, so each must continue the one
+/// before (a put the version after it, a create after a delete version 1,
+/// no delete of a deleted key). The key's state after `rk`, and what is
+/// wrong.
+fn history_step(
+    prev: Option<KeyState>,
+    rk: RevKey,
+    kv: &KeyValueRef<'_>,
+    compact: i64,
+) -> (KeyState, Option<(&'static str, String)>) {
+    let (main, rev, shown) = (rk.rev.main, rk.rev, bolt::KeyDisplay(kv.key));
+    let put = KeyState {
+        create: kv.create_revision,
+        version: kv.version,
+        last_main: main,
+        lease: kv.lease,
+        deleted: false,
+        below_compact: prev.map_or(0, |s| s.below_compact),
+    };
+    match (prev, rk.tombstone) {
+        (None, true) => {
+            let state = KeyState {
+                create: 0,
+                version: 0,
+                lease: 0,
+                deleted: true,
+                ..put
+            };
+            let problem = (main > compact).then(|| {
+                ("orphan-tombstone", format!(
+                    "{shown}: a delete at revision {rev} with no earlier revision of the key stored (and it is above the compact revision {compact})"
+                ))
+            });
+            (state, problem)
+        }
+        (Some(s), true) => {
+            let problem = s.deleted.then(|| {
+                (
+                    "double-tombstone",
+                    format!(
+                        "{shown}: deleted at revision {rev} but already deleted at {}",
+                        s.last_main
+                    ),
+                )
+            });
+            let state = KeyState {
+                deleted: true,
+                last_main: main,
+                lease: 0,
+                ..s
+            };
+            (state, problem)
+        }
+        (None, false) => {
+            let problem = (main > compact && (kv.create_revision != main || kv.version != 1)).then(|| {
+                ("history-gap", format!(
+                    "{shown}: the first stored revision {rev} has version {} and create_revision {}, but no earlier revision survives and it is above the compact revision {compact}",
+                    kv.version, kv.create_revision
+                ))
+            });
+            (put, problem)
+        }
+        (Some(s), false) if s.deleted => {
+            let problem = (kv.create_revision != main || kv.version != 1).then(|| {
+                ("generation-start", format!(
+                    "{shown}: re-created at revision {rev} after a delete, but has version {} and create_revision {} (expected 1 and {main})",
+                    kv.version, kv.create_revision
+                ))
+            });
+            (put, problem)
+        }
+        (Some(s), false) => {
+            let problem = (kv.create_revision != s.create || kv.version != s.version + 1).then(|| {
+                ("version-discontinuity", format!(
+                    "{shown}: revision {rev} has version {} and create_revision {}, but the previous revision {} had version {} and create_revision {}",
+                    kv.version, kv.create_revision, s.last_main, s.version, s.create
+                ))
+            });
+            (
+                KeyState {
+                    deleted: s.deleted,
+                    ..put
+                },
+                problem,
+            )
+        }
+    }
+}
+
 struct Scan<'a> {
     opts: DbScanOptions,
     hash: Hasher<'a>,
@@ -348,194 +483,33 @@ impl<'a> Scan<'a> {
     }
 
     fn check_kv(&mut self, node: &Node<'a>, index: usize, rk: RevKey, kv: &KeyValueRef<'a>) {
-        let main = rk.rev.main;
-        let rev = rk.rev;
         if kv.key.is_empty() {
-            let blank = !rk.tombstone
-                && kv.create_revision == 0
-                && kv.mod_revision == 0
-                && kv.version == 0
-                && kv.lease == 0
-                && kv.value.is_empty();
-            if blank && self.meta.scheduled_compact_rev == Some(main) {
-                self.finding(
-                    Severity::Info,
-                    "revision-bump-marker",
-                    node,
-                    index,
-                    format!(
-                        "an empty record at revision {rev}, where a compaction is scheduled: the marker a restore with --bump-revision writes so that etcd starts at this revision; etcd keeps it but never serves it"
-                    ),
-                );
-            } else {
-                self.finding(
-                    Severity::Warning,
-                    "empty-user-key",
-                    node,
-                    index,
-                    format!(
-                        "revision {rev} has an empty key: etcd keeps it in its index but never serves it (no request can name an empty key)"
-                    ),
-                );
-            }
-            return;
+            return self.empty_key(node, index, rk, kv);
         }
-        let shown = bolt::KeyDisplay(kv.key);
-        if rk.tombstone {
-            if kv.create_revision != 0 || kv.mod_revision != 0 || kv.version != 0 || !kv.value.is_empty() {
-                self.finding(
-                    Severity::Warning,
-                    "tombstone-fields",
-                    node,
-                    index,
-                    format!("tombstone of {shown} at revision {rev} carries fields other than the key"),
-                );
-            }
-        } else {
-            if kv.mod_revision != main {
-                self.finding(
-                    Severity::Error,
-                    "mod-revision-mismatch",
-                    node,
-                    index,
-                    format!(
-                        "{shown}: stored under revision {rev} but its mod_revision is {}",
-                        kv.mod_revision
-                    ),
-                );
-            }
-            if kv.create_revision < 1 || kv.create_revision > main {
-                self.finding(
-                    Severity::Error,
-                    "create-revision-invalid",
-                    node,
-                    index,
-                    format!(
-                        "{shown} at revision {rev}: create_revision {} is not between 1 and the mod revision",
-                        kv.create_revision
-                    ),
-                );
-            }
-            if kv.version < 1 {
-                self.finding(
-                    Severity::Error,
-                    "version-invalid",
-                    node,
-                    index,
-                    format!("{shown} at revision {rev}: version {} is below 1", kv.version),
-                );
-            }
+        for (sev, code, msg) in field_problems(rk, kv) {
+            self.finding(sev, code, node, index, msg);
         }
+        let main = rk.rev.main;
         let compact = self.compact;
         // A compaction etcd has not finished yet: it resumes it at start,
         // so revisions below it that are still stored are expected.
         let pending = self.meta.scheduled_compact_rev > self.meta.finished_compact_rev;
+        // One hash lookup per revision: the deep check runs beside sha256.
         let slot = self.states.entry(kv.key);
         let prev = match &slot {
             Entry::Occupied(o) => Some(*o.get()),
             Entry::Vacant(_) => None,
         };
-        let mut problem: Option<(&'static str, String)> = None;
-        let next = match (prev, rk.tombstone) {
-            (None, true) => {
-                if main > compact {
-                    problem = Some((
-                        "orphan-tombstone",
-                        format!(
-                            "{shown}: a delete at revision {rev} with no earlier revision of the key stored (and it is above the compact revision {compact})"
-                        ),
-                    ));
-                }
-                KeyState {
-                    create: 0,
-                    version: 0,
-                    last_main: main,
-                    lease: 0,
-                    deleted: true,
-                    below_compact: 0,
-                }
-            }
-            (Some(s), true) => {
-                if s.deleted {
-                    problem = Some((
-                        "double-tombstone",
-                        format!(
-                            "{shown}: deleted at revision {rev} but already deleted at {}",
-                            s.last_main
-                        ),
-                    ));
-                }
-                KeyState {
-                    deleted: true,
-                    last_main: main,
-                    lease: 0,
-                    ..s
-                }
-            }
-            (None, false) => {
-                if main > compact && (kv.create_revision != main || kv.version != 1) {
-                    problem = Some((
-                        "history-gap",
-                        format!(
-                            "{shown}: the first stored revision {rev} has version {} and create_revision {}, but no earlier revision survives and it is above the compact revision {compact}",
-                            kv.version, kv.create_revision
-                        ),
-                    ));
-                }
-                KeyState {
-                    create: kv.create_revision,
-                    version: kv.version,
-                    last_main: main,
-                    lease: kv.lease,
-                    deleted: false,
-                    below_compact: 0,
-                }
-            }
-            (Some(s), false) if s.deleted => {
-                if kv.create_revision != main || kv.version != 1 {
-                    problem = Some((
-                        "generation-start",
-                        format!(
-                            "{shown}: re-created at revision {rev} after a delete, but has version {} and create_revision {} (expected 1 and {main})",
-                            kv.version, kv.create_revision
-                        ),
-                    ));
-                }
-                KeyState {
-                    create: kv.create_revision,
-                    version: kv.version,
-                    last_main: main,
-                    lease: kv.lease,
-                    deleted: false,
-                    ..s
-                }
-            }
-            (Some(s), false) => {
-                if kv.create_revision != s.create || kv.version != s.version + 1 {
-                    problem = Some((
-                        "version-discontinuity",
-                        format!(
-                            "{shown}: revision {rev} has version {} and create_revision {}, but the previous revision {} had version {} and create_revision {}",
-                            kv.version, kv.create_revision, s.last_main, s.version, s.create
-                        ),
-                    ));
-                }
-                KeyState {
-                    create: kv.create_revision,
-                    version: kv.version,
-                    last_main: main,
-                    lease: kv.lease,
-                    ..s
-                }
-            }
-        };
-        let mut next = next;
+        let (mut next, mut problem) = history_step(prev, rk, kv, compact);
         if main <= compact {
             next.below_compact += 1;
             if next.below_compact == 2 && !pending {
                 problem = problem.or(Some((
                     "uncompacted-revision",
-                    format!("{shown}: more than one revision at or below the compact revision {compact} survives (a compaction did not finish)"),
+                    format!(
+                        "{}: more than one revision at or below the compact revision {compact} survives (a compaction did not finish)",
+                        bolt::KeyDisplay(kv.key)
+                    ),
                 )));
             }
         }
@@ -557,6 +531,39 @@ impl<'a> Scan<'a> {
                 Severity::Error
             };
             self.finding(sev, code, node, index, msg);
+        }
+    }
+
+    /// A record with an empty key: the marker a restore with
+    /// `--bump-revision` writes, or a key etcd can never serve.
+    fn empty_key(&mut self, node: &Node<'a>, index: usize, rk: RevKey, kv: &KeyValueRef<'a>) {
+        let rev = rk.rev;
+        let blank = !rk.tombstone
+            && kv.create_revision == 0
+            && kv.mod_revision == 0
+            && kv.version == 0
+            && kv.lease == 0
+            && kv.value.is_empty();
+        if blank && self.meta.scheduled_compact_rev == Some(rev.main) {
+            self.finding(
+                Severity::Info,
+                "revision-bump-marker",
+                node,
+                index,
+                format!(
+                    "an empty record at revision {rev}, where a compaction is scheduled: the marker a restore with --bump-revision writes so that etcd starts at this revision; etcd keeps it but never serves it"
+                ),
+            );
+        } else {
+            self.finding(
+                Severity::Warning,
+                "empty-user-key",
+                node,
+                index,
+                format!(
+                    "revision {rev} has an empty key: etcd keeps it in its index but never serves it (no request can name an empty key)"
+                ),
+            );
         }
     }
 
@@ -988,4 +995,101 @@ pub(crate) fn key_capacity(len: usize) -> usize {
 fn ids(v: &[u64]) -> String {
     let s: Vec<String> = v.iter().map(|i| format!("{i:x}")).collect();
     format!("[{}]", s.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mvcc::Revision;
+
+    fn put(main: i64, create: i64, version: i64) -> (RevKey, KeyValueRef<'static>) {
+        let rk = RevKey {
+            rev: Revision { main, sub: 0 },
+            tombstone: false,
+        };
+        let kv = KeyValueRef {
+            key: b"/k",
+            create_revision: create,
+            mod_revision: main,
+            version,
+            value: b"v",
+            lease: 0,
+        };
+        (rk, kv)
+    }
+
+    fn del(main: i64) -> (RevKey, KeyValueRef<'static>) {
+        let rk = RevKey {
+            rev: Revision { main, sub: 0 },
+            tombstone: true,
+        };
+        (
+            rk,
+            KeyValueRef {
+                key: b"/k",
+                ..KeyValueRef::default()
+            },
+        )
+    }
+
+    /// Runs a key's history through `history_step`: the codes found.
+    fn history(steps: &[(RevKey, KeyValueRef<'static>)], compact: i64) -> Vec<&'static str> {
+        let mut state = None;
+        let mut codes = Vec::new();
+        for (rk, kv) in steps {
+            let (next, problem) = history_step(state, *rk, kv, compact);
+            codes.extend(problem.map(|p| p.0));
+            state = Some(next);
+        }
+        codes
+    }
+
+    #[test]
+    fn a_history_as_etcd_writes_it_has_no_problem() {
+        let h = [put(2, 2, 1), put(3, 2, 2), del(4), put(6, 6, 1), put(9, 6, 2)];
+        assert_eq!(history(&h, 0), Vec::<&str>::new());
+        // Compacted at 3: the history starts at the newest revision at or below it.
+        assert_eq!(
+            history(&[put(3, 2, 2), del(4), put(6, 6, 1)], 3),
+            Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn every_break_in_a_history_is_named() {
+        assert_eq!(
+            history(&[put(2, 2, 1), put(3, 2, 3)], 0),
+            ["version-discontinuity"]
+        );
+        assert_eq!(history(&[put(2, 2, 1), del(3), del(4)], 0), ["double-tombstone"]);
+        assert_eq!(
+            history(&[put(2, 2, 1), del(3), put(5, 2, 2)], 0),
+            ["generation-start"]
+        );
+        assert_eq!(history(&[put(5, 2, 2)], 3), ["history-gap"]);
+        assert_eq!(history(&[del(5)], 3), ["orphan-tombstone"]);
+        assert_eq!(
+            history(&[del(2)], 3),
+            Vec::<&str>::new(),
+            "at or below the compaction"
+        );
+    }
+
+    #[test]
+    fn record_fields_are_checked_on_their_own() {
+        let (rk, mut kv) = put(5, 6, 0);
+        kv.mod_revision = 4;
+        let codes: Vec<&str> = field_problems(rk, &kv).into_iter().map(|p| p.1).collect();
+        assert_eq!(
+            codes,
+            [
+                "mod-revision-mismatch",
+                "create-revision-invalid",
+                "version-invalid"
+            ]
+        );
+        let (rk, mut kv) = del(5);
+        kv.version = 1;
+        assert_eq!(field_problems(rk, &kv)[0].1, "tombstone-fields");
+    }
 }
