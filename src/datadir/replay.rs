@@ -395,6 +395,132 @@ pub fn replay<'a>(db: &Db<'a>, wal: &WalDir) -> Result<Replayed, KvError> {
         .range(ci + 1..=commit.max(ci))
         .filter(|(_, e)| !e.seen_by_etcd)
         .count() as u64;
+    log_notes(&mut st.out.report, &report, &log, last);
+    for (i, kind, data) in entries {
+        let e = Entry {
+            term: crate::wal::Term(0),
+            index: crate::wal::Index(i),
+            kind,
+            data: &data,
+        };
+        let p = payload::decode(&e);
+        let what = p.request.kind();
+        // Never skipped: what comes after an entry depends on it.
+        if let Request::Undecodable { .. } | Request::TooDeep { .. } = &p.request {
+            let why = p.request.summary(400);
+            st.out.report.notes.push(format!(
+                "committed entry {i} cannot be decoded ({why}): the replay stops before it, so this result lacks it and every entry after it"
+            ));
+            st.out.report.stopped_at = Some((i, why));
+            break;
+        }
+        let result = apply(&mut st, &p.request);
+        let r = &mut st.out.report;
+        r.applied_entries += 1;
+        r.applied_to_index = i;
+        match result {
+            Ok(true) => bump(&mut r.applied, what),
+            Ok(false) => {}
+            Err(why) => bump(&mut r.not_applied, &format!("{what}: {why}")),
+        }
+    }
+    st.out.report.revision_after = st.rev;
+    Ok(st.out)
+}
+
+/// Applies one committed request as etcd's apply loop does: `Ok(true)`
+/// when it changed something, `Ok(false)` when there is nothing to replay,
+/// `Err` with why it was not applied.
+fn apply(st: &mut State<'_>, req: &Request) -> Result<bool, String> {
+    match req {
+        Request::Put { .. } | Request::DeleteRange { .. } | Request::Txn { .. } => {
+            let mut ch = Vec::new();
+            changes(st, req, &mut ch);
+            st.apply(ch)
+        }
+        Request::Compaction { revision, .. } => {
+            if *revision > st.rev {
+                Err("compaction beyond the current revision".into())
+            } else if *revision <= st.compact {
+                Err("already compacted".into())
+            } else {
+                st.compact = *revision;
+                st.out.changes.meta.insert(
+                    meta_keys::SCHEDULED_COMPACT_REV.to_vec(),
+                    Revision {
+                        main: *revision,
+                        sub: 0,
+                    }
+                    .to_key()
+                    .to_vec(),
+                );
+                Ok(true)
+            }
+        }
+        Request::LeaseGrant { id, ttl } => {
+            if st.leases.contains_key(id) {
+                Err("lease exists".into())
+            } else {
+                st.leases.insert(*id, (*ttl, 0));
+                let l = leasepb::Lease {
+                    id: *id,
+                    ttl: *ttl,
+                    remaining_ttl: 0,
+                };
+                st.out
+                    .changes
+                    .lease_puts
+                    .insert((*id as u64).to_be_bytes().to_vec(), l.encode_to_vec());
+                Ok(true)
+            }
+        }
+        Request::LeaseRevoke { id } => {
+            if st.revoke(*id) {
+                Ok(true)
+            } else {
+                Err("lease not found".into())
+            }
+        }
+        Request::LeaseCheckpoint { checkpoints } => {
+            for c in checkpoints {
+                if let Some(l) = st.leases.get_mut(&c.id) {
+                    l.1 = c.remaining_ttl;
+                    let lease = leasepb::Lease {
+                        id: c.id,
+                        ttl: l.0,
+                        remaining_ttl: c.remaining_ttl,
+                    };
+                    st.out
+                        .changes
+                        .lease_puts
+                        .insert((c.id as u64).to_be_bytes().to_vec(), lease.encode_to_vec());
+                }
+            }
+            Ok(true)
+        }
+        // Nothing to replay: reads, no-ops, membership (rewritten by the
+        // restore), cluster version, alarms.
+        Request::Noop
+        | Request::Range { .. }
+        | Request::Empty
+        | Request::ConfChange(_)
+        | Request::ConfChangeV2(_)
+        | Request::MemberAttr { .. }
+        | Request::ClusterVersion { .. }
+        | Request::Alarm { .. }
+        | Request::AuthStatus
+        | Request::Authenticate { .. } => Ok(false),
+        _ => Err("not replayed (auth, v2 and downgrade requests are left to etcd's own records)".into()),
+    }
+}
+
+/// What the log a restore uses says about the WAL's damage.
+fn log_notes(
+    r: &mut ReplayReport,
+    report: &crate::wal::WalReport,
+    log: &super::wallog::UsableLog,
+    last: u64,
+) {
     if !report.readable_by_etcd() {
         r.notes.push(if r.salvaged_entries > 0 {
             format!(
@@ -424,115 +550,6 @@ pub fn replay<'a>(db: &Db<'a>, wal: &WalDir) -> Result<Replayed, KvError> {
             h.last_found
         ));
     }
-    for (i, kind, data) in entries {
-        let e = Entry {
-            term: crate::wal::Term(0),
-            index: crate::wal::Index(i),
-            kind,
-            data: &data,
-        };
-        let p = payload::decode(&e);
-        let what = p.request.kind();
-        // Never skipped: what comes after an entry depends on it.
-        if let Request::Undecodable { .. } | Request::TooDeep { .. } = &p.request {
-            let why = p.request.summary(400);
-            st.out.report.notes.push(format!(
-                "committed entry {i} cannot be decoded ({why}): the replay stops before it, so this result lacks it and every entry after it"
-            ));
-            st.out.report.stopped_at = Some((i, why));
-            break;
-        }
-        let result: Result<bool, String> = match &p.request {
-            Request::Put { .. } | Request::DeleteRange { .. } | Request::Txn { .. } => {
-                let mut ch = Vec::new();
-                changes(&st, &p.request, &mut ch);
-                st.apply(ch)
-            }
-            Request::Compaction { revision, .. } => {
-                if *revision > st.rev {
-                    Err("compaction beyond the current revision".into())
-                } else if *revision <= st.compact {
-                    Err("already compacted".into())
-                } else {
-                    st.compact = *revision;
-                    st.out.changes.meta.insert(
-                        meta_keys::SCHEDULED_COMPACT_REV.to_vec(),
-                        Revision {
-                            main: *revision,
-                            sub: 0,
-                        }
-                        .to_key()
-                        .to_vec(),
-                    );
-                    Ok(true)
-                }
-            }
-            Request::LeaseGrant { id, ttl } => {
-                if st.leases.contains_key(id) {
-                    Err("lease exists".into())
-                } else {
-                    st.leases.insert(*id, (*ttl, 0));
-                    let l = leasepb::Lease {
-                        id: *id,
-                        ttl: *ttl,
-                        remaining_ttl: 0,
-                    };
-                    st.out
-                        .changes
-                        .lease_puts
-                        .insert((*id as u64).to_be_bytes().to_vec(), l.encode_to_vec());
-                    Ok(true)
-                }
-            }
-            Request::LeaseRevoke { id } => {
-                if st.revoke(*id) {
-                    Ok(true)
-                } else {
-                    Err("lease not found".into())
-                }
-            }
-            Request::LeaseCheckpoint { checkpoints } => {
-                for c in checkpoints {
-                    if let Some(l) = st.leases.get_mut(&c.id) {
-                        l.1 = c.remaining_ttl;
-                        let lease = leasepb::Lease {
-                            id: c.id,
-                            ttl: l.0,
-                            remaining_ttl: c.remaining_ttl,
-                        };
-                        st.out
-                            .changes
-                            .lease_puts
-                            .insert((c.id as u64).to_be_bytes().to_vec(), lease.encode_to_vec());
-                    }
-                }
-                Ok(true)
-            }
-            // Nothing to replay: reads, no-ops, membership (rewritten by the
-            // restore), cluster version, alarms.
-            Request::Noop
-            | Request::Range { .. }
-            | Request::Empty
-            | Request::ConfChange(_)
-            | Request::ConfChangeV2(_)
-            | Request::MemberAttr { .. }
-            | Request::ClusterVersion { .. }
-            | Request::Alarm { .. }
-            | Request::AuthStatus
-            | Request::Authenticate { .. } => Ok(false),
-            _ => Err("not replayed (auth, v2 and downgrade requests are left to etcd's own records)".into()),
-        };
-        let r = &mut st.out.report;
-        r.applied_entries += 1;
-        r.applied_to_index = i;
-        match result {
-            Ok(true) => bump(&mut r.applied, what),
-            Ok(false) => {}
-            Err(why) => bump(&mut r.not_applied, &format!("{what}: {why}")),
-        }
-    }
-    st.out.report.revision_after = st.rev;
-    Ok(st.out)
 }
 
 /// A new, empty etcd db (the `key` and `meta` buckets), as etcd creates one
