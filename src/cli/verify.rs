@@ -115,21 +115,70 @@ pub(super) fn run(
         ..crate::remote::Options::default()
     };
     let input::Discovered { units, errors, notes } = input::discover(&a.paths, &ropts);
-    for e in &errors {
-        writeln!(err, "etcd-rescue: {e}")?;
-    }
-    for n in &notes {
-        writeln!(err, "etcd-rescue: {n}")?;
+    for line in errors.iter().chain(&notes) {
+        writeln!(err, "etcd-rescue: {line}")?;
     }
     if units.is_empty() {
         writeln!(err, "etcd-rescue: nothing to verify")?;
         return Ok(EXIT_ERROR);
     }
+    let outcomes = verify_units(a, &units, &ropts, catalog.as_ref(), err)?;
+    let n = units.len();
+    let afresh = outcomes.iter().filter(|o| o.fresh).count();
+    let mut records: Vec<Record> = outcomes.into_iter().flat_map(|o| o.records).collect();
+    let policy = Policy {
+        max_age: a.max_age,
+        expect_growth: a.expect_growth,
+        require_hash: a.require_hash,
+    };
+    let series_failures = policy::apply(&mut records, policy, batch::now());
+    let tally = Tally::of(&records, &series_failures, n, afresh);
+    match fmt {
+        Format::Json | Format::Yaml => render::json(
+            out,
+            &json!({"results": records, "seriesFailures": series_failures, "summary": tally.json()}),
+        )?,
+        Format::Lines => {
+            for r in &records {
+                render::json_line(out, r)?;
+            }
+        }
+        Format::Table => write_table(out, &records, &series_failures, &tally)?,
+    }
+    let code = if !errors.is_empty() {
+        EXIT_ERROR
+    } else if tally.failed > 0 {
+        EXIT_PROBLEMS
+    } else {
+        EXIT_OK
+    };
+    if let Some(path) = &a.metrics_file {
+        let run = batch::metrics::Run {
+            at: batch::now(),
+            exit_code: code,
+            input_errors: errors.len(),
+        };
+        let text = batch::metrics::render(&records, &series_failures, run);
+        crate::atomic::write_file(path, true, 0o644, |f| Ok(f.write_all(text.as_bytes())?))
+            .map_err(|e| anyhow::anyhow!("cannot write the metrics file {}: {e}", path.display()))?;
+    }
+    Ok(code)
+}
+
+/// Judges every unit (on `--jobs` threads) with a progress bar, and keeps
+/// the results in the catalog.
+fn verify_units(
+    a: &VerifyArgs,
+    units: &[Unit],
+    ropts: &crate::remote::Options,
+    catalog: Option<&Catalog>,
+    err: &mut dyn Write,
+) -> anyhow::Result<Vec<batch::Outcome>> {
     let workers = a
         .jobs
         .unwrap_or_else(rayon::current_num_threads)
         .clamp(1, units.len());
-    let (objects, bytes, need) = input::remote_needs(&units, workers.min(ropts.downloads));
+    let (objects, bytes, need) = input::remote_needs(units, workers.min(ropts.downloads));
     if objects > 0 {
         writeln!(
             err,
@@ -166,7 +215,7 @@ pub(super) fn run(
         bar.inc(bytes);
     };
     let catalog_errors = std::sync::Mutex::new(Vec::new());
-    let go = || batch::run(&units, &opts, catalog.as_ref(), &progress, &catalog_errors);
+    let go = || batch::run(units, &opts, catalog, &progress, &catalog_errors);
     let outcomes = match a.jobs {
         Some(j) => rayon::ThreadPoolBuilder::new()
             .num_threads(j.max(1))
@@ -179,7 +228,7 @@ pub(super) fn run(
     // The catalog only saves work: when it fails, every result here still
     // stands (and the next run verifies afresh).
     let mut catalog_errors = catalog_errors.into_inner().unwrap_or_default();
-    if let Some(c) = &catalog
+    if let Some(c) = catalog
         && let Err(e) = batch::remember(c, &outcomes)
     {
         catalog_errors.push(format!("not updated: {e}"));
@@ -187,130 +236,142 @@ pub(super) fn run(
     for e in catalog_errors.iter().take(3) {
         writeln!(err, "etcd-rescue: warning: catalog: {e}")?;
     }
-    let afresh = outcomes.iter().filter(|o| o.fresh).count();
-    let mut records: Vec<Record> = outcomes.into_iter().flat_map(|o| o.records).collect();
-    let policy = Policy {
-        max_age: a.max_age,
-        expect_growth: a.expect_growth,
-        require_hash: a.require_hash,
-    };
-    let series_failures = policy::apply(&mut records, policy, batch::now());
-    let count = |v: Verdict| records.iter().filter(|r| r.verdict == v).count();
-    let failed = records.iter().filter(|r| r.fails()).count();
-    let policy_failed = records.iter().filter(|r| !r.policy.is_empty()).count() + series_failures.len();
-    let summary = json!({
-        "units": n,
-        "backups": records.iter().filter(|r| r.verdict != Verdict::Skipped).count(),
-        "afresh": afresh,
-        "fromCatalog": n - afresh,
-        "ok": count(Verdict::Ok),
-        "warnings": count(Verdict::Warnings),
-        "damaged": count(Verdict::Damaged),
-        "unreadable": count(Verdict::Unreadable),
-        "skipped": count(Verdict::Skipped),
-        "policyFailures": policy_failed,
-        "failed": failed + series_failures.len(),
-    });
-    match fmt {
-        Format::Json | Format::Yaml => render::json(
-            out,
-            &json!({"results": records, "seriesFailures": series_failures, "summary": summary}),
-        )?,
-        Format::Lines => {
-            for r in &records {
-                render::json_line(out, r)?;
-            }
-        }
-        Format::Table => {
-            let mut t = render::table(&[
-                "FILE",
-                "KIND",
-                "SIZE",
-                "REVISION",
-                "KEYS",
-                "TAKEN",
-                "VERDICT",
-                "FIRST PROBLEM",
-            ]);
-            for r in &records {
-                let verdict = if r.policy.is_empty() {
-                    r.verdict.word().to_uppercase()
-                } else {
-                    format!("{} (POLICY)", r.verdict.word().to_uppercase())
-                };
-                let problem = r
-                    .policy
-                    .first()
-                    .or(r.first_problem.as_ref())
-                    .map(|p| preview(p, 90))
-                    .unwrap_or_default();
-                t.add_row(vec![
-                    r.file.clone(),
-                    if r.container == "plain" {
-                        r.kind.clone()
-                    } else {
-                        format!("{} ({})", r.kind, r.container)
-                    },
-                    if r.size > 0 {
-                        human_bytes(r.size)
-                    } else {
-                        human_bytes(r.stored_size)
-                    },
-                    r.revision.map(|v| v.to_string()).unwrap_or_default(),
-                    r.keys.map(|v| v.to_string()).unwrap_or_default(),
-                    r.taken
-                        .map(|t| {
-                            format!(
-                                "{}{}",
-                                rfc3339(t),
-                                if r.taken_from.as_deref() == Some("mtime") {
-                                    " (mtime)"
-                                } else {
-                                    ""
-                                }
-                            )
-                        })
-                        .unwrap_or_default(),
-                    verdict,
-                    problem,
-                ]);
-            }
-            writeln!(out, "{t}")?;
-            for f in &series_failures {
-                writeln!(out, "POLICY: {}: {}", f.series, f.problem)?;
-            }
-            writeln!(
-                out,
-                "{} backups in {n} paths ({afresh} verified now, {} from the catalog): {} ok, {} with warnings, {} damaged, {} unreadable, {} skipped; {} policy failure(s)",
-                summary["backups"],
-                n - afresh,
-                summary["ok"],
-                summary["warnings"],
-                summary["damaged"],
-                summary["unreadable"],
-                summary["skipped"],
-                policy_failed
-            )?;
+    Ok(outcomes)
+}
+
+/// The counts of a run.
+struct Tally {
+    units: usize,
+    afresh: usize,
+    backups: usize,
+    by_verdict: [(Verdict, usize); 5],
+    policy_failed: usize,
+    /// Backups that fail, and series that fail a policy.
+    failed: usize,
+}
+
+impl Tally {
+    fn of(records: &[Record], series: &[policy::SeriesFailure], units: usize, afresh: usize) -> Tally {
+        let count = |v: Verdict| records.iter().filter(|r| r.verdict == v).count();
+        let by_verdict = [
+            Verdict::Ok,
+            Verdict::Warnings,
+            Verdict::Damaged,
+            Verdict::Unreadable,
+            Verdict::Skipped,
+        ]
+        .map(|v| (v, count(v)));
+        Tally {
+            units,
+            afresh,
+            backups: records.iter().filter(|r| r.verdict != Verdict::Skipped).count(),
+            by_verdict,
+            policy_failed: records.iter().filter(|r| !r.policy.is_empty()).count() + series.len(),
+            failed: records.iter().filter(|r| r.fails()).count() + series.len(),
         }
     }
-    let code = if !errors.is_empty() {
-        EXIT_ERROR
-    } else if failed + series_failures.len() > 0 {
-        EXIT_PROBLEMS
+
+    fn count(&self, v: Verdict) -> usize {
+        self.by_verdict
+            .iter()
+            .find(|(x, _)| *x == v)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "units": self.units,
+            "backups": self.backups,
+            "afresh": self.afresh,
+            "fromCatalog": self.units - self.afresh,
+            "ok": self.count(Verdict::Ok),
+            "warnings": self.count(Verdict::Warnings),
+            "damaged": self.count(Verdict::Damaged),
+            "unreadable": self.count(Verdict::Unreadable),
+            "skipped": self.count(Verdict::Skipped),
+            "policyFailures": self.policy_failed,
+            "failed": self.failed,
+        })
+    }
+}
+
+fn write_table(
+    out: &mut dyn Write,
+    records: &[Record],
+    series_failures: &[policy::SeriesFailure],
+    tally: &Tally,
+) -> anyhow::Result<()> {
+    let mut t = render::table(&[
+        "FILE",
+        "KIND",
+        "SIZE",
+        "REVISION",
+        "KEYS",
+        "TAKEN",
+        "VERDICT",
+        "FIRST PROBLEM",
+    ]);
+    for r in records {
+        t.add_row(row(r));
+    }
+    writeln!(out, "{t}")?;
+    for f in series_failures {
+        writeln!(out, "POLICY: {}: {}", f.series, f.problem)?;
+    }
+    writeln!(
+        out,
+        "{} backups in {} paths ({} verified now, {} from the catalog): {} ok, {} with warnings, {} damaged, {} unreadable, {} skipped; {} policy failure(s)",
+        tally.backups,
+        tally.units,
+        tally.afresh,
+        tally.units - tally.afresh,
+        tally.count(Verdict::Ok),
+        tally.count(Verdict::Warnings),
+        tally.count(Verdict::Damaged),
+        tally.count(Verdict::Unreadable),
+        tally.count(Verdict::Skipped),
+        tally.policy_failed
+    )?;
+    Ok(())
+}
+
+/// One backup's row in the table.
+fn row(r: &Record) -> Vec<String> {
+    let verdict = if r.policy.is_empty() {
+        r.verdict.word().to_uppercase()
     } else {
-        EXIT_OK
+        format!("{} (POLICY)", r.verdict.word().to_uppercase())
     };
-    if let Some(path) = &a.metrics_file {
-        let run = batch::metrics::Run {
-            at: batch::now(),
-            exit_code: code,
-            input_errors: errors.len(),
+    let problem = r
+        .policy
+        .first()
+        .or(r.first_problem.as_ref())
+        .map(|p| preview(p, 90))
+        .unwrap_or_default();
+    let kind = if r.container == "plain" {
+        r.kind.clone()
+    } else {
+        format!("{} ({})", r.kind, r.container)
+    };
+    let size = human_bytes(if r.size > 0 { r.size } else { r.stored_size });
+    let taken = r.taken.map(|t| {
+        let mtime = if r.taken_from.as_deref() == Some("mtime") {
+            " (mtime)"
+        } else {
+            ""
         };
-        let text = batch::metrics::render(&records, &series_failures, run);
-        crate::atomic::write_file(path, true, 0o644, |f| Ok(f.write_all(text.as_bytes())?))
-            .map_err(|e| anyhow::anyhow!("cannot write the metrics file {}: {e}", path.display()))?;
-    }
-    Ok(code)
+        format!("{}{mtime}", rfc3339(t))
+    });
+    vec![
+        r.file.clone(),
+        kind,
+        size,
+        r.revision.map(|v| v.to_string()).unwrap_or_default(),
+        r.keys.map(|v| v.to_string()).unwrap_or_default(),
+        taken.unwrap_or_default(),
+        verdict,
+        problem,
+    ]
 }
 
 fn history(c: &Catalog, fmt: Format, out: &mut dyn Write) -> anyhow::Result<i32> {
