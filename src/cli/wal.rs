@@ -10,7 +10,6 @@ use serde::Serialize;
 use super::render::{self, human_bytes};
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, Format};
 use crate::datadir::resolve_wal;
-use crate::judge::kind::Sniff;
 use crate::judge::source::Unwrapped;
 use crate::wal::payload::{self, Payload, Request};
 use crate::wal::scan::{EntryAt, Tail, WalReport};
@@ -173,21 +172,6 @@ fn jsonl<T: Serialize>(out: &mut dyn Write, v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What a file given as a WAL segment is instead, when its bytes say it
-/// is another etcd file (a damaged segment is still read as one).
-fn not_a_wal(p: &std::path::Path) -> Option<&'static str> {
-    let f = crate::source::MappedFile::open(p).ok()?;
-    match crate::judge::kind::sniff(f.bytes()) {
-        Sniff::Bolt => Some(
-            "a bbolt db (a snapshot or a member's snap/db), not a WAL: `etcd-rescue status` or `get` reads it; a member's WAL is its member/wal dir",
-        ),
-        Sniff::RaftSnap => Some(
-            "a raft .snap file, not a WAL: `etcd-rescue status` reads it; a member's WAL is its member/wal dir",
-        ),
-        _ => None,
-    }
-}
-
 pub(super) fn run(a: &WalArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
     let filter = match TypeFilter::new(&a.types) {
         Ok(f) => f,
@@ -198,175 +182,207 @@ pub(super) fn run(a: &WalArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn W
     };
     // A compressed or archived WAL (or member dir) is read unpacked.
     let input = Unwrapped::open(&a.dir).context("cannot open the WAL")?;
-    let dir = if input.path.is_file() {
-        if let Some(other) = not_a_wal(&input.path) {
-            writeln!(err, "etcd-rescue: {}: {other}", input.shown)?;
+    let dir = match open_wal(&input) {
+        Ok(d) => d?,
+        Err(why) => {
+            writeln!(err, "etcd-rescue: {why}")?;
             return Ok(EXIT_ERROR);
         }
-        WalDir::single(&input.path).context("cannot read the WAL segment")?
-    } else {
-        let wal_path = match resolve_wal(&input.path) {
-            Ok(p) => p,
-            Err(e) => {
-                writeln!(err, "etcd-rescue: {e}")?;
-                return Ok(EXIT_ERROR);
-            }
-        };
-        WalDir::open(&wal_path).context("cannot read the WAL directory")?
     };
     let mut entries: Vec<EntryAt<'_>> = Vec::new();
     let mut report = wal::scan(&dir, wal::ScanOptions::default(), |e| entries.push(*e));
     report.dir = input.show(std::path::Path::new(&report.dir));
     let live = wal::log::kept_by_raft(entries.iter().map(|e| (e.entry.index, e.seen_by_etcd)));
-    let prefix = a.prefix.as_deref().map(str::as_bytes);
-
     if fmt == Format::Table {
         write_header(out, &report)?;
         writeln!(out, "{:>6} {:>10}  {:<22} REQUEST", "TERM", "INDEX", "TYPE")?;
     } else {
-        if let Some(m) = &report.metadata {
-            jsonl(
-                out,
-                &Tagged {
-                    record: "metadata",
-                    value: m,
-                },
-            )?;
-        }
-        if let Some(h) = &report.hard_state {
-            jsonl(
-                out,
-                &Tagged {
-                    record: "hardState",
-                    value: h,
-                },
-            )?;
-        }
-        for s in &report.snapshots {
-            jsonl(
-                out,
-                &Tagged {
-                    record: "snapshot",
-                    value: s,
-                },
-            )?;
-        }
+        write_record_lines(out, &report)?;
     }
     let mut shown = 0u64;
-    for (i, e) in entries.iter().enumerate() {
-        let salvaged = !e.seen_by_etcd;
-        if salvaged && !a.salvage {
+    for (e, live) in entries.iter().zip(live) {
+        let replaced = e.seen_by_etcd && !live;
+        let Some(p) = selected(a, filter.as_ref(), e, replaced) else {
             continue;
-        }
-        let replaced = e.seen_by_etcd && !live[i];
-        if replaced && !a.replaced {
-            continue;
-        }
-        let idx = e.entry.index.0;
-        if a.start_index.is_some_and(|s| idx < s) || a.end_index.is_some_and(|x| idx > x) {
-            continue;
-        }
-        let p = payload::decode(&e.entry);
-        if filter
-            .as_ref()
-            .is_some_and(|f| !f.wants(e.entry.kind, &p.request))
-        {
-            continue;
-        }
-        if prefix.is_some_and(|px| !p.request.touches_prefix(px)) {
-            continue;
-        }
+        };
         shown += 1;
         let file = dir
             .segments
             .get(e.at.segment)
             .map(|s| s.file_name.as_str())
             .unwrap_or("");
-        match fmt {
-            Format::Json | Format::Lines | Format::Yaml => jsonl(
-                out,
-                &EntryLine {
-                    record: "entry",
-                    term: e.entry.term,
-                    index: e.entry.index,
-                    kind: e.entry.kind,
-                    file,
-                    offset: e.at.offset,
-                    replaced,
-                    salvaged: salvaged && !e.damaged,
-                    crc_mismatch: e.damaged,
-                    payload: &p,
-                },
-            )?,
-            Format::Table => {
-                let mut kind = p.request.kind().to_string();
-                if e.damaged {
-                    kind.push_str(" [CRC MISMATCH]");
-                } else if salvaged {
-                    kind.push_str(" [salvaged]");
-                } else if replaced {
-                    kind.push_str(" [replaced]");
-                }
-                writeln!(
-                    out,
-                    "{:>6} {:>10}  {:<22} {}",
-                    e.entry.term,
-                    e.entry.index,
-                    kind,
-                    p.request.summary(a.max_value)
-                )?;
-            }
-        }
+        write_entry(out, fmt, a, e, &p, file, replaced)?;
     }
-    let items = report.findings.items();
-    match fmt {
-        Format::Json | Format::Lines | Format::Yaml => {
-            for f in items {
-                jsonl(
-                    out,
-                    &Tagged {
-                        record: "finding",
-                        value: f,
-                    },
-                )?;
-            }
-            jsonl(
-                out,
-                &SummaryLine {
-                    record: "summary",
-                    dir: &report.dir,
-                    bytes: report.bytes,
-                    segments: &report.segments,
-                    entries: &report.entries,
-                    tail: &report.tail,
-                    salvage: &report.salvage,
-                    shown,
-                    errors: report.findings.count(crate::report::Severity::Error),
-                    warnings: report.findings.count(crate::report::Severity::Warning),
-                },
-            )?;
-        }
-        Format::Table => {
-            writeln!(out, "{shown} entries shown")?;
-            if !items.is_empty() {
-                writeln!(out, "{}", render::findings_table(items))?;
-            }
-            if report.salvage.entries > 0 && !a.salvage {
-                writeln!(
-                    err,
-                    "etcd-rescue: {} more entries (index {}..{}) lie past damage etcd cannot read; --salvage shows them",
-                    report.salvage.entries,
-                    report.salvage.first_index.map_or(0, |i| i.0),
-                    report.salvage.last_index.map_or(0, |i| i.0)
-                )?;
-            }
-        }
-    }
+    write_footer(out, err, fmt, a, &report, shown)?;
     Ok(if report.findings.has_problems() {
         EXIT_PROBLEMS
     } else {
         EXIT_OK
     })
+}
+
+/// The WAL to read: one segment file, or the WAL dir of a data dir, member
+/// dir or WAL dir. `Err` says why the path is not one (exit 2).
+fn open_wal(input: &Unwrapped) -> Result<anyhow::Result<WalDir>, String> {
+    if input.path.is_file() {
+        if let Some(other) = crate::judge::kind::not_a_wal(&input.path) {
+            return Err(format!("{}: {other}", input.shown));
+        }
+        return Ok(WalDir::single(&input.path).context("cannot read the WAL segment"));
+    }
+    let wal_path = resolve_wal(&input.path).map_err(|e| e.to_string())?;
+    Ok(WalDir::open(&wal_path).context("cannot read the WAL directory"))
+}
+
+/// The entry's payload when the flags select it (salvaged and replaced
+/// entries only when asked, the index range, the types, the key prefix).
+fn selected(a: &WalArgs, filter: Option<&TypeFilter>, e: &EntryAt<'_>, replaced: bool) -> Option<Payload> {
+    if !e.seen_by_etcd && !a.salvage || replaced && !a.replaced {
+        return None;
+    }
+    let idx = e.entry.index.0;
+    if a.start_index.is_some_and(|s| idx < s) || a.end_index.is_some_and(|x| idx > x) {
+        return None;
+    }
+    let p = payload::decode(&e.entry);
+    if filter.is_some_and(|f| !f.wants(e.entry.kind, &p.request)) {
+        return None;
+    }
+    let prefix = a.prefix.as_deref().map(str::as_bytes);
+    if prefix.is_some_and(|px| !p.request.touches_prefix(px)) {
+        return None;
+    }
+    Some(p)
+}
+
+/// The metadata, HardState and snapshot records, one JSON line each.
+fn write_record_lines(out: &mut dyn Write, report: &WalReport) -> anyhow::Result<()> {
+    if let Some(m) = &report.metadata {
+        jsonl(
+            out,
+            &Tagged {
+                record: "metadata",
+                value: m,
+            },
+        )?;
+    }
+    if let Some(h) = &report.hard_state {
+        jsonl(
+            out,
+            &Tagged {
+                record: "hardState",
+                value: h,
+            },
+        )?;
+    }
+    for s in &report.snapshots {
+        jsonl(
+            out,
+            &Tagged {
+                record: "snapshot",
+                value: s,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn write_entry(
+    out: &mut dyn Write,
+    fmt: Format,
+    a: &WalArgs,
+    e: &EntryAt<'_>,
+    p: &Payload,
+    file: &str,
+    replaced: bool,
+) -> anyhow::Result<()> {
+    let salvaged = !e.seen_by_etcd;
+    if fmt != Format::Table {
+        return jsonl(
+            out,
+            &EntryLine {
+                record: "entry",
+                term: e.entry.term,
+                index: e.entry.index,
+                kind: e.entry.kind,
+                file,
+                offset: e.at.offset,
+                replaced,
+                salvaged: salvaged && !e.damaged,
+                crc_mismatch: e.damaged,
+                payload: p,
+            },
+        );
+    }
+    let mut kind = p.request.kind().to_string();
+    if e.damaged {
+        kind.push_str(" [CRC MISMATCH]");
+    } else if salvaged {
+        kind.push_str(" [salvaged]");
+    } else if replaced {
+        kind.push_str(" [replaced]");
+    }
+    writeln!(
+        out,
+        "{:>6} {:>10}  {:<22} {}",
+        e.entry.term,
+        e.entry.index,
+        kind,
+        p.request.summary(a.max_value)
+    )?;
+    Ok(())
+}
+
+/// The findings and the summary (a JSON line, or the count and a table).
+fn write_footer(
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    fmt: Format,
+    a: &WalArgs,
+    report: &WalReport,
+    shown: u64,
+) -> anyhow::Result<()> {
+    let items = report.findings.items();
+    if fmt != Format::Table {
+        for f in items {
+            jsonl(
+                out,
+                &Tagged {
+                    record: "finding",
+                    value: f,
+                },
+            )?;
+        }
+        return jsonl(
+            out,
+            &SummaryLine {
+                record: "summary",
+                dir: &report.dir,
+                bytes: report.bytes,
+                segments: &report.segments,
+                entries: &report.entries,
+                tail: &report.tail,
+                salvage: &report.salvage,
+                shown,
+                errors: report.findings.count(crate::report::Severity::Error),
+                warnings: report.findings.count(crate::report::Severity::Warning),
+            },
+        );
+    }
+    writeln!(out, "{shown} entries shown")?;
+    if !items.is_empty() {
+        writeln!(out, "{}", render::findings_table(items))?;
+    }
+    if report.salvage.entries > 0 && !a.salvage {
+        writeln!(
+            err,
+            "etcd-rescue: {} more entries (index {}..{}) lie past damage etcd cannot read; --salvage shows them",
+            report.salvage.entries,
+            report.salvage.first_index.map_or(0, |i| i.0),
+            report.salvage.last_index.map_or(0, |i| i.0)
+        )?;
+    }
+    Ok(())
 }
 
 fn write_header(out: &mut dyn Write, r: &WalReport) -> anyhow::Result<()> {

@@ -408,6 +408,21 @@ pub fn dir_kind(p: &Path) -> DirKind {
     }
 }
 
+/// What a file given as a WAL segment is instead, when its bytes say it
+/// is another etcd file (a damaged segment is still read as one).
+pub fn not_a_wal(p: &std::path::Path) -> Option<&'static str> {
+    let f = crate::source::MappedFile::open(p).ok()?;
+    match sniff(f.bytes()) {
+        Sniff::Bolt => Some(
+            "a bbolt db (a snapshot or a member's snap/db), not a WAL: `etcd-rescue status` or `get` reads it; a member's WAL is its member/wal dir",
+        ),
+        Sniff::RaftSnap => Some(
+            "a raft .snap file, not a WAL: `etcd-rescue status` reads it; a member's WAL is its member/wal dir",
+        ),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
