@@ -1,7 +1,6 @@
 //! `etcd-rescue diff A [B]`: keys added, removed and changed between two
 //! sources, or between two revisions of one source.
 
-use std::cmp::Ordering;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -9,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::render::{self, bytes_text, preview};
 use super::{EXIT_OK, EXIT_PROBLEMS, Format, SourceDb};
-use crate::mvcc::index::{KeyIndex, KeyRange, RevEntry};
+use crate::mvcc::index::{Change, Difference, KeyIndex, KeyRange, diff_live};
 use crate::mvcc::kv::KeyValueRef;
 
 /// Arguments of `diff`.
@@ -36,27 +35,6 @@ pub struct DiffArgs {
     #[arg(long)]
     pub values_only: bool,
 }
-
-/// How a key differs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Change {
-    Added,
-    Removed,
-    Changed,
-}
-
-impl Change {
-    fn word(self) -> &'static str {
-        match self {
-            Change::Added => "added",
-            Change::Removed => "removed",
-            Change::Changed => "changed",
-        }
-    }
-}
-
-/// One differing key: how, the key, its revision in A and in B.
-type Difference<'k, 'a> = (Change, &'k [u8], Option<RevEntry<'a>>, Option<RevEntry<'a>>);
 
 fn kv_json(kv: &KeyValueRef<'_>) -> Map<String, Value> {
     let mut o = Map::new();
@@ -119,42 +97,7 @@ pub(super) fn run(
         Ok(r) => r,
         Err(e) => return src_bref.kv_error(err, &e),
     };
-    let mut left = index_a.live_at(at_a).peekable();
-    let mut right = index_b.live_at(at_b).peekable();
-    let mut changes: Vec<Difference<'_, '_>> = Vec::new();
-    let mut unchanged = 0u64;
-    loop {
-        let order = match (left.peek(), right.peek()) {
-            (None, None) => break,
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(l), Some(r)) => l.0.cmp(r.0),
-        };
-        match order {
-            Ordering::Less => {
-                let (k, r) = left.next().expect("peeked");
-                changes.push((Change::Removed, k, Some(r), None));
-            }
-            Ordering::Greater => {
-                let (k, r) = right.next().expect("peeked");
-                changes.push((Change::Added, k, None, Some(r)));
-            }
-            Ordering::Equal => {
-                let (k, ra) = left.next().expect("peeked");
-                let (_, rb) = right.next().expect("peeked");
-                let (ka, kb) = (ra.kv()?, rb.kv()?);
-                let same = ka.value == kb.value
-                    && ka.lease == kb.lease
-                    && (a.values_only
-                        || (ka.mod_revision == kb.mod_revision && ka.create_revision == kb.create_revision));
-                if same {
-                    unchanged += 1;
-                } else {
-                    changes.push((Change::Changed, k, Some(ra), Some(rb)));
-                }
-            }
-        }
-    }
+    let (changes, unchanged) = diff_live((&index_a, at_a), (index_b, at_b), a.values_only)?;
     let count = |c: Change| changes.iter().filter(|x| x.0 == c).count();
     let (added, removed, changed) = (
         count(Change::Added),
@@ -164,65 +107,17 @@ pub(super) fn run(
     let summary = format!(
         "{added} added, {removed} removed, {changed} changed, {unchanged} unchanged (A at revision {at_a}, B at revision {at_b})"
     );
+    let counts = Counts {
+        added,
+        removed,
+        changed,
+        unchanged,
+    };
     match fmt {
         Format::Json | Format::Lines | Format::Yaml => {
-            let mut items = Vec::new();
-            for (c, k, ra, rb) in &changes {
-                let mut o = Map::new();
-                o.insert("change".into(), c.word().into());
-                render::put_bytes(&mut o, "key", k);
-                if let Some(r) = ra {
-                    o.insert("a".into(), Value::Object(kv_json(&r.kv()?)));
-                }
-                if let Some(r) = rb {
-                    o.insert("b".into(), Value::Object(kv_json(&r.kv()?)));
-                }
-                items.push(Value::Object(o));
-            }
-            if fmt == Format::Lines {
-                for i in items {
-                    render::json_line(out, &i)?;
-                }
-            } else {
-                render::json(
-                    out,
-                    &json!({
-                        "a": {"source": a.a.display().to_string(), "revision": at_a},
-                        "b": {"source": a.b.as_ref().unwrap_or(&a.a).display().to_string(), "revision": at_b},
-                        "changes": items,
-                        "summary": {"added": added, "removed": removed, "changed": changed, "unchanged": unchanged},
-                    }),
-                )?;
-            }
+            write_json(out, fmt, a, &changes, (at_a, at_b), &counts)?
         }
-        Format::Table => {
-            if !changes.is_empty() {
-                let mut t = render::table(&[
-                    "CHANGE",
-                    "KEY",
-                    "A MOD_REV",
-                    "B MOD_REV",
-                    "B VALUE (or A's if removed)",
-                ]);
-                for (c, k, ra, rb) in &changes {
-                    let ka = ra.map(|r| r.kv()).transpose()?;
-                    let kb = rb.map(|r| r.kv()).transpose()?;
-                    let value = kb
-                        .or(ka)
-                        .map(|kv| preview(&bytes_text(kv.value), 50))
-                        .unwrap_or_default();
-                    t.add_row(vec![
-                        c.word().to_string(),
-                        bytes_text(k),
-                        ka.map(|kv| kv.mod_revision.to_string()).unwrap_or_default(),
-                        kb.map(|kv| kv.mod_revision.to_string()).unwrap_or_default(),
-                        value,
-                    ]);
-                }
-                writeln!(out, "{t}")?;
-            }
-            writeln!(out, "{summary}")?;
-        }
+        Format::Table => write_table(out, &changes, &summary)?,
     }
     let damaged = src_bref.exit_code().max(src_a.exit_code());
     Ok(damaged.max(if changes.is_empty() {
@@ -230,4 +125,87 @@ pub(super) fn run(
     } else {
         EXIT_PROBLEMS
     }))
+}
+
+/// The counts of a diff.
+struct Counts {
+    added: usize,
+    removed: usize,
+    changed: usize,
+    unchanged: u64,
+}
+
+fn write_json(
+    out: &mut dyn Write,
+    fmt: Format,
+    a: &DiffArgs,
+    changes: &[Difference<'_, '_>],
+    (at_a, at_b): (i64, i64),
+    counts: &Counts,
+) -> anyhow::Result<()> {
+    let Counts {
+        added,
+        removed,
+        changed,
+        unchanged,
+    } = counts;
+    let mut items = Vec::new();
+    for (c, k, ra, rb) in changes {
+        let mut o = Map::new();
+        o.insert("change".into(), c.word().into());
+        render::put_bytes(&mut o, "key", k);
+        if let Some(r) = ra {
+            o.insert("a".into(), Value::Object(kv_json(&r.kv()?)));
+        }
+        if let Some(r) = rb {
+            o.insert("b".into(), Value::Object(kv_json(&r.kv()?)));
+        }
+        items.push(Value::Object(o));
+    }
+    if fmt == Format::Lines {
+        for i in items {
+            render::json_line(out, &i)?;
+        }
+    } else {
+        render::json(
+            out,
+            &json!({
+                "a": {"source": a.a.display().to_string(), "revision": at_a},
+                "b": {"source": a.b.as_ref().unwrap_or(&a.a).display().to_string(), "revision": at_b},
+                "changes": items,
+                "summary": {"added": added, "removed": removed, "changed": changed, "unchanged": unchanged},
+            }),
+        )?;
+    }
+    Ok(())
+}
+
+fn write_table(out: &mut dyn Write, changes: &[Difference<'_, '_>], summary: &str) -> anyhow::Result<()> {
+    if !changes.is_empty() {
+        let mut t = render::table(&[
+            "CHANGE",
+            "KEY",
+            "A MOD_REV",
+            "B MOD_REV",
+            "B VALUE (or A's if removed)",
+        ]);
+        for (c, k, ra, rb) in changes {
+            let ka = ra.map(|r| r.kv()).transpose()?;
+            let kb = rb.map(|r| r.kv()).transpose()?;
+            let value = kb
+                .or(ka)
+                .map(|kv| preview(&bytes_text(kv.value), 50))
+                .unwrap_or_default();
+            t.add_row(vec![
+                c.word().to_string(),
+                bytes_text(k),
+                ka.map(|kv| kv.mod_revision.to_string()).unwrap_or_default(),
+                kb.map(|kv| kv.mod_revision.to_string()).unwrap_or_default(),
+                value,
+            ]);
+        }
+        writeln!(out, "{t}")?;
+    }
+    writeln!(out, "{summary}")?;
+    Ok(())
 }

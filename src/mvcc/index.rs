@@ -403,6 +403,81 @@ fn generations(revs: &[RevEntry<'_>]) -> Vec<Range<usize>> {
     out
 }
 
+/// How a key differs between two keyspaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Live in B only.
+    Added,
+    /// Live in A only.
+    Removed,
+    /// Live in both, with another value or lease (or, unless comparing
+    /// values only, other revisions).
+    Changed,
+}
+
+impl Change {
+    /// The word for it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Change::Added => "added",
+            Change::Removed => "removed",
+            Change::Changed => "changed",
+        }
+    }
+}
+
+/// One differing key: how, the key, its revision in A and in B.
+pub type Difference<'k, 'a> = (Change, &'k [u8], Option<RevEntry<'a>>, Option<RevEntry<'a>>);
+
+/// The keys live in `a` at its revision and in `b` at its revision,
+/// merged in key order: the differences, and how many keys are the same.
+/// With `values_only`, keys with the same value and lease are the same
+/// whatever their revisions (sources from different clusters).
+pub fn diff_live<'k, 'a>(
+    (a, at_a): (&'k KeyIndex<'a>, i64),
+    (b, at_b): (&'k KeyIndex<'a>, i64),
+    values_only: bool,
+) -> Result<(Vec<Difference<'k, 'a>>, u64), KvError> {
+    use std::cmp::Ordering;
+    let mut left = a.live_at(at_a).peekable();
+    let mut right = b.live_at(at_b).peekable();
+    let mut changes = Vec::new();
+    let mut unchanged = 0u64;
+    loop {
+        let order = match (left.peek(), right.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(l), Some(r)) => l.0.cmp(r.0),
+        };
+        match order {
+            Ordering::Less => {
+                let (k, r) = left.next().expect("peeked");
+                changes.push((Change::Removed, k, Some(r), None));
+            }
+            Ordering::Greater => {
+                let (k, r) = right.next().expect("peeked");
+                changes.push((Change::Added, k, None, Some(r)));
+            }
+            Ordering::Equal => {
+                let (k, ra) = left.next().expect("peeked");
+                let (_, rb) = right.next().expect("peeked");
+                let (ka, kb) = (ra.kv()?, rb.kv()?);
+                let same = ka.value == kb.value
+                    && ka.lease == kb.lease
+                    && (values_only
+                        || (ka.mod_revision == kb.mod_revision && ka.create_revision == kb.create_revision));
+                if same {
+                    unchanged += 1;
+                } else {
+                    changes.push((Change::Changed, k, Some(ra), Some(rb)));
+                }
+            }
+        }
+    }
+    Ok((changes, unchanged))
+}
+
 /// The keyspace at one revision.
 #[derive(Clone, Debug, Default)]
 pub struct LiveKeys {
