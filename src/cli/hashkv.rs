@@ -116,34 +116,34 @@ fn etcdctl_json(r: &Row) -> Value {
 /// and whether they agree. Different hashes over the same revisions are
 /// what etcd's corruption check calls CORRUPT: exit 1.
 fn compare(rows: &[Row], err: &mut dyn Write) -> anyhow::Result<i32> {
-    let Some(first) = rows.first().filter(|_| rows.len() > 1) else {
-        return Ok(0);
-    };
-    let span = |r: &Row| (r.hash.compact_revision, r.hash.hash_revision);
-    if rows.iter().any(|r| span(r) != span(first)) {
-        let list: Vec<String> = rows
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} {}..{}",
-                    r.endpoint, r.hash.compact_revision, r.hash.hash_revision
-                )
-            })
-            .collect();
-        writeln!(
-            err,
-            "etcd-rescue: note: the hashes cover different revisions ({}): compare them with --rev R, R above every compact revision and at most every head",
-            list.join(", ")
-        )?;
-        return Ok(0);
+    use crate::mvcc::hashkv::{Agreement, agreement};
+    let hashes: Vec<KvHash> = rows.iter().map(|r| r.hash).collect();
+    match agreement(&hashes) {
+        Agreement::Alone | Agreement::Agree => Ok(0),
+        Agreement::DifferentSpans => {
+            let list: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {}..{}",
+                        r.endpoint, r.hash.compact_revision, r.hash.hash_revision
+                    )
+                })
+                .collect();
+            writeln!(
+                err,
+                "etcd-rescue: note: the hashes cover different revisions ({}): compare them with --rev R, R above every compact revision and at most every head",
+                list.join(", ")
+            )?;
+            Ok(0)
+        }
+        Agreement::Differ => {
+            writeln!(
+                err,
+                "etcd-rescue: the hashes differ over the same revisions ({}..{}): these members hold different data (etcd's corruption check would raise CORRUPT); `etcd-rescue diff` shows the keys",
+                hashes[0].compact_revision, hashes[0].hash_revision
+            )?;
+            Ok(EXIT_PROBLEMS)
+        }
     }
-    if rows.iter().any(|r| r.hash.hash != first.hash.hash) {
-        writeln!(
-            err,
-            "etcd-rescue: the hashes differ over the same revisions ({}..{}): these members hold different data (etcd's corruption check would raise CORRUPT); `etcd-rescue diff` shows the keys",
-            first.hash.compact_revision, first.hash.hash_revision
-        )?;
-        return Ok(EXIT_PROBLEMS);
-    }
-    Ok(0)
 }

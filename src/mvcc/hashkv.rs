@@ -23,6 +23,35 @@ pub struct KvHash {
     pub compact_revision: i64,
 }
 
+/// What several hashes say together, as etcd's corruption check reads
+/// them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Agreement {
+    /// Fewer than two hashes.
+    Alone,
+    /// The same revisions, the same hash.
+    Agree,
+    /// Different revisions: not comparable (compare at one `--rev`).
+    DifferentSpans,
+    /// Different hashes over the same revisions: what etcd calls CORRUPT.
+    Differ,
+}
+
+/// Whether `hashes` agree.
+pub fn agreement(hashes: &[KvHash]) -> Agreement {
+    let Some(first) = hashes.first().filter(|_| hashes.len() > 1) else {
+        return Agreement::Alone;
+    };
+    let span = |h: &KvHash| (h.compact_revision, h.hash_revision);
+    if hashes.iter().any(|h| span(h) != span(first)) {
+        Agreement::DifferentSpans
+    } else if hashes.iter().any(|h| h.hash != first.hash) {
+        Agreement::Differ
+    } else {
+        Agreement::Agree
+    }
+}
+
 /// Computes HashKV at `rev` (0 = the head) as etcd 3.4/3.5 do: a revision
 /// at or below the compact revision is refused ("required revision has been
 /// compacted"), as is one above the head. `index` must cover all keys.
@@ -53,4 +82,22 @@ pub fn hash_kv(ks: &Keyspace<'_>, index: &KeyIndex<'_>, rev: i64) -> Result<KvHa
         hash_revision: at,
         compact_revision: compact,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agreement_follows_etcds_corruption_check() {
+        let h = |hash, compact, rev| KvHash {
+            hash,
+            hash_revision: rev,
+            compact_revision: compact,
+        };
+        assert_eq!(agreement(&[h(1, 2, 9)]), Agreement::Alone);
+        assert_eq!(agreement(&[h(1, 2, 9), h(1, 2, 9)]), Agreement::Agree);
+        assert_eq!(agreement(&[h(1, 2, 9), h(1, 3, 9)]), Agreement::DifferentSpans);
+        assert_eq!(agreement(&[h(1, 2, 9), h(5, 2, 9)]), Agreement::Differ);
+    }
 }
