@@ -80,6 +80,126 @@ struct KeyEntry {
     revs: (u32, u32),
 }
 
+/// Pass 1 of the build: the distinct keys in `range`, numbered in
+/// first-seen order and copied to an arena, and each revision with its
+/// key's number.
+struct KeysRead<'a> {
+    arena: Vec<u8>,
+    spans: Vec<(usize, u32)>,
+    flat: Vec<(u32, RevEntry<'a>)>,
+    last_main: i64,
+    scanned: u64,
+}
+
+fn read_keys<'a>(ks: &Keyspace<'a>, range: &KeyRange) -> Result<KeysRead<'a>, KvError> {
+    let db = &ks.db;
+    let mut ids: KeyMap<&'a [u8], u32> = KeyMap::default();
+    if !matches!(range, KeyRange::Exact(_)) {
+        // Size the map for a typical few revisions per leaf page, so it
+        // does not rehash a million keys on the way (bounded by the file).
+        ids.reserve(
+            (db.file_pages().min(db.high_water()) as usize)
+                .saturating_mul(4)
+                .min(1 << 24),
+        );
+    }
+    let mut out = KeysRead {
+        arena: Vec::new(),
+        spans: Vec::new(),
+        flat: Vec::new(),
+        last_main: 0,
+        scanned: 0,
+    };
+    for e in ks.revisions()? {
+        let e = e?;
+        let rk = e.rev;
+        // Only the key field is read; values are decoded when a query needs them.
+        let key = KeyValueRef::key_of(e.value).map_err(|source| KvError::Decode {
+            page: e.page,
+            rev: rk.rev,
+            source,
+        })?;
+        out.scanned += 1;
+        out.last_main = rk.rev.main;
+        if !range.contains(key) {
+            continue;
+        }
+        let id = match ids.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => *o.get(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let id = entry_count(out.spans.len())?;
+                out.spans.push((out.arena.len(), entry_count(key.len())?));
+                out.arena.extend_from_slice(key);
+                *v.insert(id)
+            }
+        };
+        let entry = RevEntry {
+            rev: rk.rev,
+            tombstone: rk.tombstone,
+            raw: e.value,
+        };
+        out.flat.push((id, entry));
+    }
+    Ok(out)
+}
+
+/// Pass 2: the revisions grouped by key (a counting sort keeps each key's
+/// revisions in bucket order, which is revision order), and where each
+/// key's group starts.
+fn group_by_key(
+    flat: Vec<(u32, RevEntry<'_>)>,
+    keys: usize,
+) -> Result<(Vec<u32>, Vec<RevEntry<'_>>), KvError> {
+    // Every position below fits a u32 when the total does.
+    entry_count(flat.len())?;
+    let mut start = vec![0u32; keys + 1];
+    for (id, _) in &flat {
+        start[*id as usize + 1] += 1;
+    }
+    for i in 1..start.len() {
+        start[i] += start[i - 1];
+    }
+    let mut fill = start.clone();
+    let mut slots: Vec<Option<RevEntry<'_>>> = vec![None; flat.len()];
+    for (id, r) in flat {
+        let at = &mut fill[id as usize];
+        slots[*at as usize] = Some(r);
+        *at += 1;
+    }
+    let revs = slots.into_iter().map(|r| r.expect("every slot filled")).collect();
+    Ok((start, revs))
+}
+
+/// Pass 3: the key numbers in key order. Keys share long prefixes
+/// (`/registry/...`); compare first the 16 bytes after the prefix common
+/// to all keys, as one integer, and only ties byte by byte.
+fn order_keys(arena: &[u8], spans: &[(usize, u32)]) -> Vec<u32> {
+    let key_of = |span: (usize, u32)| &arena[span.0..span.0 + span.1 as usize];
+    let common = spans.first().map_or(0, |&f| {
+        let first = key_of(f);
+        spans.iter().fold(first.len(), |n, &sp| {
+            let k = key_of(sp);
+            n.min(first.iter().zip(k).take_while(|(a, b)| a == b).count())
+        })
+    });
+    let word = |span: (usize, u32)| {
+        let k = key_of(span);
+        let mut w = [0u8; 16];
+        let tail = &k[common.min(k.len())..];
+        let n = tail.len().min(16);
+        w[..n].copy_from_slice(&tail[..n]);
+        u128::from_be_bytes(w)
+    };
+    let mut order: Vec<(u128, u32)> = (0..spans.len() as u32)
+        .map(|i| (word(spans[i as usize]), i))
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| key_of(spans[a.1 as usize]).cmp(key_of(spans[b.1 as usize])))
+    });
+    order.into_iter().map(|(_, id)| id).collect()
+}
+
 /// A count of index entries as stored: an error, not a wrap, past `u32`.
 fn entry_count(n: usize) -> Result<u32, KvError> {
     u32::try_from(n).map_err(|_| KvError::IndexTooLarge { entries: n as u64 })
@@ -109,122 +229,28 @@ impl<'a> KeyIndex<'a> {
     /// Builds the index of the keys in `range` from the keyspace `ks` (a
     /// db's `key` bucket, and what the WAL adds on top).
     pub fn build(ks: &Keyspace<'a>, range: &KeyRange) -> Result<KeyIndex<'a>, KvError> {
-        let db = &ks.db;
         let meta = ks.meta()?;
         let compact = meta
             .finished_compact_rev
             .max(meta.scheduled_compact_rev)
             .unwrap_or(-1);
-        // Pass 1: number the distinct keys in first-seen order and copy them
-        // to the arena; remember each revision with its key number.
-        let mut ids: KeyMap<&'a [u8], u32> = KeyMap::default();
-        if !matches!(range, KeyRange::Exact(_)) {
-            // Size the map for a typical few revisions per leaf page, so it
-            // does not rehash a million keys on the way (bounded by the file).
-            ids.reserve(
-                (db.file_pages().min(db.high_water()) as usize)
-                    .saturating_mul(4)
-                    .min(1 << 24),
-            );
-        }
-        let mut arena: Vec<u8> = Vec::new();
-        let mut spans: Vec<(usize, u32)> = Vec::new();
-        let mut flat: Vec<(u32, RevEntry<'a>)> = Vec::new();
-        let mut last_main = 0;
-        let mut scanned = 0u64;
-        for e in ks.revisions()? {
-            let e = e?;
-            let rk = e.rev;
-            // Only the key field is read; values are decoded when a query needs them.
-            let key = KeyValueRef::key_of(e.value).map_err(|source| KvError::Decode {
-                page: e.page,
-                rev: rk.rev,
-                source,
-            })?;
-            scanned += 1;
-            last_main = rk.rev.main;
-            if range.contains(key) {
-                let id = match ids.entry(key) {
-                    std::collections::hash_map::Entry::Occupied(o) => *o.get(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        let id = entry_count(spans.len())?;
-                        spans.push((arena.len(), entry_count(key.len())?));
-                        arena.extend_from_slice(key);
-                        *v.insert(id)
-                    }
-                };
-                flat.push((
-                    id,
-                    RevEntry {
-                        rev: rk.rev,
-                        tombstone: rk.tombstone,
-                        raw: e.value,
-                    },
-                ));
-            }
-        }
-        drop(ids);
-        // Pass 2: group revisions by key (a counting sort keeps each key's
-        // revisions in bucket order, which is revision order).
-        // Every position below fits a u32 when the total does.
-        entry_count(flat.len())?;
-        let mut start = vec![0u32; spans.len() + 1];
-        for (id, _) in &flat {
-            start[*id as usize + 1] += 1;
-        }
-        for i in 1..start.len() {
-            start[i] += start[i - 1];
-        }
-        let mut fill = start.clone();
-        let mut slots: Vec<Option<RevEntry<'a>>> = vec![None; flat.len()];
-        for (id, r) in flat {
-            let at = &mut fill[id as usize];
-            slots[*at as usize] = Some(r);
-            *at += 1;
-        }
-        let revs: Vec<RevEntry<'a>> = slots.into_iter().map(|r| r.expect("every slot filled")).collect();
-        // Pass 3: order the keys.
-        // Keys share long prefixes (`/registry/...`); compare first the 16
-        // bytes after the prefix common to all keys, as one integer, and only
-        // ties byte by byte.
-        let key_of = |span: (usize, u32)| &arena[span.0..span.0 + span.1 as usize];
-        let common = spans.first().map_or(0, |&f| {
-            let first = key_of(f);
-            spans.iter().fold(first.len(), |n, &sp| {
-                let k = key_of(sp);
-                n.min(first.iter().zip(k).take_while(|(a, b)| a == b).count())
-            })
-        });
-        let word = |span: (usize, u32)| {
-            let k = key_of(span);
-            let mut w = [0u8; 16];
-            let tail = &k[common.min(k.len())..];
-            let n = tail.len().min(16);
-            w[..n].copy_from_slice(&tail[..n]);
-            u128::from_be_bytes(w)
-        };
-        let mut order: Vec<(u128, u32)> = (0..spans.len() as u32)
-            .map(|i| (word(spans[i as usize]), i))
-            .collect();
-        order.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| key_of(spans[a.1 as usize]).cmp(key_of(spans[b.1 as usize])))
-        });
-        let order = order.into_iter().map(|(_, id)| id);
-        let keys: Vec<KeyEntry> = order
+        let read = read_keys(ks, range)?;
+        let (start, revs) = group_by_key(read.flat, read.spans.len())?;
+        let keys = order_keys(&read.arena, &read.spans)
+            .into_iter()
             .map(|id| KeyEntry {
-                key: spans[id as usize],
+                key: read.spans[id as usize],
                 revs: (start[id as usize], start[id as usize + 1]),
             })
             .collect();
         Ok(KeyIndex {
-            arena,
+            arena: read.arena,
             keys,
             revs,
             compact,
-            head: last_main.max(compact).max(1),
+            head: read.last_main.max(compact).max(1),
             term: meta.term,
-            scanned,
+            scanned: read.scanned,
         })
     }
 
