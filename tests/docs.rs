@@ -43,6 +43,7 @@ fn codes_in_source() -> BTreeSet<String> {
             "error_code: Some(",
             "problem = Some((",
             "problem.or(Some((",
+            ".then(|| {",
         ] {
             for (at, _) in text.match_indices(pat) {
                 if let Some(l) = next_literal(&text, at + pat.len(), 120)
