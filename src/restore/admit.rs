@@ -25,85 +25,86 @@ pub struct Admission {
 
 /// Decides on a source judged by [`crate::judge::judge`].
 pub fn admit(j: &Judgment, skip_hash: bool, force: bool) -> Admission {
-    let mut a = Admission {
+    let a = Admission {
         verdict: j.verdict,
         refused: None,
         usage: false,
         findings: Vec::new(),
         forced: None,
     };
-    let refuse = |mut a: Admission, why: String, usage: bool| {
-        a.refused = Some(why);
-        a.usage = usage;
-        a
-    };
+    let refused = not_a_source(j)
+        .map(|why| (why, true))
+        .or_else(|| (j.verdict == Verdict::Unreadable).then(|| (format!("{}: {}", j.path, j.headline), true)))
+        .or_else(|| trailer_refusal(j, skip_hash).map(|why| (why, false)));
+    match refused {
+        Some((why, usage)) => Admission {
+            refused: Some(why),
+            usage,
+            ..a
+        },
+        None => weigh_findings(j, skip_hash, force, a),
+    }
+}
+
+/// Why the path is not a source a restore takes (a container, an etcd 2
+/// dir, a WAL or `.snap` file, not etcd data).
+fn not_a_source(j: &Judgment) -> Option<String> {
     if !j.containers.is_empty() {
-        return refuse(
-            a,
-            format!(
-                "{}: a {} file: decompress it first, then restore the file inside",
-                j.path,
-                j.containers.join("+")
-            ),
-            true,
-        );
+        return Some(format!(
+            "{}: a {} file: decompress it first, then restore the file inside",
+            j.path,
+            j.containers.join("+")
+        ));
     }
     match j.kind {
         Kind::Snapshot | Kind::Db | Kind::SnapDb | Kind::DataDir => {}
         Kind::V2DataDir => {
-            return refuse(
-                a,
-                format!(
-                    "{}: an etcd 2.x member dir: its data is in the v2 store, which a v3 restore does not carry (see `etcd-rescue inspect {}`)",
-                    j.path, j.path
-                ),
-                true,
-            );
+            return Some(format!(
+                "{}: an etcd 2.x member dir: its data is in the v2 store, which a v3 restore does not carry (see `etcd-rescue inspect {}`)",
+                j.path, j.path
+            ));
         }
         Kind::RaftSnap | Kind::WalSegment | Kind::WalDir => {
-            return refuse(
-                a,
-                format!(
-                    "{}: a {}, not a snapshot, a db or a data dir: restore the member dir it belongs to (or its member/snap/db)",
-                    j.path,
-                    j.kind.word()
-                ),
-                true,
-            );
+            return Some(format!(
+                "{}: a {}, not a snapshot, a db or a data dir: restore the member dir it belongs to (or its member/snap/db)",
+                j.path,
+                j.kind.word()
+            ));
         }
         Kind::Other => {
-            return refuse(a, format!("{}: {}", j.path, j.headline), true);
+            return Some(format!("{}: {}", j.path, j.headline));
         }
     }
-    if j.verdict == Verdict::Unreadable {
-        return refuse(a, format!("{}: {}", j.path, j.headline), true);
-    }
+    None
+}
+
+/// etcdutl's rule: a snapshot's integrity must be provable by its sha256
+/// trailer unless `--skip-hash-check` waives it.
+fn trailer_refusal(j: &Judgment, skip_hash: bool) -> Option<String> {
     let bolt_file = j.kind != Kind::DataDir;
     if bolt_file && !skip_hash && j.facts.trailer == Some(crate::mvcc::Trailer::Absent) {
-        return refuse(
-            a,
-            format!(
-                "{}: no sha256 trailer, so this is not a snapshot from `etcdctl snapshot save` (a raw db copy?) and its integrity cannot be proven; use --skip-hash-check to restore it anyway (as etcdutl requires){}",
-                j.path,
-                also_damaged(j)
-            ),
-            false,
-        );
+        return Some(format!(
+            "{}: no sha256 trailer, so this is not a snapshot from `etcdctl snapshot save` (a raw db copy?) and its integrity cannot be proven; use --skip-hash-check to restore it anyway (as etcdutl requires){}",
+            j.path,
+            also_damaged(j)
+        ));
     }
     if bolt_file
         && !skip_hash
         && let Some(crate::mvcc::Trailer::Mismatch { stored, computed }) = &j.facts.trailer
     {
-        return refuse(
-            a,
-            format!(
-                "{}: the sha256 trailer does not match (stored {stored}, computed {computed}): the file changed after it was saved; use --skip-hash-check (and --force) to restore it anyway",
-                j.path
-            ),
-            false,
-        );
+        return Some(format!(
+            "{}: the sha256 trailer does not match (stored {stored}, computed {computed}): the file changed after it was saved; use --skip-hash-check (and --force) to restore it anyway",
+            j.path
+        ));
     }
-    // With the trailer waived, the rest of the judgment still counts.
+    None
+}
+
+/// With the trailer waived, the rest of the judgment still counts:
+/// damage refuses the restore unless `--force`.
+fn weigh_findings(j: &Judgment, skip_hash: bool, force: bool, mut a: Admission) -> Admission {
+    let bolt_file = j.kind != Kind::DataDir;
     let mut counted = Findings::default();
     for f in j
         .findings
@@ -130,13 +131,9 @@ pub fn admit(j: &Judgment, skip_hash: bool, force: bool) -> Admission {
         if force {
             a.forced = Some(format!("{why}; restoring it anyway because of --force"));
         } else {
-            return refuse(
-                a,
-                format!(
-                    "{why}; refusing to restore it. `etcd-rescue salvage` saves what can be saved; --force restores it as it is"
-                ),
-                false,
-            );
+            a.refused = Some(format!(
+                "{why}; refusing to restore it. `etcd-rescue salvage` saves what can be saved; --force restores it as it is"
+            ));
         }
     }
     a
