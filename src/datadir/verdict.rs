@@ -958,9 +958,7 @@ fn advice(j: &Judge<'_, '_>) -> Option<String> {
 }
 
 fn member_checks(j: &mut Judge<'_, '_>, wal: &WalReport) {
-    let i = j.i;
-    let db = i.db;
-    let db_index = j.db_index;
+    let db = j.i.db;
     let Some(m) = wal.metadata else {
         j.check("member-ids", CheckStatus::Skipped, "no WAL metadata".into());
         return;
@@ -980,76 +978,14 @@ fn member_checks(j: &mut Judge<'_, '_>, wal: &WalReport) {
         );
         return;
     }
-    let ids: Vec<u64> = db.members.iter().map(|x| x.id).collect();
-    let list = db
-        .members
-        .iter()
-        .map(|x| {
-            format!(
-                "{:x}{}",
-                x.id,
-                if x.name.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", x.name)
-                }
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    // Members the WAL adds after the db's index.
-    let added_later = wal.member_changes.iter().any(|c| {
-        c.node_id == m.node_id
-            && Some(c.index) > db_index
-            && matches!(
-                c.change,
-                crate::wal::confchange::ChangeKind::AddNode
-                    | crate::wal::confchange::ChangeKind::AddLearnerNode
-            )
-    });
-    let mut status = CheckStatus::Ok;
+    let list = member_list(db);
+    let shown = if list.is_empty() { "none" } else { list.as_str() };
     let mut detail = format!(
-        "WAL member {} cluster {}; db members: {}",
-        m.node_id,
-        m.cluster_id,
-        if list.is_empty() {
-            "none".into()
-        } else {
-            list.clone()
-        }
+        "WAL member {} cluster {}; db members: {shown}",
+        m.node_id, m.cluster_id
     );
-    if db.removed_members.contains(&m.node_id.0) {
-        status = CheckStatus::Error;
-        let msg = format!(
-            "the WAL belongs to member {}, which the db lists as removed from the cluster: the other members refuse to talk to it",
-            m.node_id
-        );
-        detail.push_str(&format!(": {msg}"));
-        j.lose("member-removed", i.wal_rel, msg);
-    } else if !ids.contains(&m.node_id.0) && !added_later {
-        if ids.is_empty() {
-            status = CheckStatus::Warning;
-            detail.push_str(": the db lists no members to compare with");
-        } else {
-            status = CheckStatus::Error;
-            let msg = format!(
-                "the WAL belongs to member {}, which is not among the db's members ({list}): the WAL and the db come from different members or clusters",
-                m.node_id
-            );
-            detail.push_str(&format!(": {msg}"));
-            j.lose("member-not-in-db", i.wal_rel, msg);
-        }
-    } else if let Some(x) = db.member(m.node_id.0) {
-        j.evidence.push(format!(
-            "member {} is in the db's members{}",
-            m.node_id,
-            if x.name.is_empty() {
-                String::new()
-            } else {
-                format!(" as {}", x.name)
-            }
-        ));
-    }
+    let mut status = wal_member_in_db(j, wal, m.node_id, &list, &mut detail);
+    let ids: Vec<u64> = db.members.iter().map(|x| x.id).collect();
     if status == CheckStatus::Ok && !ids.is_empty() {
         if cluster_id(&ids) == m.cluster_id.0 {
             detail.push_str("; the cluster ID is the one etcd derives from these members");
@@ -1064,6 +1000,67 @@ fn member_checks(j: &mut Judge<'_, '_>, wal: &WalReport) {
         }
     }
     j.check("member-ids", status, detail);
+}
+
+/// The db's members as `id (name), ...`.
+fn member_list(db: &DbSummary) -> String {
+    db.members
+        .iter()
+        .map(|x| match x.name.as_str() {
+            "" => format!("{:x}", x.id),
+            name => format!("{:x} ({name})", x.id),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether the member the WAL belongs to is one of the db's (or one the
+/// WAL adds after the db's index): removed or absent, etcd starts on data
+/// that is not this member's.
+fn wal_member_in_db(
+    j: &mut Judge<'_, '_>,
+    wal: &WalReport,
+    node: crate::membership::MemberId,
+    list: &str,
+    detail: &mut String,
+) -> CheckStatus {
+    use crate::wal::confchange::ChangeKind;
+    let (db, wal_rel, db_index) = (j.i.db, j.i.wal_rel, j.db_index);
+    let ids: Vec<u64> = db.members.iter().map(|x| x.id).collect();
+    let added_later = wal.member_changes.iter().any(|c| {
+        c.node_id == node
+            && Some(c.index) > db_index
+            && matches!(c.change, ChangeKind::AddNode | ChangeKind::AddLearnerNode)
+    });
+    if db.removed_members.contains(&node.0) {
+        let msg = format!(
+            "the WAL belongs to member {node}, which the db lists as removed from the cluster: the other members refuse to talk to it"
+        );
+        detail.push_str(&format!(": {msg}"));
+        j.lose("member-removed", wal_rel, msg);
+        return CheckStatus::Error;
+    }
+    if !ids.contains(&node.0) && !added_later {
+        if ids.is_empty() {
+            detail.push_str(": the db lists no members to compare with");
+            return CheckStatus::Warning;
+        }
+        let msg = format!(
+            "the WAL belongs to member {node}, which is not among the db's members ({list}): the WAL and the db come from different members or clusters"
+        );
+        detail.push_str(&format!(": {msg}"));
+        j.lose("member-not-in-db", wal_rel, msg);
+        return CheckStatus::Error;
+    }
+    if let Some(x) = db.member(node.0) {
+        let named = match x.name.as_str() {
+            "" => String::new(),
+            name => format!(" as {name}"),
+        };
+        j.evidence
+            .push(format!("member {node} is in the db's members{named}"));
+    }
+    CheckStatus::Ok
 }
 
 fn finish(j: Judge<'_, '_>, recoverable: Recoverable) -> Judged {
@@ -1316,6 +1313,22 @@ mod tests {
         let j = judge_with(&missing, Some(&w));
         assert_eq!(j.verdict.outcome, EtcdOutcome::Starts, "{:?}", j.verdict);
         assert!(codes(&j).contains(&"db-missing"), "{:?}", codes(&j));
+    }
+
+    #[test]
+    fn a_wal_of_another_member_is_unsafe_and_a_removed_one_too() {
+        let w = wal(5, 5, false);
+        let mut other = db(5);
+        other.members[0].id = 8;
+        let j = judge_with(&other, Some(&w));
+        assert_eq!(j.verdict.outcome, EtcdOutcome::Unsafe, "{:?}", j.verdict);
+        assert!(codes(&j).contains(&"member-not-in-db"), "{:?}", codes(&j));
+        let mut removed = db(5);
+        removed.removed_members = vec![7];
+        let j = judge_with(&removed, Some(&w));
+        assert!(codes(&j).contains(&"member-removed"), "{:?}", codes(&j));
+        let ids = j.checks.iter().find(|c| c.name == "member-ids").unwrap();
+        assert_eq!(ids.status, CheckStatus::Error);
     }
 
     #[test]
