@@ -208,6 +208,29 @@ pub fn inspect(path: &Path, wal_dir: Option<&Path>, opts: Options) -> Result<Mem
     inspect_as(path, &path.display().to_string(), wal_dir, opts)
 }
 
+/// Every error means lost or wrong data: the start-up steps say why, and
+/// this is the net for one they do not name.
+fn unsafe_on_any_error(verdict: &mut MemberVerdict, findings: &Findings) {
+    if verdict.outcome != EtcdOutcome::Starts {
+        return;
+    }
+    if let Some(e) = findings.items().iter().find(|f| f.severity == Severity::Error) {
+        verdict.outcome = EtcdOutcome::Unsafe;
+        verdict.headline = format!(
+            "etcd would start on this, but it should not: {}{}",
+            e.file.as_deref().map(|f| format!("{f}: ")).unwrap_or_default(),
+            e.message
+        );
+    }
+}
+
+/// What etcd serves from the db in `map` once it has replayed the WAL.
+fn served_by(map: &crate::source::MappedFile, wal: &WalDir) -> Option<Served> {
+    crate::bolt::Db::open(crate::mvcc::trailer::image(map.bytes()))
+        .ok()
+        .and_then(|(bdb, _)| served(bdb, wal))
+}
+
 /// Reads and judges the data dir at `path`, calling it `shown` in what it
 /// says (an archive member unpacked into a scratch dir).
 pub fn inspect_as(
@@ -268,18 +291,7 @@ pub fn inspect_as(
     }
     findings.raise(&judged.raise);
     let mut verdict = judged.verdict;
-    if verdict.outcome == EtcdOutcome::Starts
-        && let Some(e) = findings.items().iter().find(|f| f.severity == Severity::Error)
-    {
-        // Every error means lost or wrong data; the steps above say why,
-        // and this is the net for one they do not name.
-        verdict.outcome = EtcdOutcome::Unsafe;
-        verdict.headline = format!(
-            "etcd would start on this, but it should not: {}{}",
-            e.file.as_deref().map(|f| format!("{f}: ")).unwrap_or_default(),
-            e.message
-        );
-    }
+    unsafe_on_any_error(&mut verdict, &findings);
     findings.sort();
     // What etcd serves once it has replayed the committed entries the db
     // lacks (full readings only; nothing to do when the db holds them all).
@@ -288,11 +300,7 @@ pub fn inspect_as(
         _ => false,
     };
     let served = match (&wal_dir, &db_map) {
-        (Ok(d), Some(m)) if opts.deep && behind && verdict.outcome == EtcdOutcome::Starts => {
-            crate::bolt::Db::open(crate::mvcc::trailer::image(m.bytes()))
-                .ok()
-                .and_then(|(bdb, _)| served(bdb, d))
-        }
+        (Ok(d), Some(m)) if opts.deep && behind && verdict.outcome == EtcdOutcome::Starts => served_by(m, d),
         _ => None,
     };
     Ok(MemberReport {
