@@ -176,6 +176,46 @@ fn sorted(heap: BinaryHeap<Reverse<TopItem>>) -> Vec<TopItem> {
     v
 }
 
+/// The leases, with how many live keys each holds, most first.
+fn lease_stats(report: &DbReport, lease_keys: &BTreeMap<i64, u64>) -> Vec<LeaseStat> {
+    let mut leases: Vec<LeaseStat> = report
+        .leases
+        .iter()
+        .map(|l| LeaseStat {
+            id: format!("{:x}", l.id),
+            ttl: l.ttl,
+            keys: lease_keys.get(&l.id).copied().unwrap_or(0),
+        })
+        .collect();
+    leases.sort_by(|a, b| b.keys.cmp(&a.keys).then(a.id.cmp(&b.id)));
+    leases
+}
+
+/// The db's size after a compaction at the head and a defrag: the live
+/// revisions (`live_bytes`) and the other buckets at bbolt's fill, plus
+/// branch and meta pages; never more than the db is now.
+fn size_after_defrag(live_bytes: u64, report: &DbReport) -> u64 {
+    let page = report.pages.page_size.max(1);
+    let db_size = report.total_size;
+    // Everything outside the `key` bucket stays (a rough 64 bytes per entry:
+    // those buckets hold small records).
+    let other_bytes = report
+        .buckets
+        .iter()
+        .filter(|b| b.name != "key")
+        .map(|b| b.keys * 64)
+        .sum::<u64>();
+    let data = (live_bytes + other_bytes) as f64 / DEFRAG_FILL;
+    // Two meta pages, a freelist-less root, branch pages (~1% of leaves), rounded to pages.
+    let pages_after = (data / page as f64).ceil() as u64;
+    let estimated = (pages_after + pages_after / 100 + 4) * page;
+    if db_size > 0 {
+        estimated.min(db_size)
+    } else {
+        estimated
+    }
+}
+
 /// Computes the statistics from a full index and the db scan.
 pub fn compute(index: &KeyIndex<'_>, report: &DbReport, opts: StatsOptions) -> Result<Stats, KvError> {
     let head = index.head;
@@ -239,35 +279,10 @@ pub fn compute(index: &KeyIndex<'_>, report: &DbReport, opts: StatsOptions) -> R
     }
     let mut prefixes: Vec<PrefixStat> = prefixes.into_values().collect();
     prefixes.sort_by(|a, b| b.stored_bytes.cmp(&a.stored_bytes).then(a.prefix.cmp(&b.prefix)));
-    let mut leases: Vec<LeaseStat> = report
-        .leases
-        .iter()
-        .map(|l| LeaseStat {
-            id: format!("{:x}", l.id),
-            ttl: l.ttl,
-            keys: lease_keys.get(&l.id).copied().unwrap_or(0),
-        })
-        .collect();
-    leases.sort_by(|a, b| b.keys.cmp(&a.keys).then(a.id.cmp(&b.id)));
+    let leases = lease_stats(report, &lease_keys);
     let page = report.pages.page_size.max(1);
     let db_size = report.total_size;
-    // Everything outside the `key` bucket stays (a rough 64 bytes per entry:
-    // those buckets hold small records).
-    let other_bytes = report
-        .buckets
-        .iter()
-        .filter(|b| b.name != "key")
-        .map(|b| b.keys * 64)
-        .sum::<u64>();
-    let data = (live_bytes + other_bytes) as f64 / DEFRAG_FILL;
-    // Two meta pages, a freelist-less root, branch pages (~1% of leaves), rounded to pages.
-    let pages_after = (data / page as f64).ceil() as u64;
-    let estimated = (pages_after + pages_after / 100 + 4) * page;
-    let estimated = if db_size > 0 {
-        estimated.min(db_size)
-    } else {
-        estimated
-    };
+    let estimated = size_after_defrag(live_bytes, report);
     Ok(Stats {
         revision: head,
         compact_revision: index.compact,
