@@ -46,7 +46,7 @@ pub struct Stored<'a> {
     /// The stored `mvccpb.KeyValue` bytes.
     pub value: &'a [u8],
     /// The db page holding it (none for an overlay revision).
-    pub page: Option<u64>,
+    pub page: Option<bolt::Pgid>,
 }
 
 /// A db, and what etcd applies on top of it.
@@ -114,7 +114,7 @@ pub struct Revisions<'a> {
     started: bool,
     overlay: Option<std::collections::btree_map::Iter<'a, Vec<u8>, Vec<u8>>>,
     /// The leaf page last read from, and the page size (for progress).
-    last_page: Option<u64>,
+    last_page: Option<bolt::Pgid>,
     page_size: u64,
 }
 
@@ -136,7 +136,7 @@ impl<'a> Iterator for Revisions<'a> {
                     return Some(Err(e.into()));
                 }
                 Ok(Some(e)) => {
-                    let page = c.position().map(|(n, _)| n.loc.pgid().0);
+                    let page = c.position().map(|(n, _)| n.loc.pgid());
                     if page.is_some() && page != self.last_page {
                         self.last_page = page;
                         crate::progress::advance(self.page_size);

@@ -101,7 +101,7 @@ pub enum KvError {
     #[error("key bucket{}: {source}", at_page(*.page))]
     RevKey {
         /// The page holding it (none for a revision replayed from the WAL).
-        page: Option<u64>,
+        page: Option<bolt::Pgid>,
         /// What is wrong.
         source: RevKeyError,
     },
@@ -109,7 +109,7 @@ pub enum KvError {
     #[error("key bucket{}: the value at revision {rev} is not a valid KeyValue: {source}", at_page(*.page))]
     Decode {
         /// The page holding it (none when not known).
-        page: Option<u64>,
+        page: Option<bolt::Pgid>,
         /// Its revision.
         rev: Revision,
         /// The decode error.
@@ -133,7 +133,7 @@ pub enum KvError {
     },
 }
 
-fn at_page(p: Option<u64>) -> String {
+fn at_page(p: Option<bolt::Pgid>) -> String {
     p.map(|p| format!(", page {p}")).unwrap_or_default()
 }
 
