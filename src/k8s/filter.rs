@@ -226,6 +226,40 @@ impl Filter {
     }
 }
 
+/// What `k8s get` takes, as `kubectl get` does: one resource, perhaps one
+/// name, one namespace or all (a cluster-scoped object matches any
+/// namespace), and a label selector.
+#[derive(Clone, Debug)]
+pub struct GetQuery {
+    /// The resource (plural, singular, kind, short name or `plural.group`).
+    pub resource: String,
+    /// Only the object of this name.
+    pub name: Option<String>,
+    /// Only this namespace (`None`: every namespace).
+    pub namespace: Option<String>,
+    /// Only objects whose labels match.
+    pub selector: Option<Selector>,
+}
+
+impl GetQuery {
+    /// Whether the resource alone matches (the object is of this resource).
+    pub fn resource_matches(&self, loc: &Location, kind: &str) -> bool {
+        keys::matches(&self.resource, &loc.resource, kind)
+    }
+
+    /// Whether the decoded object is selected.
+    pub fn matches(&self, loc: &Location, kind: &str, body: Option<&Value>) -> bool {
+        let labels = || {
+            body.and_then(|b| b.pointer("/metadata/labels"))
+                .and_then(Value::as_object)
+        };
+        self.resource_matches(loc, kind)
+            && self.name.as_deref().is_none_or(|n| loc.name == n)
+            && (loc.namespace.is_empty() || self.namespace.as_deref().is_none_or(|n| loc.namespace == n))
+            && self.selector.as_ref().is_none_or(|s| s.matches(labels()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +267,34 @@ mod tests {
 
     fn labels(v: Value) -> serde_json::Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn get_takes_cluster_scoped_objects_in_any_namespace() {
+        let loc = |resource: &str, namespace: &str, name: &str| Location {
+            resource: resource.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        let q = GetQuery {
+            resource: "cm".into(),
+            name: None,
+            namespace: Some("prod".into()),
+            selector: None,
+        };
+        assert!(q.matches(&loc("configmaps", "prod", "a"), "ConfigMap", None));
+        assert!(!q.matches(&loc("configmaps", "dev", "a"), "ConfigMap", None));
+        assert!(!q.matches(&loc("secrets", "prod", "a"), "Secret", None));
+        let nodes = GetQuery {
+            resource: "nodes".into(),
+            ..q.clone()
+        };
+        assert!(nodes.matches(&loc("nodes", "", "n1"), "Node", None));
+        let named = GetQuery {
+            name: Some("b".into()),
+            ..q
+        };
+        assert!(!named.matches(&loc("configmaps", "prod", "a"), "ConfigMap", None));
     }
 
     #[test]

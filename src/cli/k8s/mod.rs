@@ -17,7 +17,7 @@ use super::render::{self, human_bytes};
 use super::{EXIT_OK, EXIT_PROBLEMS, Format, SourceDb, show_path};
 use crate::k8s::dump::{self, DumpOptions};
 use crate::k8s::encryption::Keyring;
-use crate::k8s::filter::{Filter, NamespaceMapping, Selector};
+use crate::k8s::filter::{Filter, GetQuery, NamespaceMapping, Selector};
 use crate::k8s::keys::{self, DEFAULT_PREFIX};
 use crate::k8s::object::{Context, Object};
 use crate::k8s::{list, yaml};
@@ -483,21 +483,13 @@ fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> an
         Err(code) => return Ok(code),
     };
     let cx = src.cx(&a.common);
-    let ns: Option<String> = if a.all_namespaces {
-        None
-    } else {
-        Some(a.namespace.clone().unwrap_or_else(|| "default".into()))
+    let query = GetQuery {
+        resource: a.resource.clone(),
+        name: a.name.clone(),
+        namespace: (!a.all_namespaces).then(|| a.namespace.clone().unwrap_or_else(|| "default".into())),
+        selector: a.selector.as_deref().map(Selector::parse).transpose()?,
     };
-    let selector = a.selector.as_deref().map(Selector::parse).transpose()?;
-    let keep = |o: &Object| {
-        keys::matches(&a.resource, &o.location.resource, &o.kind)
-            && a.name.as_deref().is_none_or(|n| o.location.name == n)
-            // Cluster-scoped objects have no namespace and match any -n.
-            && (o.location.namespace.is_empty() || ns.as_deref().is_none_or(|n| o.location.namespace == n))
-            && selector.as_ref().is_none_or(|s| {
-                s.matches(o.body.as_ref().and_then(|b| b.pointer("/metadata/labels")).and_then(Value::as_object))
-            })
-    };
+    let keep = |o: &Object| query.matches(&o.location, &o.kind, o.body.as_ref());
     let (rev, objs) = match list::objects(
         &ks,
         a.common.rev,
@@ -510,42 +502,10 @@ fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> an
         Ok(x) => x,
         Err(e) => return src.db.kv_error(err, &e),
     };
-    if objs.is_empty() {
-        let where_ = ns.map(|n| format!(" in namespace {n}")).unwrap_or_default();
-        match &a.name {
-            Some(n) => {
-                writeln!(
-                    err,
-                    "etcd-rescue: {} \"{n}\" not found{where_} at revision {rev}",
-                    a.resource
-                )?;
-                return Ok(EXIT_PROBLEMS);
-            }
-            // As kubectl: an empty list of a resource the cluster has is an
-            // answer (an empty List in JSON and YAML); one it has nowhere
-            // is a mistake (a typo, or not this cluster's data).
-            None => {
-                writeln!(
-                    err,
-                    "etcd-rescue: no {} found{where_} at revision {rev}",
-                    a.resource
-                )?;
-                let anywhere = |o: &Object| keys::matches(&a.resource, &o.location.resource, &o.kind);
-                let has = list::objects(&ks, a.common.rev, cx, false, Some(&a.resource), &anywhere, false)
-                    .is_ok_and(|(_, all)| !all.is_empty());
-                if !has {
-                    writeln!(
-                        err,
-                        "etcd-rescue: this cluster's data holds no {} at all",
-                        a.resource
-                    )?;
-                    return Ok(EXIT_PROBLEMS);
-                }
-                if fmt == Format::Table {
-                    return Ok(src.exit(EXIT_OK));
-                }
-            }
-        }
+    if objs.is_empty()
+        && let Some(code) = nothing_found(&query, &ks, a, cx, rev, fmt, err)?
+    {
+        return Ok(src.exit(code));
     }
     for o in objs.iter().filter(|o| o.deleted_at.is_some()) {
         writeln!(
@@ -557,6 +517,63 @@ fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> an
             o.mod_revision
         )?;
     }
+    write_objects(out, fmt, a, &objs)?;
+    Ok(src.exit(if problems_footer(&objs, err)? {
+        EXIT_PROBLEMS
+    } else {
+        EXIT_OK
+    }))
+}
+
+/// Nothing matched: what kubectl says. A name not found is exit 1; an
+/// empty list of a resource the cluster has is an answer (an empty List
+/// in JSON and YAML, exit 0 with a table); one it has nowhere is a mistake
+/// (a typo, or not this cluster's data: exit 1). `None`: go on and print
+/// the empty list.
+fn nothing_found(
+    query: &GetQuery,
+    ks: &Keyspace<'_>,
+    a: &GetArgs,
+    cx: Context<'_>,
+    rev: i64,
+    fmt: Format,
+    err: &mut dyn Write,
+) -> anyhow::Result<Option<i32>> {
+    let where_ = query
+        .namespace
+        .as_ref()
+        .map(|n| format!(" in namespace {n}"))
+        .unwrap_or_default();
+    if let Some(n) = &a.name {
+        writeln!(
+            err,
+            "etcd-rescue: {} \"{n}\" not found{where_} at revision {rev}",
+            a.resource
+        )?;
+        return Ok(Some(EXIT_PROBLEMS));
+    }
+    writeln!(
+        err,
+        "etcd-rescue: no {} found{where_} at revision {rev}",
+        a.resource
+    )?;
+    let anywhere = |o: &Object| query.resource_matches(&o.location, &o.kind);
+    let has = list::objects(ks, a.common.rev, cx, false, Some(&a.resource), &anywhere, false)
+        .is_ok_and(|(_, all)| !all.is_empty());
+    if !has {
+        writeln!(
+            err,
+            "etcd-rescue: this cluster's data holds no {} at all",
+            a.resource
+        )?;
+        return Ok(Some(EXIT_PROBLEMS));
+    }
+    Ok((fmt == Format::Table).then_some(EXIT_OK))
+}
+
+/// The objects as a table, JSON lines, or one object or a List (JSON or
+/// YAML, as kubectl prints them).
+fn write_objects(out: &mut dyn Write, fmt: Format, a: &GetArgs, objs: &[Object]) -> anyhow::Result<()> {
     match fmt {
         Format::Table => {
             let secrets = objs.iter().any(Object::is_secret);
@@ -565,7 +582,7 @@ fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> an
                 header.push("DATA");
             }
             let mut t = render::table(&header);
-            for o in &objs {
+            for o in objs {
                 let mut r = vec![
                     o.location.namespace.clone(),
                     o.location.name.clone(),
@@ -586,7 +603,7 @@ fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> an
             writeln!(out, "{t}")?;
         }
         Format::Lines => {
-            for o in &objs {
+            for o in objs {
                 render::json_line(out, o.body.as_ref().unwrap_or(&Value::Null))?;
             }
         }
@@ -612,11 +629,7 @@ fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> an
             }
         }
     }
-    Ok(src.exit(if problems_footer(&objs, err)? {
-        EXIT_PROBLEMS
-    } else {
-        EXIT_OK
-    }))
+    Ok(())
 }
 
 /// A progress bar on stderr when it is a terminal.
