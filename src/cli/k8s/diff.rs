@@ -130,12 +130,36 @@ pub(super) fn run(
         Err(DiffError::A(e)) => return src_a.db.kv_error(err, &e),
         Err(DiffError::B(e)) => return src_b_ref.db.kv_error(err, &e),
     };
+    write_report(
+        out,
+        fmt,
+        &r,
+        show_path(&a.common.source),
+        show_path(&common_b_ref.source),
+    )?;
+    writeln!(err, "{}", summary(&r, a.include_status))?;
+    let code = if r.has_differences() {
+        EXIT_PROBLEMS
+    } else {
+        EXIT_OK
+    };
+    Ok(src_a.exit(code).max(src_b_ref.exit(code)))
+}
+
+/// The report as JSON, YAML, JSON lines or tables.
+fn write_report(
+    out: &mut dyn Write,
+    fmt: Format,
+    r: &DiffReport,
+    source_a: String,
+    source_b: String,
+) -> anyhow::Result<()> {
     match fmt {
         Format::Json | Format::Yaml => {
             let doc = Doc {
-                source_a: show_path(&a.common.source),
-                source_b: show_path(&common_b_ref.source),
-                report: &r,
+                source_a,
+                source_b,
+                report: r,
             };
             if fmt == Format::Json {
                 render::json(out, &doc)?;
@@ -152,19 +176,13 @@ pub(super) fn run(
                 }
                 Value::Object(m)
             };
-            for (change, v) in lines(&r)? {
+            for (change, v) in lines(r)? {
                 render::json_line(out, &line(change, v))?;
             }
         }
-        Format::Table => table(&r, out)?,
+        Format::Table => table(r, out)?,
     }
-    writeln!(err, "{}", summary(&r, a.include_status))?;
-    let code = if r.has_differences() {
-        EXIT_PROBLEMS
-    } else {
-        EXIT_OK
-    };
-    Ok(src_a.exit(code).max(src_b_ref.exit(code)))
+    Ok(())
 }
 
 /// Every difference as (change, JSON), in the table's order.
