@@ -724,57 +724,7 @@ fn dump_cmd(a: &DumpArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write)
     if fmt == Format::Json {
         render::json(out, &s)?;
     } else {
-        let mut t = render::table(&["RESOURCE", "WRITTEN", "SKIPPED", "FAILED"]);
-        let mut by: BTreeMap<&str, &dump::ResourceCount> = BTreeMap::new();
-        for (r, c) in &s.resources {
-            by.insert(r, c);
-        }
-        for (r, c) in by {
-            t.add_row(vec![
-                r.to_string(),
-                c.written.to_string(),
-                c.skipped.to_string(),
-                c.failed.to_string(),
-            ]);
-        }
-        writeln!(out, "{t}")?;
-        for (why, n) in &s.skipped {
-            writeln!(out, "skipped {n}: {why}")?;
-        }
-        for (rule, n) in &s.changed {
-            writeln!(out, "changed {n}: {rule}")?;
-        }
-        for f in &s.failures {
-            writeln!(out, "FAILED {}: {}", f.key, f.problem)?;
-        }
-        if s.with_unknown_fields > 0 {
-            writeln!(
-                out,
-                "{} objects had protobuf fields newer than etcd-rescue's schema (skipped, as an older apiserver would)",
-                s.with_unknown_fields
-            )?;
-        }
-        writeln!(
-            out,
-            "{} objects at revision {}: {} written, {} skipped, {} failed, in {:.1} s ({:.0} objects/s) -> {}",
-            s.objects,
-            s.revision,
-            s.written,
-            s.skipped.values().sum::<usize>(),
-            s.failures.len(),
-            secs,
-            s.objects as f64 / secs.max(0.001),
-            show_path(&a.out)
-        )?;
-        if a.for_apply && !to_stdout {
-            writeln!(
-                out,
-                "phases: {}; per object: {}\nnext: sh {}",
-                s.phases.join(", "),
-                show_path(&a.out.join(dump::REPORT)),
-                show_path(&a.out.join("apply.sh"))
-            )?;
-        }
+        write_dump_summary(out, a, &s, secs, to_stdout)?;
     }
     if to_stdout {
         err.write_all(&summary)?;
@@ -784,4 +734,66 @@ fn dump_cmd(a: &DumpArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write)
     } else {
         EXIT_PROBLEMS
     }))
+}
+
+/// The table of what `k8s dump` wrote, skipped and failed.
+fn write_dump_summary(
+    out: &mut dyn Write,
+    a: &DumpArgs,
+    s: &dump::DumpSummary,
+    secs: f64,
+    to_stdout: bool,
+) -> anyhow::Result<()> {
+    let mut t = render::table(&["RESOURCE", "WRITTEN", "SKIPPED", "FAILED"]);
+    let mut by: BTreeMap<&str, &dump::ResourceCount> = BTreeMap::new();
+    for (r, c) in &s.resources {
+        by.insert(r, c);
+    }
+    for (r, c) in by {
+        t.add_row(vec![
+            r.to_string(),
+            c.written.to_string(),
+            c.skipped.to_string(),
+            c.failed.to_string(),
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    for (why, n) in &s.skipped {
+        writeln!(out, "skipped {n}: {why}")?;
+    }
+    for (rule, n) in &s.changed {
+        writeln!(out, "changed {n}: {rule}")?;
+    }
+    for f in &s.failures {
+        writeln!(out, "FAILED {}: {}", f.key, f.problem)?;
+    }
+    if s.with_unknown_fields > 0 {
+        writeln!(
+            out,
+            "{} objects had protobuf fields newer than etcd-rescue's schema (skipped, as an older apiserver would)",
+            s.with_unknown_fields
+        )?;
+    }
+    writeln!(
+        out,
+        "{} objects at revision {}: {} written, {} skipped, {} failed, in {:.1} s ({:.0} objects/s) -> {}",
+        s.objects,
+        s.revision,
+        s.written,
+        s.skipped.values().sum::<usize>(),
+        s.failures.len(),
+        secs,
+        s.objects as f64 / secs.max(0.001),
+        show_path(&a.out)
+    )?;
+    if a.for_apply && !to_stdout {
+        writeln!(
+            out,
+            "phases: {}; per object: {}\nnext: sh {}",
+            s.phases.join(", "),
+            show_path(&a.out.join(dump::REPORT)),
+            show_path(&a.out.join("apply.sh"))
+        )?;
+    }
+    Ok(())
 }
