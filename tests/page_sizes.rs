@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 
 use bbolt_rs::{BucketApi, DbApi, TxApi};
-use common::etcd::{Etcd, Member, free_port};
+use common::etcd::restore_and_serve;
 use common::*;
 use etcd_rescue::bolt::Db;
 use etcd_rescue::bolt::writer::Writer;
@@ -36,9 +36,14 @@ fn rewrite(src: &Path, dst: &Path, page_size: u32) {
     }
     let (_, out) = w.finish().unwrap();
     out.into_inner().unwrap().sync_all().unwrap();
-    let written = std::fs::read(dst).unwrap();
-    let (db, _) = Db::open(&written).unwrap();
-    assert_eq!(db.page_size(), page_size as usize);
+    assert_eq!(page_size_of(dst), page_size);
+}
+
+/// The page size a db file says it has.
+fn page_size_of(p: &Path) -> u32 {
+    let bytes = std::fs::read(p).unwrap();
+    let (db, _) = Db::open(trailer::image(&bytes)).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    db.page_size() as u32
 }
 
 fn source() -> std::path::PathBuf {
@@ -106,9 +111,11 @@ fn every_page_size_through_check_bbolt_restore_salvage_and_compact() {
             data.to_str().unwrap(),
         ]);
         assert_eq!(r.code, 0, "{ps}: {}{}", r.out, r.err);
-        let restored = data.join("member/snap/db");
-        let (rdb, _) = Db::open(Box::leak(std::fs::read(&restored).unwrap().into_boxed_slice())).unwrap();
-        assert_eq!(rdb.page_size(), ps as usize, "restore keeps the page size");
+        assert_eq!(
+            page_size_of(&data.join("member/snap/db")),
+            ps,
+            "restore keeps the page size"
+        );
         assert_eq!(keys_of(&data), want, "page size {ps}: restored");
 
         // salvage and compact write new files at the source's page size.
@@ -133,51 +140,23 @@ fn every_page_size_through_check_bbolt_restore_salvage_and_compact() {
         assert_eq!(c.code, 0, "{ps}: {}{}", c.out, c.err);
         assert_eq!(keys_of(&compacted), want, "page size {ps}: compacted");
         for out in [&rescued, &compacted] {
-            let (odb, _) = Db::open(Box::leak(std::fs::read(out).unwrap().into_boxed_slice())).unwrap();
-            assert_eq!(odb.page_size(), ps as usize, "{}", out.display());
+            assert_eq!(page_size_of(out), ps, "{}", out.display());
         }
     }
 }
 
 /// Real etcd starts on what `restore` wrote from each page size and serves
-/// every key; it also writes to it.
+/// every key, at the source's revision, exactly as the source holds them.
 #[test]
 fn real_etcd_serves_a_restore_of_every_page_size() {
-    let want = keys_of(&source());
+    let source_json = run(&["get", "-o", "json", source().to_str().unwrap(), "", "--prefix"]).json();
+    let want = etcdctl_get_json(&source_json);
     let Some(bin) = require(Need::Etcd35) else { return };
     let tmp = tempfile::tempdir().unwrap();
     for ps in PAGE_SIZES {
         let db = tmp.path().join(format!("ps{ps}.db"));
         rewrite(&source(), &db, ps);
-        let data = tmp.path().join(format!("data{ps}"));
-        let port = free_port();
-        let peer = format!("http://127.0.0.1:{port}");
-        let r = run(&[
-            "restore",
-            db.to_str().unwrap(),
-            "--skip-hash-check",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--name",
-            "p",
-            "--initial-cluster",
-            &format!("p={peer}"),
-            "--initial-advertise-peer-urls",
-            &peer,
-        ]);
-        assert_eq!(r.code, 0, "{ps}: {}{}", r.out, r.err);
-        let etcd = Etcd::start(Member {
-            bin: &bin,
-            data_dir: &data,
-            name: "p",
-            peer_port: port,
-            initial_cluster: None,
-            extra: vec![],
-        });
-        let live: serde_json::Value =
-            serde_json::from_str(&etcd.ctl(&["get", "", "--prefix", "-w", "json"])).unwrap();
-        etcd.ctl(&["put", "/written/after/restore", "ok"]);
-        etcd.stop();
-        assert_eq!(live["kvs"], want, "page size {ps}: what etcd serves");
+        let served = restore_and_serve(&bin, &db, tmp.path());
+        assert_eq!(served, want, "page size {ps}: what etcd serves");
     }
 }

@@ -52,11 +52,7 @@ pub(super) fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
-    if a.b.is_none() && a.rev_a == 0 && a.rev_b == 0 {
-        anyhow::bail!(
-            "one source and no revision compares its head with itself: give a second source, or two revisions (--rev N --rev-b M)"
-        );
-    }
+    super::refuse_self_diff(a.b.is_some(), a.rev_a != 0 || a.rev_b != 0)?;
     let range = match &a.prefix {
         Some(p) if !p.is_empty() => KeyRange::Prefix(p.as_bytes().to_vec()),
         _ => KeyRange::All,

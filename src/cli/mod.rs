@@ -399,6 +399,17 @@ impl Command {
     }
 }
 
+/// `diff` and `k8s diff` with one source and no revision would compare
+/// its head with itself.
+fn refuse_self_diff(second_source: bool, any_rev: bool) -> anyhow::Result<()> {
+    if !second_source && !any_rev {
+        anyhow::bail!(
+            "one source and no revision compares its head with itself: give a second source, or two revisions (--rev N --rev-b M)"
+        );
+    }
+    Ok(())
+}
+
 /// Downloads every input that is an object store URL and points the
 /// argument at the copy; the copies live as long as what is returned.
 fn fetch_inputs(cmd: &mut Command, err: &mut dyn Write) -> anyhow::Result<Vec<crate::remote::Spill>> {

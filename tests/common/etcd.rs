@@ -296,7 +296,8 @@ impl Etcd {
 /// Restores the salvaged (trailer-less) `db` with `etcd-rescue restore
 /// --skip-hash-check` into `dir/restored` (the input left unchanged, no
 /// `--force`), starts real etcd on it and returns what it serves for
-/// `get "" --prefix` (header revision and kvs).
+/// `get "" --prefix` (header revision and kvs), after proving etcd can
+/// write to it.
 pub fn restore_and_serve(bin: &Path, db: &Path, dir: &Path) -> (i64, Vec<super::Kv>) {
     let data = dir.join("restored");
     let port = free_port();
@@ -329,6 +330,8 @@ pub fn restore_and_serve(bin: &Path, db: &Path, dir: &Path) -> (i64, Vec<super::
     let got = super::etcdctl_get_json(
         &serde_json::from_str(&etcd.ctl(&["get", "", "--prefix", "-w", "json"])).unwrap(),
     );
+    // etcd writes to the db it serves: prove it can.
+    etcd.ctl(&["put", "/written/after/restore", "ok"]);
     etcd.stop();
     std::fs::remove_dir_all(&data).unwrap();
     got

@@ -70,11 +70,7 @@ pub(super) fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
-    if a.source_b.is_none() && a.rev_b.is_none() && a.common.rev.is_none() {
-        anyhow::bail!(
-            "one source and no revision compares its head with itself: give a second source, or two revisions (--rev N --rev-b M)"
-        );
-    }
+    crate::cli::refuse_self_diff(a.source_b.is_some(), a.rev_b.is_some() || a.common.rev.is_some())?;
     let filter = a.filter.filter()?;
     let src_a = Source::open(&a.common, err)?;
     let common_b = a.source_b.as_ref().map(|b| Common {
