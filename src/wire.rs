@@ -150,7 +150,7 @@ pub fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, WireError> {
 
 /// One field as read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Field<'a> {
+pub struct WireField<'a> {
     /// Field number.
     pub num: u32,
     /// Its value.
@@ -160,7 +160,7 @@ pub struct Field<'a> {
 }
 
 /// Iterates over the fields of a message: [`Fields::next_field`], or as an
-/// iterator of [`Field`]s that ends after the first error.
+/// iterator of [`WireField`]s that ends after the first error.
 #[derive(Clone, Debug)]
 pub struct Fields<'a> {
     buf: &'a [u8],
@@ -174,7 +174,7 @@ pub fn fields(buf: &[u8]) -> Fields<'_> {
 }
 
 impl<'a> Iterator for Fields<'a> {
-    type Item = Result<Field<'a>, WireError>;
+    type Item = Result<WireField<'a>, WireError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
@@ -182,7 +182,7 @@ impl<'a> Iterator for Fields<'a> {
         }
         let offset = self.pos;
         match self.next_field() {
-            Ok(Some((num, value))) => Some(Ok(Field { num, value, offset })),
+            Ok(Some((num, value))) => Some(Ok(WireField { num, value, offset })),
             Ok(None) => None,
             Err(e) => {
                 self.failed = true;
@@ -331,7 +331,7 @@ mod tests {
             0x19, 1, 0, 0, 0, 0, 0, 0, 0, // 3: fixed64 1
             0x25, 2, 0, 0, 0, // 4: fixed32 2
         ];
-        let got: Vec<Field<'_>> = fields(&msg).map(|f| f.unwrap()).collect();
+        let got: Vec<WireField<'_>> = fields(&msg).map(|f| f.unwrap()).collect();
         assert_eq!(got[0].value, Value::Varint(150));
         assert_eq!((got[1].value, got[1].offset), (Value::Bytes(b"hi"), 3));
         assert_eq!((got[2].value, got[2].offset), (Value::Fixed64(1), 7));

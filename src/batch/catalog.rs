@@ -3,7 +3,7 @@
 //! `verify --history` can show how each series moved.
 //!
 //! Tables:
-//! - `backups`: absolute path -> [`Entry`]: the stat key, the chunk sums, when
+//! - `backups`: absolute path -> [`CatalogEntry`]: the stat key, the chunk sums, when
 //!   it was verified, and its records (JSON); one entry per path, always;
 //! - `events`: `series \0 taken \0 file \0 verified-at` -> one verification (JSON).
 //!
@@ -19,7 +19,7 @@ use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, StorageErro
 use serde::{Deserialize, Serialize};
 
 use super::sums::Sums;
-use super::{Record, panic_message};
+use super::{VerifyRecord, panic_message};
 
 const BACKUPS: TableDefinition<&str, &str> = TableDefinition::new("backups");
 const EVENTS: TableDefinition<&str, &str> = TableDefinition::new("events");
@@ -60,7 +60,7 @@ pub struct StatKey {
 /// What the catalog holds for one path.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Entry {
+pub struct CatalogEntry {
     /// The file's stat key when it was verified.
     pub stat: StatKey,
     /// Its chunk sums then.
@@ -70,13 +70,13 @@ pub struct Entry {
     /// When it was verified (Unix seconds).
     pub verified_at: i64,
     /// The records.
-    pub records: Vec<Record>,
+    pub records: Vec<VerifyRecord>,
 }
 
 /// One verification, for the history view.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Event {
+pub struct CatalogEvent {
     /// The series.
     pub series: String,
     /// The backup (file, or file!member).
@@ -213,22 +213,22 @@ impl Catalog {
     }
 
     /// What the catalog holds for `path` (an entry it cannot parse is none).
-    pub fn lookup(&self, path: &str) -> Result<Option<Entry>, CatalogError> {
+    pub fn lookup(&self, path: &str) -> Result<Option<CatalogEntry>, CatalogError> {
         guarded(|| {
             let tx = self.db.begin_read().map_err(|e| e.to_string())?;
             let t = tx.open_table(BACKUPS).map_err(|e| e.to_string())?;
             let v = t.get(path).map_err(|e| e.to_string())?;
-            Ok(v.and_then(|v| serde_json::from_str::<Entry>(v.value()).ok()))
+            Ok(v.and_then(|v| serde_json::from_str::<CatalogEntry>(v.value()).ok()))
         })
         .map_err(|e| self.err(e))
     }
 
     /// Stores fresh entries (absolute path, entry), in one transaction.
-    pub fn store(&self, items: &[(String, Entry)]) -> Result<(), CatalogError> {
+    pub fn store(&self, items: &[(String, CatalogEntry)]) -> Result<(), CatalogError> {
         guarded(|| self.store_inner(items).map_err(|e| e.to_string())).map_err(|e| self.err(e))
     }
 
-    fn store_inner(&self, items: &[(String, Entry)]) -> Result<(), Box<dyn std::error::Error>> {
+    fn store_inner(&self, items: &[(String, CatalogEntry)]) -> Result<(), Box<dyn std::error::Error>> {
         let tx = self.db.begin_write()?;
         {
             let mut backups = tx.open_table(BACKUPS)?;
@@ -236,7 +236,7 @@ impl Catalog {
             for (path, entry) in items {
                 backups.insert(path.as_str(), serde_json::to_string(entry)?.as_str())?;
                 for r in &entry.records {
-                    let ev = Event {
+                    let ev = CatalogEvent {
                         series: r.series.clone(),
                         file: r.file.clone(),
                         taken: r.taken,
@@ -260,7 +260,7 @@ impl Catalog {
     }
 
     /// Every verification event, by series, then time taken, then file.
-    pub fn history(&self) -> Result<Vec<Event>, CatalogError> {
+    pub fn history(&self) -> Result<Vec<CatalogEvent>, CatalogError> {
         guarded(|| {
             let tx = self.db.begin_read().map_err(|e| e.to_string())?;
             let events = tx.open_table(EVENTS).map_err(|e| e.to_string())?;

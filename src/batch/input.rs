@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::remote::{self, Object, Store};
+use crate::remote::{self, Store, StoreObject};
 
 /// Deepest directory nesting walked.
 const MAX_DIR_DEPTH: usize = 32;
@@ -27,7 +27,7 @@ pub enum Unit {
 #[derive(Clone)]
 pub struct RemoteUnit {
     /// The object as listed.
-    pub object: Object,
+    pub object: StoreObject,
     /// Its store.
     pub store: Arc<Store>,
 }
@@ -115,7 +115,7 @@ fn has_glob(s: &str) -> bool {
 /// when the shell did not expand them) in name order. Missing paths are
 /// returned as errors. Object store URLs are listed (a prefix or a glob
 /// over keys), through one connection per bucket.
-pub fn discover(args: &[PathBuf], ropts: &remote::Options) -> Discovered {
+pub fn discover(args: &[PathBuf], ropts: &remote::RemoteOptions) -> Discovered {
     let mut units = Vec::new();
     let mut errors = Vec::new();
     let mut notes = Vec::new();
@@ -156,8 +156,11 @@ pub fn discover(args: &[PathBuf], ropts: &remote::Options) -> Discovered {
 }
 
 /// The units under one object store URL, and what its listing left out.
-fn list_remote(url: &str, ropts: &remote::Options) -> Result<(Vec<Unit>, Vec<String>), remote::RemoteError> {
-    let target = remote::Target::parse(url)?;
+fn list_remote(
+    url: &str,
+    ropts: &remote::RemoteOptions,
+) -> Result<(Vec<Unit>, Vec<String>), remote::RemoteError> {
+    let target = remote::StoreTarget::parse(url)?;
     let store = Arc::new(Store::connect(&target, ropts)?);
     let listing = store.list()?;
     let units = listing

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::Record;
+use super::VerifyRecord;
 use super::policy::SeriesFailure;
 use crate::report::Verdict;
 
@@ -57,12 +57,12 @@ fn escape(v: &str) -> String {
 }
 
 /// Whether a record is a good backup: a verdict that passes, no policy failure.
-fn good(r: &Record) -> bool {
+fn good(r: &VerifyRecord) -> bool {
     r.verdict.passes() && r.policy.is_empty()
 }
 
 /// The metrics text of a run.
-pub fn render(records: &[Record], series_failures: &[SeriesFailure], run: Run) -> String {
+pub fn render(records: &[VerifyRecord], series_failures: &[SeriesFailure], run: Run) -> String {
     let mut out = String::new();
     backups(&mut out, records);
     series(&mut out, records, series_failures, run.at);
@@ -111,8 +111,8 @@ pub fn render(records: &[Record], series_failures: &[SeriesFailure], run: Run) -
 }
 
 /// The per-backup families.
-fn backups(out: &mut String, records: &[Record]) {
-    type Value = fn(&Record) -> Option<f64>;
+fn backups(out: &mut String, records: &[VerifyRecord]) {
+    type Value = fn(&VerifyRecord) -> Option<f64>;
     let families: [(&str, &str, Value); 7] = [
         (
             "etcd_rescue_backup_ok",
@@ -167,7 +167,7 @@ fn backups(out: &mut String, records: &[Record]) {
     }
 }
 
-fn labels(r: &Record) -> Vec<(&str, &str)> {
+fn labels(r: &VerifyRecord) -> Vec<(&str, &str)> {
     vec![
         ("backup", r.file.as_str()),
         ("series", r.series.as_str()),
@@ -176,12 +176,12 @@ fn labels(r: &Record) -> Vec<(&str, &str)> {
 }
 
 /// The per-series families.
-fn series(out: &mut String, records: &[Record], failures: &[SeriesFailure], now: i64) {
-    let mut by: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+fn series(out: &mut String, records: &[VerifyRecord], failures: &[SeriesFailure], now: i64) {
+    let mut by: BTreeMap<&str, Vec<&VerifyRecord>> = BTreeMap::new();
     for r in records.iter().filter(|r| r.kind != "other") {
         by.entry(r.series.as_str()).or_default().push(r);
     }
-    let newest = |rs: &Vec<&Record>| -> Option<(i64, Option<i64>)> {
+    let newest = |rs: &Vec<&VerifyRecord>| -> Option<(i64, Option<i64>)> {
         rs.iter()
             .filter(|r| good(r) && r.kind != "delta-snapshot")
             .filter_map(|r| r.taken.map(|t| (t, r.revision)))

@@ -22,13 +22,13 @@ use crate::judge::{self, Judgment};
 use crate::mvcc::{Trailer, trailer};
 use crate::report::Verdict;
 
-use catalog::{Catalog, Entry, StatKey};
+use catalog::{Catalog, CatalogEntry, StatKey};
 use input::Unit;
 
 /// The verification of one backup (a file, an archive member or a data dir).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Record {
+pub struct VerifyRecord {
     /// What to call it: the path, `archive!member` for archive members.
     pub file: String,
     /// The path on disk of the file or data dir it came from.
@@ -103,7 +103,7 @@ pub struct Record {
     pub policy: Vec<String>,
 }
 
-impl Record {
+impl VerifyRecord {
     /// Whether this record makes a run fail.
     pub fn fails(&self) -> bool {
         matches!(self.verdict, Verdict::Damaged | Verdict::Unreadable) || !self.policy.is_empty()
@@ -112,7 +112,7 @@ impl Record {
 
 /// Options of a run.
 #[derive(Clone, Debug)]
-pub struct Options {
+pub struct VerifyOptions {
     /// Largest size one compressed file or archive may unpack to.
     pub max_decompressed: u64,
     /// Verify again even what the catalog knows.
@@ -130,9 +130,9 @@ pub struct Outcome {
     /// The unit.
     pub unit: Unit,
     /// What to store in the catalog (fresh verifications).
-    pub entry: Option<Entry>,
+    pub entry: Option<CatalogEntry>,
     /// Its records (one per backup found).
-    pub records: Vec<Record>,
+    pub records: Vec<VerifyRecord>,
     /// Whether it was verified now (not taken from the catalog).
     pub fresh: bool,
 }
@@ -205,7 +205,7 @@ fn stat_of(unit: &Unit, files: &[(String, std::path::PathBuf)]) -> std::io::Resu
 /// What identifies an object without reading it: its size, time, ETag and
 /// version (an object rewritten gets a new ETag, and a new version in a
 /// versioned bucket).
-fn remote_stat(o: &crate::remote::Object) -> StatKey {
+fn remote_stat(o: &crate::remote::StoreObject) -> StatKey {
     StatKey {
         size: o.size,
         mtime_ns: i128::from(o.modified) * 1_000_000_000,
@@ -258,10 +258,10 @@ struct Origin<'p> {
 
 impl Origin<'_> {
     /// The record of one judgment.
-    fn record(&self, j: &Judgment) -> Record {
+    fn record(&self, j: &Judgment) -> VerifyRecord {
         let f = &j.facts;
         let member = j.path.split_once('!').map(|(_, m)| m.to_string());
-        Record {
+        VerifyRecord {
             file: j.path.clone(),
             path: self.path.display().to_string(),
             member,
@@ -320,7 +320,7 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 
 /// The judgments of a path, with a panic anywhere inside turned into an
 /// unreadable verdict: one bad file never ends a nightly run.
-fn judge_guarded(path: &Path, name: &str, opts: &judge::Options) -> Vec<Judgment> {
+fn judge_guarded(path: &Path, name: &str, opts: &judge::JudgeOptions) -> Vec<Judgment> {
     use std::panic::{AssertUnwindSafe, catch_unwind};
     catch_unwind(AssertUnwindSafe(|| judge::judge(path, opts))).unwrap_or_else(|p| {
         let msg = panic_message(&*p);
@@ -370,13 +370,13 @@ fn judge_unit(
     name: &str,
     delta: Option<&gardener::Name>,
     spill: Option<&crate::remote::Spill>,
-    opts: &Options,
+    opts: &VerifyOptions,
 ) -> Vec<Judgment> {
-    let jopts = judge::Options {
+    let jopts = judge::JudgeOptions {
         single_thread: opts.single_thread,
         max_unpacked: opts.max_decompressed,
         fingerprint: true,
-        ..judge::Options::full()
+        ..judge::JudgeOptions::full()
     };
     let mut judgments = match delta {
         Some(n) => vec![delta_judgment(
@@ -401,7 +401,11 @@ fn judge_unit(
 
 /// Verifies one unit from scratch: its records, and the catalog entry that
 /// remembers them.
-pub fn verify_unit(unit: &Unit, opts: &Options, verified_at: i64) -> (Option<Entry>, Vec<Record>) {
+pub fn verify_unit(
+    unit: &Unit,
+    opts: &VerifyOptions,
+    verified_at: i64,
+) -> (Option<CatalogEntry>, Vec<VerifyRecord>) {
     let path = unit.path();
     let name = path.display().to_string();
     let (series, name_time) = series::series_of(path);
@@ -467,7 +471,7 @@ pub fn verify_unit(unit: &Unit, opts: &Options, verified_at: i64) -> (Option<Ent
         Some(d) if judgments.len() == 1 && judgments[0].containers.is_empty() => d,
         _ => format!("chunks:{}", sums::digest(&sums)),
     };
-    let mut records: Vec<Record> = judgments.iter().map(|j| origin.record(j)).collect();
+    let mut records: Vec<VerifyRecord> = judgments.iter().map(|j| origin.record(j)).collect();
     if delta.is_some() {
         for r in &mut records {
             r.kind = "delta-snapshot".into();
@@ -475,7 +479,7 @@ pub fn verify_unit(unit: &Unit, opts: &Options, verified_at: i64) -> (Option<Ent
     }
     // An object's read was pinned to its ETag: what was read is what was listed.
     let unchanged = spill.is_some() || unit_stat(unit).is_ok_and(|s| s == stat);
-    let entry = unchanged.then(|| Entry {
+    let entry = unchanged.then(|| CatalogEntry {
         stat,
         sums,
         name,
@@ -496,7 +500,13 @@ fn listed(unit: &Unit) -> Listed {
 
 /// Why a catalog entry does not stand for the unit as it is now; `None`
 /// when it does.
-fn stale(unit: &Unit, now_listed: &Listed, e: &Entry, opts: &Options, now: i64) -> Option<String> {
+fn stale(
+    unit: &Unit,
+    now_listed: &Listed,
+    e: &CatalogEntry,
+    opts: &VerifyOptions,
+    now: i64,
+) -> Option<String> {
     let since = series::rfc3339(e.verified_at);
     let files = match now_listed {
         Ok((s, _)) if *s != e.stat => return Some(format!("changed since it was verified at {since}")),
@@ -535,7 +545,7 @@ fn stale(unit: &Unit, now_listed: &Listed, e: &Entry, opts: &Options, now: i64) 
 }
 
 /// The records of a catalog entry, named as the unit is named now.
-fn cached_records(unit: &Unit, e: Entry) -> Vec<Record> {
+fn cached_records(unit: &Unit, e: CatalogEntry) -> Vec<VerifyRecord> {
     let name = unit.path().display().to_string();
     let mut records = e.records;
     for r in &mut records {
@@ -558,7 +568,7 @@ fn cached_records(unit: &Unit, e: Entry) -> Vec<Record> {
 /// finishes; `catalog_errors` collects what went wrong reading the catalog.
 pub fn run(
     units: &[Unit],
-    opts: &Options,
+    opts: &VerifyOptions,
     catalog: Option<&Catalog>,
     progress: &(dyn Fn(u64) + Sync),
     catalog_errors: &std::sync::Mutex<Vec<String>>,
@@ -621,7 +631,7 @@ pub fn abs(p: &Path) -> String {
 
 /// Stores the fresh outcomes in the catalog.
 pub fn remember(catalog: &Catalog, outcomes: &[Outcome]) -> Result<(), catalog::CatalogError> {
-    let items: Vec<(String, Entry)> = outcomes
+    let items: Vec<(String, CatalogEntry)> = outcomes
         .iter()
         .filter(|o| o.fresh && !o.records.is_empty())
         .filter_map(|o| o.entry.clone().map(|e| (abs(o.unit.path()), e)))

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Record;
+use super::VerifyRecord;
 use super::series::rfc3339;
 
 /// The policies of a run.
@@ -41,7 +41,7 @@ fn age_words(secs: i64) -> String {
 
 /// Applies `policy` at time `now`: marks failing records and returns the
 /// failures of whole series.
-pub fn apply(records: &mut [Record], policy: Policy, now: i64) -> Vec<SeriesFailure> {
+pub fn apply(records: &mut [VerifyRecord], policy: Policy, now: i64) -> Vec<SeriesFailure> {
     let mut failures = Vec::new();
     if policy.require_hash {
         for r in records.iter_mut() {

@@ -49,7 +49,7 @@ pub struct Sums {
 
 /// Where a cached run found bytes that changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Changed {
+pub struct ChangedChunk {
     /// The file (relative to the unit; empty for a file unit).
     pub rel: String,
     /// Byte offset of the chunk that differs.
@@ -131,9 +131,13 @@ pub fn sampled(i: usize, n: usize, day: u64) -> bool {
 
 /// Compares today's sample of chunks with `sums`; the first chunk that
 /// differs, if any. `files` are the unit's files as [`compute`] takes them.
-pub fn compare(files: &[(String, std::path::PathBuf)], sums: &Sums, day: u64) -> io::Result<Option<Changed>> {
+pub fn compare(
+    files: &[(String, std::path::PathBuf)],
+    sums: &Sums,
+    day: u64,
+) -> io::Result<Option<ChangedChunk>> {
     if files.len() != sums.files.len() {
-        return Ok(Some(Changed {
+        return Ok(Some(ChangedChunk {
             rel: String::new(),
             offset: 0,
         }));
@@ -143,7 +147,7 @@ pub fn compare(files: &[(String, std::path::PathBuf)], sums: &Sums, day: u64) ->
         let f = File::open(p)?;
         let size = f.metadata()?.len();
         if *rel != s.rel || size != s.size || s.chunk != chunk_size(size) {
-            return Ok(Some(Changed {
+            return Ok(Some(ChangedChunk {
                 rel: rel.clone(),
                 offset: 0,
             }));
@@ -151,7 +155,7 @@ pub fn compare(files: &[(String, std::path::PathBuf)], sums: &Sums, day: u64) ->
         let n = s.crcs.len();
         for (i, want) in s.crcs.iter().enumerate() {
             if sampled(i, n, day) && r.chunk_crc(&f, size, s.chunk, i as u64)? != *want {
-                return Ok(Some(Changed {
+                return Ok(Some(ChangedChunk {
                     rel: rel.clone(),
                     offset: i as u64 * s.chunk,
                 }));
@@ -197,7 +201,7 @@ mod tests {
         f.write_all_at(b"X", 11 * MIN_CHUNK + 5).unwrap();
         assert_eq!(
             compare(&files, &s, 3).unwrap(),
-            Some(Changed {
+            Some(ChangedChunk {
                 rel: String::new(),
                 offset: 11 * MIN_CHUNK
             })

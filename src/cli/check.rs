@@ -86,9 +86,9 @@ pub(super) fn run(
         writeln!(err, "etcd-rescue: --wal-dir applies to one PATH only")?;
         return Ok(EXIT_ERROR);
     }
-    let opts = judge::Options {
+    let opts = judge::JudgeOptions {
         wal_dir: a.wal_dir.clone(),
-        ..judge::Options::full()
+        ..judge::JudgeOptions::full()
     };
     let mut results = Vec::with_capacity(a.files.len());
     let mut summary = Summary::default();

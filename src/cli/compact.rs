@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::render::{self, human_bytes};
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, Format};
-use crate::compact::job::{Done, JobError, Request, run as run_job};
+use crate::compact::job::{CompactRequest, Done, JobError, run as run_job};
 use crate::compact::{Disarm, Target};
 use crate::judge::Judgment;
 
@@ -116,8 +116,8 @@ fn request(
     target: Option<Target>,
     o: &OutputArgs,
     keep_old_as: &'static str,
-) -> Request {
-    Request {
+) -> CompactRequest {
+    CompactRequest {
         sources,
         target,
         disarm: Disarm {

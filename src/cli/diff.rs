@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::render::{self, bytes_text, preview};
 use super::{EXIT_OK, EXIT_PROBLEMS, Format, SourceDb};
-use crate::mvcc::index::{Change, Difference, KeyIndex, KeyRange, diff_live};
+use crate::mvcc::index::{Difference, KeyChange, KeyIndex, KeyRange, diff_live};
 use crate::mvcc::kv::KeyValueRef;
 
 /// Arguments of `diff`.
@@ -94,11 +94,11 @@ pub(super) fn run(
         Err(e) => return src_bref.kv_error(err, &e),
     };
     let (changes, unchanged) = diff_live((&index_a, at_a), (index_b, at_b), a.values_only)?;
-    let count = |c: Change| changes.iter().filter(|x| x.0 == c).count();
+    let count = |c: KeyChange| changes.iter().filter(|x| x.0 == c).count();
     let (added, removed, changed) = (
-        count(Change::Added),
-        count(Change::Removed),
-        count(Change::Changed),
+        count(KeyChange::Added),
+        count(KeyChange::Removed),
+        count(KeyChange::Changed),
     );
     let summary = format!(
         "{added} added, {removed} removed, {changed} changed, {unchanged} unchanged (A at revision {at_a}, B at revision {at_b})"

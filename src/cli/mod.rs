@@ -419,7 +419,7 @@ fn fetch_inputs(cmd: &mut Command, err: &mut dyn Write) -> anyhow::Result<Vec<cr
         if !crate::remote::is_url(&s) {
             continue;
         }
-        let (obj, spill) = crate::remote::fetch_one(&s, &crate::remote::Options::default())?;
+        let (obj, spill) = crate::remote::fetch_one(&s, &crate::remote::RemoteOptions::default())?;
         writeln!(
             err,
             "etcd-rescue: {}: read from a downloaded copy, {} in {} (deleted at exit)",

@@ -12,7 +12,7 @@ use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, Format};
 use crate::datadir::replay::{Replayed, replay};
 use crate::judge::source::Unwrapped;
 use crate::restore::MemberOutcome;
-use crate::restore::job::{self, Checked, Plan, Source};
+use crate::restore::job::{self, Checked, RestorePlan, Source};
 use crate::restore::members::{ClusterSpec, parse_initial_cluster};
 
 /// Arguments of `restore` (flag-compatible with `etcdutl snapshot restore`).
@@ -217,7 +217,7 @@ fn replayed(
 #[allow(clippy::too_many_arguments)]
 fn execute(
     src: &Source,
-    plan: &Plan<'_>,
+    plan: &RestorePlan<'_>,
     skip_hash: bool,
     force: bool,
     dry_run: bool,
@@ -288,7 +288,7 @@ pub(super) fn run(
         Err(code) => return Ok(code),
     };
     let extra = replayed.as_ref().map(replay_rows).unwrap_or_default();
-    let plan = Plan {
+    let plan = RestorePlan {
         cluster: &cluster,
         src_file: src.file.file(),
         replayed,
@@ -375,7 +375,7 @@ pub(super) fn run_force_new_cluster(
             initial.join(",")
         ),
     ));
-    let plan = Plan {
+    let plan = RestorePlan {
         cluster: &cluster,
         src_file: src.file.file(),
         replayed,
@@ -404,7 +404,7 @@ pub(super) fn run_force_new_cluster(
 fn report(
     out: &mut dyn Write,
     fmt: Format,
-    p: &Plan<'_>,
+    p: &RestorePlan<'_>,
     written: &[MemberOutcome],
     dry_run: Option<&serde_json::Value>,
     extra: &[(String, String)],

@@ -157,9 +157,9 @@ pub(super) fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
-    let opts = judge::Options {
+    let opts = judge::JudgeOptions {
         trailer: a.verify_hash,
-        ..judge::Options::default()
+        ..judge::JudgeOptions::default()
     };
     let js = judge::judge(&a.file, &opts);
     let mut code = EXIT_OK;

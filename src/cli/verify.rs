@@ -12,7 +12,7 @@ use crate::batch::catalog::{self, Catalog};
 use crate::batch::input::{self, Unit};
 use crate::batch::policy::{self, Policy};
 use crate::batch::series::{parse_duration, rfc3339};
-use crate::batch::{self, Options, Record};
+use crate::batch::{self, VerifyOptions, VerifyRecord};
 use crate::report::Verdict;
 
 /// Arguments of `verify`.
@@ -108,11 +108,11 @@ pub(super) fn run(
         };
         return history(c, fmt, out);
     }
-    let ropts = crate::remote::Options {
+    let ropts = crate::remote::RemoteOptions {
         retries: a.retries,
         downloads: a.download_jobs.max(1),
         read_timeout: std::time::Duration::from_secs(a.read_timeout.max(1)),
-        ..crate::remote::Options::default()
+        ..crate::remote::RemoteOptions::default()
     };
     let input::Discovered { units, errors, notes } = input::discover(&a.paths, &ropts);
     for line in errors.iter().chain(&notes) {
@@ -125,7 +125,7 @@ pub(super) fn run(
     let outcomes = verify_units(a, &units, &ropts, catalog.as_ref(), err)?;
     let n = units.len();
     let afresh = outcomes.iter().filter(|o| o.fresh).count();
-    let mut records: Vec<Record> = outcomes.into_iter().flat_map(|o| o.records).collect();
+    let mut records: Vec<VerifyRecord> = outcomes.into_iter().flat_map(|o| o.records).collect();
     let policy = Policy {
         max_age: a.max_age,
         expect_growth: a.expect_growth,
@@ -170,7 +170,7 @@ pub(super) fn run(
 fn verify_units(
     a: &VerifyArgs,
     units: &[Unit],
-    ropts: &crate::remote::Options,
+    ropts: &crate::remote::RemoteOptions,
     catalog: Option<&Catalog>,
     err: &mut dyn Write,
 ) -> anyhow::Result<Vec<batch::Outcome>> {
@@ -188,7 +188,7 @@ fn verify_units(
             std::env::temp_dir().display()
         )?;
     }
-    let opts = Options {
+    let opts = VerifyOptions {
         max_decompressed: match a.max_decompressed {
             Some(m) => m.saturating_mul(1 << 20),
             None => crate::judge::unpack::default_cap(workers),
@@ -251,7 +251,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn of(records: &[Record], series: &[policy::SeriesFailure], units: usize, afresh: usize) -> Tally {
+    fn of(records: &[VerifyRecord], series: &[policy::SeriesFailure], units: usize, afresh: usize) -> Tally {
         let count = |v: Verdict| records.iter().filter(|r| r.verdict == v).count();
         let by_verdict = [
             Verdict::Ok,
@@ -297,7 +297,7 @@ impl Tally {
 
 fn write_table(
     out: &mut dyn Write,
-    records: &[Record],
+    records: &[VerifyRecord],
     series_failures: &[policy::SeriesFailure],
     tally: &Tally,
 ) -> anyhow::Result<()> {
@@ -336,7 +336,7 @@ fn write_table(
 }
 
 /// One backup's row in the table.
-fn row(r: &Record) -> Vec<String> {
+fn row(r: &VerifyRecord) -> Vec<String> {
     let verdict = if r.policy.is_empty() {
         r.verdict.word().to_uppercase()
     } else {

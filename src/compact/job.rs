@@ -22,7 +22,7 @@ type Gate<'g> = &'g mut dyn FnMut() -> Result<(), BoxError>;
 
 /// What to do.
 #[derive(Clone, Debug)]
-pub struct Request {
+pub struct CompactRequest {
     /// Snapshots, db files or member dirs (several: the members of one cluster).
     pub sources: Vec<PathBuf>,
     /// Where to compact (`None`: defragment only).
@@ -158,7 +158,7 @@ impl Unit {
 
 /// Runs the job. Returns one [`Done`] per source, in order, and every
 /// source's judgment (for the warnings it passed with).
-pub fn run(req: &Request) -> Result<(Vec<Done>, Vec<Judgment>), JobError> {
+pub fn run(req: &CompactRequest) -> Result<(Vec<Done>, Vec<Judgment>), JobError> {
     check_request(req)?;
     std::thread::scope(|sc| {
         let mut j = Judging {
@@ -208,7 +208,7 @@ impl Judging<'_> {
 
 /// The full judgment of one source (`check`'s).
 fn judge_one(p: &Path) -> Judgment {
-    let mut js = judge::judge(p, &judge::Options::full());
+    let mut js = judge::judge(p, &judge::JudgeOptions::full());
     js.remove(0)
 }
 
@@ -259,7 +259,7 @@ fn running(p: &str) -> JobError {
 }
 
 /// The flags' rules: one place to write to, in place only for member dirs.
-fn check_request(req: &Request) -> Result<(), JobError> {
+fn check_request(req: &CompactRequest) -> Result<(), JobError> {
     match (&req.out, req.in_place) {
         (Some(_), true) => Err(JobError::Usage("--out and --in-place exclude each other".into())),
         (None, false) => Err(JobError::Usage(
@@ -271,7 +271,7 @@ fn check_request(req: &Request) -> Result<(), JobError> {
 }
 
 /// Opens and plans every source; for several, compares them.
-fn plan_all(req: &Request) -> Result<Vec<Unit>, JobError> {
+fn plan_all(req: &CompactRequest) -> Result<Vec<Unit>, JobError> {
     let mut units = req
         .sources
         .iter()
@@ -294,7 +294,7 @@ fn plan_all(req: &Request) -> Result<Vec<Unit>, JobError> {
 }
 
 /// Opens one source and plans its rewrite.
-fn open(path: &Path, req: &Request) -> Result<Unit, JobError> {
+fn open(path: &Path, req: &CompactRequest) -> Result<Unit, JobError> {
     let shown = path.display().to_string();
     let (kind, layout, db_path) = if path.is_dir() {
         let l = crate::datadir::resolve(path, None).map_err(|e| JobError::Usage(e.to_string()))?;
@@ -399,7 +399,7 @@ fn fold_tail(
 /// Several members: one compaction point for all (the lowest head bounds
 /// `--rev head` and `--keep-revisions`), and the same key space at it and
 /// at the lowest head, as etcd's corruption check would compare them.
-fn align(units: &mut [Unit], req: &Request) -> Result<(), JobError> {
+fn align(units: &mut [Unit], req: &CompactRequest) -> Result<(), JobError> {
     let low = units.iter().map(|u| u.plan.head).min().unwrap_or(0);
     let at = req.target.map(|t| t.resolve(low));
     if let Some(r) = at {
@@ -460,7 +460,7 @@ fn align(units: &mut [Unit], req: &Request) -> Result<(), JobError> {
 }
 
 /// Where one source's output goes.
-fn output_of(req: &Request, u: &Unit) -> PathBuf {
+fn output_of(req: &CompactRequest, u: &Unit) -> PathBuf {
     match (&req.out, req.sources.len()) {
         (Some(o), 1) => o.clone(),
         (Some(o), _) => o.join(u.path.file_name().unwrap_or(u.path.as_os_str())),
@@ -470,7 +470,7 @@ fn output_of(req: &Request, u: &Unit) -> PathBuf {
 
 /// Writes every output; each is renamed into place only after all are
 /// written (nested atomic writes: the innermost renames first).
-fn write_all(req: &Request, units: &[Unit], gate: Gate<'_>) -> Result<Vec<Done>, JobError> {
+fn write_all(req: &CompactRequest, units: &[Unit], gate: Gate<'_>) -> Result<Vec<Done>, JobError> {
     let targets: Vec<PathBuf> = units.iter().map(|u| output_of(req, u)).collect();
     if req.sources.len() > 1 {
         let mut seen = std::collections::BTreeSet::new();
@@ -496,7 +496,7 @@ fn write_all(req: &Request, units: &[Unit], gate: Gate<'_>) -> Result<Vec<Done>,
 
 /// Writes unit 0 and, inside its atomic write, the rest.
 fn nest(
-    req: &Request,
+    req: &CompactRequest,
     units: &[Unit],
     targets: &[PathBuf],
     gate: Gate<'_>,
@@ -534,7 +534,7 @@ fn nest(
 /// lock is taken, the old db is hard-linked to `db.before-...` and the new
 /// one renamed over it (so `db` always names a whole file).
 fn in_place(
-    req: &Request,
+    req: &CompactRequest,
     u: &Unit,
     rest: impl FnOnce(&mut Vec<Done>) -> Result<(), BoxError>,
     done: &mut Vec<Done>,

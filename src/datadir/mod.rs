@@ -33,7 +33,7 @@ pub use verdict::{Check, CheckStatus, EtcdOutcome, MemberVerdict};
 
 /// How thoroughly to read.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Options {
+pub struct InspectOptions {
     /// Check each file on one thread (the caller keeps the other cores busy).
     pub single_thread: bool,
     /// Deep: check every db record and key history, verify the trailer, and
@@ -204,7 +204,11 @@ fn rel(layout: &Layout, p: &Path) -> String {
 }
 
 /// Reads and judges the data dir at `path`.
-pub fn inspect(path: &Path, wal_dir: Option<&Path>, opts: Options) -> Result<MemberReport, LayoutError> {
+pub fn inspect(
+    path: &Path,
+    wal_dir: Option<&Path>,
+    opts: InspectOptions,
+) -> Result<MemberReport, LayoutError> {
     inspect_as(path, &path.display().to_string(), wal_dir, opts)
 }
 
@@ -237,7 +241,7 @@ pub fn inspect_as(
     path: &Path,
     shown: &str,
     wal_dir: Option<&Path>,
-    opts: Options,
+    opts: InspectOptions,
 ) -> Result<MemberReport, LayoutError> {
     let mut layout = resolve(path, wal_dir)?;
     layout.shown = std::path::PathBuf::from(shown);
@@ -347,7 +351,7 @@ fn served(db: crate::bolt::Db<'_>, wal: &WalDir) -> Option<Served> {
 fn read_db(
     path: &Path,
     file: &str,
-    opts: Options,
+    opts: InspectOptions,
     findings: &mut Findings,
 ) -> (Option<DbReport>, DbSummary, Option<MappedFile>) {
     let f = match MappedFile::open(path) {

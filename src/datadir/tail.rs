@@ -9,7 +9,7 @@
 //! changes data (only alarms, no-ops, reads, member attributes, cluster
 //! versions, compactions the new db already covers, and the writes an
 //! active alarm refused), applying it is only a matter of the alarm state
-//! and the consistent index, and [`Tail::foldable`] says so.
+//! and the consistent index, and [`UnappliedTail::foldable`] says so.
 
 use std::collections::BTreeSet;
 
@@ -21,7 +21,7 @@ use super::wallog::usable_log;
 
 /// What the tail does to the alarms, and whether it can be folded into the db.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Tail {
+pub struct UnappliedTail {
     /// The db's consistent index.
     pub from: u64,
     /// The last committed index (the tail is `from + 1..=to`).
@@ -37,7 +37,7 @@ pub struct Tail {
     pub blocked_at: Option<(u64, String)>,
 }
 
-impl Tail {
+impl UnappliedTail {
     /// Whether the db may take the tail's end as its consistent index.
     pub fn foldable(&self) -> bool {
         self.blocked_at.is_none()
@@ -46,13 +46,13 @@ impl Tail {
 
 /// Reads the tail of `wal` above `ci`, starting from the db's `alarms`;
 /// compactions at or below `compact` (the new db's) change nothing.
-pub fn alarm_tail(wal: &WalDir, ci: u64, alarms: &[Alarm], compact: i64) -> Tail {
+pub fn alarm_tail(wal: &WalDir, ci: u64, alarms: &[Alarm], compact: i64) -> UnappliedTail {
     let log = usable_log(wal, ci);
-    let mut t = Tail {
+    let mut t = UnappliedTail {
         from: ci,
         to: ci,
         alarms: alarms.iter().map(|a| (a.member_id, a.alarm.clone())).collect(),
-        ..Tail::default()
+        ..UnappliedTail::default()
     };
     if log.hole.is_some() {
         t.blocked_at = Some((ci + 1, "a damaged or missing stretch of the WAL".into()));

@@ -4,14 +4,14 @@
 use std::path::Path;
 
 use super::kind::{self, Kind};
-use super::{Depth, Detail, Facts, Judgment, Options};
+use super::{Depth, Detail, Facts, JudgeOptions, Judgment};
 use crate::mvcc::{DbReport, DbScanOptions, Trailer, scan};
 use crate::report::{Finding, Findings, Severity, Verdict};
 use crate::wal::{self, Tail, WalDir};
 
 /// Judges a file from its bytes. `path` is where they are on disk (needed
 /// for a WAL segment, which is read as a one-segment WAL).
-pub fn judge_bytes(name: &str, bytes: &[u8], path: Option<&Path>, opts: &Options) -> Judgment {
+pub fn judge_bytes(name: &str, bytes: &[u8], path: Option<&Path>, opts: &JudgeOptions) -> Judgment {
     match kind::file_kind(name, bytes) {
         k @ (Kind::Snapshot | Kind::Db | Kind::SnapDb) => judge_bolt(name, k, bytes, opts),
         Kind::RaftSnap => judge_snap(name, bytes, opts),
@@ -27,7 +27,7 @@ pub fn judge_bytes(name: &str, bytes: &[u8], path: Option<&Path>, opts: &Options
 }
 
 /// A bbolt file: its structure, etcd's schema and (full) the trailer.
-fn judge_bolt(name: &str, kind: Kind, bytes: &[u8], opts: &Options) -> Judgment {
+fn judge_bolt(name: &str, kind: Kind, bytes: &[u8], opts: &JudgeOptions) -> Judgment {
     let full = opts.depth == Depth::Full;
     let r = scan(
         bytes,
@@ -98,7 +98,7 @@ fn bolt_headline(kind: Kind, j: &Judgment, r: &DbReport) -> String {
 }
 
 /// A raft `.snap` file, read as etcd's snapshotter and store recovery do.
-fn judge_snap(name: &str, bytes: &[u8], _opts: &Options) -> Judgment {
+fn judge_snap(name: &str, bytes: &[u8], _opts: &JudgeOptions) -> Judgment {
     let base = name.rsplit(['/', '!']).next().unwrap_or(name);
     let f = crate::snap::dir::load_bytes(base, bytes);
     let mut findings = Findings::default();
@@ -197,7 +197,7 @@ fn wal_judgment(name: &str, kind: Kind, r: wal::WalReport, size: u64) -> Judgmen
 }
 
 /// One WAL segment on its own.
-fn judge_segment(name: &str, path: &Path, size: u64, opts: &Options) -> Judgment {
+fn judge_segment(name: &str, path: &Path, size: u64, opts: &JudgeOptions) -> Judgment {
     let d = match WalDir::single(path) {
         Ok(d) => d,
         Err(e) => return Judgment::unreadable(name.into(), Kind::WalSegment, e.to_string()),
@@ -213,7 +213,7 @@ fn judge_segment(name: &str, path: &Path, size: u64, opts: &Options) -> Judgment
 }
 
 /// A directory of WAL segments.
-pub fn judge_wal_dir(path: &Path, name: &str, opts: &Options) -> Judgment {
+pub fn judge_wal_dir(path: &Path, name: &str, opts: &JudgeOptions) -> Judgment {
     let d = match WalDir::open(path) {
         Ok(d) => d,
         Err(e) => return Judgment::unreadable(name.into(), Kind::WalDir, e.to_string()),

@@ -49,7 +49,7 @@ pub enum Depth {
 
 /// Options of a judgment.
 #[derive(Clone, Debug)]
-pub struct Options {
+pub struct JudgeOptions {
     /// How much to read.
     pub depth: Depth,
     /// Check on one thread (the caller runs several judgments at once).
@@ -67,9 +67,9 @@ pub struct Options {
     pub skip_hash: bool,
 }
 
-impl Default for Options {
-    fn default() -> Options {
-        Options {
+impl Default for JudgeOptions {
+    fn default() -> JudgeOptions {
+        JudgeOptions {
             depth: Depth::Quick,
             single_thread: false,
             wal_dir: None,
@@ -81,12 +81,12 @@ impl Default for Options {
     }
 }
 
-impl Options {
+impl JudgeOptions {
     /// A full judgment (`check`, `verify`, `restore`).
-    pub fn full() -> Options {
-        Options {
+    pub fn full() -> JudgeOptions {
+        JudgeOptions {
             depth: Depth::Full,
-            ..Options::default()
+            ..JudgeOptions::default()
         }
     }
 }
@@ -266,13 +266,13 @@ impl Judgment {
 
 /// Judges the thing at `path`: one judgment, or one per unit inside an
 /// archive.
-pub fn judge(path: &Path, opts: &Options) -> Vec<Judgment> {
+pub fn judge(path: &Path, opts: &JudgeOptions) -> Vec<Judgment> {
     judge_as(path, &path.display().to_string(), opts)
 }
 
 /// [`judge`] of `path` under another name (the archive a scratch copy was
 /// unpacked from, see [`source::Unwrapped`]).
-pub fn judge_as(path: &Path, name: &str, opts: &Options) -> Vec<Judgment> {
+pub fn judge_as(path: &Path, name: &str, opts: &JudgeOptions) -> Vec<Judgment> {
     let judged = judge_named(path, name, opts, 0);
     let cuts = crate::source::take_cuts(Some(path));
     if cuts.is_empty() {
@@ -294,7 +294,7 @@ pub fn judge_as(path: &Path, name: &str, opts: &Options) -> Vec<Judgment> {
 /// How deep containers may nest (a tar in a gzip in a zip...).
 pub const MAX_CONTAINER_DEPTH: usize = 3;
 
-fn judge_named(path: &Path, name: &str, opts: &Options, depth: usize) -> Vec<Judgment> {
+fn judge_named(path: &Path, name: &str, opts: &JudgeOptions, depth: usize) -> Vec<Judgment> {
     let md = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) => {
@@ -327,7 +327,7 @@ fn judge_named(path: &Path, name: &str, opts: &Options, depth: usize) -> Vec<Jud
 }
 
 /// A directory: a member dir, a WAL dir, or a snap dir.
-fn judge_dir(path: &Path, name: &str, opts: &Options) -> Judgment {
+fn judge_dir(path: &Path, name: &str, opts: &JudgeOptions) -> Judgment {
     match kind::dir_kind(path) {
         kind::DirKind::Member => judge_member(path, name, opts),
         kind::DirKind::Wal => file::judge_wal_dir(path, name, opts),
@@ -354,8 +354,8 @@ fn judge_dir(path: &Path, name: &str, opts: &Options) -> Judgment {
 /// A member's data dir, judged as etcd starts on it. A dir etcd is running
 /// on changes while it is read: a problem is only called damage when a
 /// second reading finds it too.
-fn judge_member(path: &Path, name: &str, opts: &Options) -> Judgment {
-    let dopts = datadir::Options {
+fn judge_member(path: &Path, name: &str, opts: &JudgeOptions) -> Judgment {
+    let dopts = datadir::InspectOptions {
         deep: opts.depth == Depth::Full,
         single_thread: opts.single_thread,
     };
@@ -467,7 +467,13 @@ fn from_member(name: &str, r: MemberReport) -> Judgment {
 
 /// A compressed file or an archive: what is inside, judged as files and
 /// dirs, under the archive's name.
-fn judge_container(c: Container, data: &[u8], name: &str, opts: &Options, depth: usize) -> Vec<Judgment> {
+fn judge_container(
+    c: Container,
+    data: &[u8],
+    name: &str,
+    opts: &JudgeOptions,
+    depth: usize,
+) -> Vec<Judgment> {
     let in_container = |mut js: Vec<Judgment>| {
         for j in &mut js {
             j.containers.insert(0, c.word());

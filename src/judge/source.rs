@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::kind::{self, Sniff};
 use super::unpack::{self, Unpacked};
-use super::{Judgment, Options};
+use super::{JudgeOptions, Judgment};
 use crate::bolt::{self, Db};
 use crate::datadir::replay::{ReplayReport, replay};
 use crate::mvcc::keyspace::{Keyspace, Overlay};
@@ -113,7 +113,7 @@ impl Unwrapped {
                 )));
             }
             let limits = unpack::Limits {
-                max_bytes: Options::default().max_unpacked,
+                max_bytes: JudgeOptions::default().max_unpacked,
             };
             let layer = unpack::unpack(c, file.bytes(), &name, limits).map_err(OpenError::Io)?;
             u.path = match &layer.single {
@@ -236,7 +236,7 @@ fn single_unit(u: &Unpacked, name: &str) -> Result<PathBuf, OpenError> {
 }
 
 fn open_file(path: &Path, name: &str) -> Result<ReadSource, OpenError> {
-    let judgment = super::judge_named(path, name, &Options::default(), 0)
+    let judgment = super::judge_named(path, name, &JudgeOptions::default(), 0)
         .into_iter()
         .next()
         .expect("one judgment for a plain file");
@@ -265,7 +265,7 @@ fn open_file(path: &Path, name: &str) -> Result<ReadSource, OpenError> {
 }
 
 fn open_dir(path: &Path, name: &str, db_only: bool) -> Result<ReadSource, OpenError> {
-    let judgment = super::judge_dir(path, name, &Options::default());
+    let judgment = super::judge_dir(path, name, &JudgeOptions::default());
     let mut layout = crate::datadir::resolve(path, None).map_err(|e| {
         // The error names the path it resolved (a scratch copy for an
         // archive): name it once, as the user gave it.

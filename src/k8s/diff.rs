@@ -111,7 +111,7 @@ pub struct FieldChange {
 /// An object in both sides whose fields differ.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Changed {
+pub struct ChangedObject {
     /// Resource.
     pub resource: String,
     /// Namespace ("" for cluster-scoped objects).
@@ -173,7 +173,7 @@ pub struct DiffReport {
     /// In A only.
     pub deleted: Vec<Present>,
     /// In both, with different fields.
-    pub changed: Vec<Changed>,
+    pub changed: Vec<ChangedObject>,
     /// In both, stored differently, and a side does not decode.
     pub undecodable: Vec<Undecodable>,
     /// In both, stored differently, but equal once the ignored fields
@@ -616,7 +616,7 @@ fn compare(oa: Object, ob: Object, o: &DiffOptions, r: &mut DiffReport) {
         }
         return;
     }
-    r.changed.push(Changed {
+    r.changed.push(ChangedObject {
         resource: ob.location.resource,
         namespace: ob.location.namespace,
         name: ob.location.name,

@@ -36,17 +36,17 @@ use crate::mvcc::keyspace::Keyspace;
 use crate::mvcc::kv::KvError;
 
 /// Where the dump goes.
-pub enum Target {
+pub enum DumpTarget {
     /// A directory (created if missing).
     Dir(PathBuf),
     /// A writer: a tar stream of the tree, or one YAML stream
-    /// ([`Layout::MultiDoc`]).
+    /// ([`DumpLayout::MultiDoc`]).
     Stream(Box<dyn Write + Send>),
 }
 
 /// How objects are laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layout {
+pub enum DumpLayout {
     /// One file per object.
     Files,
     /// One multi-document YAML per namespace (or one stream).
@@ -67,9 +67,9 @@ pub struct ApplyOptions {
 /// What to dump.
 pub struct DumpOptions<'a> {
     /// Where to.
-    pub target: Target,
+    pub target: DumpTarget,
     /// One file per object or per namespace.
-    pub layout: Layout,
+    pub layout: DumpLayout,
     /// Ready for a new cluster: stripped, left out, in phases.
     pub for_apply: Option<ApplyOptions>,
     /// Which objects.
@@ -466,21 +466,21 @@ fn tar_header(len: usize, mode: u32) -> tar::Header {
 }
 
 impl Sink {
-    fn open(target: Target, layout: Layout, merge: bool) -> Result<Sink, DumpError> {
+    fn open(target: DumpTarget, layout: DumpLayout, merge: bool) -> Result<Sink, DumpError> {
         Ok(match (target, layout) {
-            (Target::Dir(root), Layout::Files) => {
+            (DumpTarget::Dir(root), DumpLayout::Files) => {
                 let fresh = prepare_dir(&root, merge)?;
                 Sink::Files { root, fresh }
             }
-            (Target::Dir(root), Layout::MultiDoc) => {
+            (DumpTarget::Dir(root), DumpLayout::MultiDoc) => {
                 prepare_dir(&root, merge)?;
                 Sink::Docs {
                     root,
                     open: Mutex::new(HashMap::new()),
                 }
             }
-            (Target::Stream(w), Layout::Files) => Sink::Tar(Mutex::new(tar::Builder::new(w))),
-            (Target::Stream(w), Layout::MultiDoc) => Sink::Yaml(Mutex::new(w)),
+            (DumpTarget::Stream(w), DumpLayout::Files) => Sink::Tar(Mutex::new(tar::Builder::new(w))),
+            (DumpTarget::Stream(w), DumpLayout::MultiDoc) => Sink::Yaml(Mutex::new(w)),
         })
     }
 
@@ -649,10 +649,10 @@ fn learn(
 
 /// Where an object goes: its file (per-object layout) or its namespace's
 /// file (multi-document), under its phase directory for `--for-apply`.
-fn place(loc: &Location, layout: Layout, phase: Option<Phase>) -> (PathBuf, String) {
+fn place(loc: &Location, layout: DumpLayout, phase: Option<Phase>) -> (PathBuf, String) {
     let inside = match layout {
-        Layout::Files => relative_path(loc),
-        Layout::MultiDoc => PathBuf::from(format!("{}.yaml", namespace_component(&loc.namespace))),
+        DumpLayout::Files => relative_path(loc),
+        DumpLayout::MultiDoc => PathBuf::from(format!("{}.yaml", namespace_component(&loc.namespace))),
     };
     let rel_in_phase = inside.to_string_lossy().into_owned();
     match phase {
@@ -728,7 +728,7 @@ pub fn dump(
 fn one(
     mut obj: Object,
     apply_cx: Option<&ApplyContext>,
-    layout: Layout,
+    layout: DumpLayout,
     sink: &Sink,
     p: &mut Partial,
     items: &mut Vec<Item>,

@@ -431,7 +431,7 @@ fn generations(revs: &[RevEntry<'_>]) -> Vec<Range<usize>> {
 
 /// How a key differs between two keyspaces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Change {
+pub enum KeyChange {
     /// Live in B only.
     Added,
     /// Live in A only.
@@ -441,19 +441,19 @@ pub enum Change {
     Changed,
 }
 
-impl Change {
+impl KeyChange {
     /// The word for it.
     pub fn word(self) -> &'static str {
         match self {
-            Change::Added => "added",
-            Change::Removed => "removed",
-            Change::Changed => "changed",
+            KeyChange::Added => "added",
+            KeyChange::Removed => "removed",
+            KeyChange::Changed => "changed",
         }
     }
 }
 
 /// One differing key: how, the key, its revision in A and in B.
-pub type Difference<'k, 'a> = (Change, &'k [u8], Option<RevEntry<'a>>, Option<RevEntry<'a>>);
+pub type Difference<'k, 'a> = (KeyChange, &'k [u8], Option<RevEntry<'a>>, Option<RevEntry<'a>>);
 
 /// The keys live in `a` at its revision and in `b` at its revision,
 /// merged in key order: the differences, and how many keys are the same.
@@ -479,11 +479,11 @@ pub fn diff_live<'k, 'a>(
         match order {
             Ordering::Less => {
                 let (k, r) = left.next().expect("peeked");
-                changes.push((Change::Removed, k, Some(r), None));
+                changes.push((KeyChange::Removed, k, Some(r), None));
             }
             Ordering::Greater => {
                 let (k, r) = right.next().expect("peeked");
-                changes.push((Change::Added, k, None, Some(r)));
+                changes.push((KeyChange::Added, k, None, Some(r)));
             }
             Ordering::Equal => {
                 let (k, ra) = left.next().expect("peeked");
@@ -496,7 +496,7 @@ pub fn diff_live<'k, 'a>(
                 if same {
                     unchanged += 1;
                 } else {
-                    changes.push((Change::Changed, k, Some(ra), Some(rb)));
+                    changes.push((KeyChange::Changed, k, Some(ra), Some(rb)));
                 }
             }
         }

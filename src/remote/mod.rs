@@ -22,7 +22,7 @@
 //! - HTTP: none (a plain GET; listing needs WebDAV).
 //!
 //! Requests are retried with exponential backoff on throttling (HTTP 429,
-//! 503), server errors and dropped connections ([`Options::retries`]).
+//! 503), server errors and dropped connections ([`RemoteOptions::retries`]).
 
 mod error;
 mod layout;
@@ -69,7 +69,7 @@ pub enum Service {
 /// A parsed URL: the store (bucket or container, or an HTTP origin) and
 /// what to read in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
+pub struct StoreTarget {
     /// The URL as given.
     pub url: String,
     /// The service.
@@ -82,9 +82,9 @@ pub struct Target {
     pub glob: Option<String>,
 }
 
-impl Target {
+impl StoreTarget {
     /// Parses an object store URL.
-    pub fn parse(url: &str) -> Result<Target, RemoteError> {
+    pub fn parse(url: &str) -> Result<StoreTarget, RemoteError> {
         let bad = |why: &str| RemoteError::BadUrl {
             url: redact(url),
             why: why.to_string(),
@@ -116,7 +116,7 @@ impl Target {
         if let Some(g) = &glob {
             glob::Pattern::new(g).map_err(|e| bad(&format!("bad pattern: {e}")))?;
         }
-        Ok(Target {
+        Ok(StoreTarget {
             url: url.to_string(),
             service,
             base: format!("{scheme}://{host}"),
@@ -140,7 +140,7 @@ impl Target {
 
 /// One object.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Object {
+pub struct StoreObject {
     /// Its URL.
     pub url: String,
     /// Its key in the bucket.
@@ -155,7 +155,7 @@ pub struct Object {
     pub modified: i64,
 }
 
-impl Object {
+impl StoreObject {
     /// Its file name (the key's last component).
     pub fn name(&self) -> &str {
         self.key.rsplit('/').next().unwrap_or(&self.key)
@@ -164,7 +164,7 @@ impl Object {
 
 /// How to talk to stores.
 #[derive(Clone, Copy, Debug)]
-pub struct Options {
+pub struct RemoteOptions {
     /// Retries of one request (throttling, server errors, dropped
     /// connections), with exponential backoff.
     pub retries: usize,
@@ -177,9 +177,9 @@ pub struct Options {
     pub read_timeout: Duration,
 }
 
-impl Default for Options {
+impl Default for RemoteOptions {
     fn default() -> Self {
-        Options {
+        RemoteOptions {
             retries: 8,
             retry_timeout: Duration::from_secs(180),
             downloads: 4,
@@ -192,7 +192,7 @@ impl Default for Options {
 #[derive(Debug, Default)]
 pub struct Listing {
     /// The objects to read, in key order.
-    pub objects: Vec<Object>,
+    pub objects: Vec<StoreObject>,
     /// Keys left out, with why (k3s metadata sidecars, gardener's chunk
     /// parts, empty objects).
     pub left_out: Vec<(String, &'static str)>,
@@ -200,7 +200,7 @@ pub struct Listing {
 
 /// A connection to one bucket, container or HTTP origin.
 pub struct Store {
-    target: Target,
+    target: StoreTarget,
     store: Arc<dyn ObjectStore>,
     gate: Arc<Gate>,
 }
@@ -227,7 +227,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 impl Store {
     /// Connects (lazily: nothing is sent until the first request) to the
     /// store of `target`, with the credentials of the environment.
-    pub fn connect(target: &Target, opts: &Options) -> Result<Store, RemoteError> {
+    pub fn connect(target: &StoreTarget, opts: &RemoteOptions) -> Result<Store, RemoteError> {
         let client = ClientOptions::new()
             .with_allow_http(true)
             .with_connect_timeout(Duration::from_secs(10))
@@ -334,9 +334,9 @@ impl Store {
         Ok(listing)
     }
 
-    fn object(&self, m: object_store::ObjectMeta) -> Object {
+    fn object(&self, m: object_store::ObjectMeta) -> StoreObject {
         let key = m.location.to_string();
-        Object {
+        StoreObject {
             url: format!("{}/{key}", self.target.base),
             key,
             size: m.size,
@@ -350,7 +350,7 @@ impl Store {
     /// object is, so that names still say what a file is), after checking
     /// that the scratch filesystem has room. The read is pinned to the
     /// ETag listed: an object replaced meanwhile is an error, not a mix.
-    pub fn download(&self, obj: &Object) -> Result<Spill, RemoteError> {
+    pub fn download(&self, obj: &StoreObject) -> Result<Spill, RemoteError> {
         let _slot = self.gate.enter();
         crate::progress::begin("downloading", obj.size);
         let scratch = Scratch::new().map_err(|e| RemoteError::Spill {
@@ -478,7 +478,7 @@ fn safe_name(name: &str) -> String {
 }
 
 /// Refuses a download the scratch filesystem has no room for.
-fn room_for(dir: &Path, obj: &Object) -> Result<(), RemoteError> {
+fn room_for(dir: &Path, obj: &StoreObject) -> Result<(), RemoteError> {
     let free = crate::source::free_space(dir).unwrap_or(u64::MAX);
     if obj.size > free {
         return Err(RemoteError::NoRoom {
@@ -511,8 +511,8 @@ pub fn redact(url: &str) -> String {
 /// Lists `url` and downloads the one object it names, for the commands
 /// that read one snapshot: a URL that matches several objects is refused
 /// with their names.
-pub fn fetch_one(url: &str, opts: &Options) -> Result<(Object, Spill), RemoteError> {
-    let target = Target::parse(url)?;
+pub fn fetch_one(url: &str, opts: &RemoteOptions) -> Result<(StoreObject, Spill), RemoteError> {
+    let target = StoreTarget::parse(url)?;
     let store = Store::connect(&target, opts)?;
     let listing = store.list()?;
     match listing.objects.as_slice() {
@@ -535,25 +535,25 @@ mod tests {
 
     #[test]
     fn urls_parse_into_store_and_key() {
-        let t = Target::parse("s3://backups/etcd/prod/").unwrap();
+        let t = StoreTarget::parse("s3://backups/etcd/prod/").unwrap();
         assert_eq!(
             (t.service, t.base.as_str(), t.key.as_str()),
             (Service::S3, "s3://backups", "etcd/prod/")
         );
         assert_eq!(t.list_prefix(), "etcd/prod");
-        let t = Target::parse("az://c/a/*/etcd-snapshot-*").unwrap();
+        let t = StoreTarget::parse("az://c/a/*/etcd-snapshot-*").unwrap();
         assert_eq!(t.service, Service::Azure);
         assert_eq!(t.list_prefix(), "a");
         assert_eq!(t.glob.as_deref(), Some("a/*/etcd-snapshot-*"));
-        let t = Target::parse("https://example.com:8443/b/snap.db").unwrap();
+        let t = StoreTarget::parse("https://example.com:8443/b/snap.db").unwrap();
         assert_eq!(
             (t.base.as_str(), t.key.as_str()),
             ("https://example.com:8443", "b/snap.db")
         );
-        assert!(Target::parse("s3:///x").is_err());
-        assert!(Target::parse("ftp://h/x").is_err());
-        assert!(Target::parse("gs://b/[x").is_err());
-        let e = Target::parse("https://b.s3.amazonaws.com/k?X-Amz-Signature=SECRET")
+        assert!(StoreTarget::parse("s3:///x").is_err());
+        assert!(StoreTarget::parse("ftp://h/x").is_err());
+        assert!(StoreTarget::parse("gs://b/[x").is_err());
+        let e = StoreTarget::parse("https://b.s3.amazonaws.com/k?X-Amz-Signature=SECRET")
             .unwrap_err()
             .to_string();
         assert!(e.contains("presigned") && !e.contains("SECRET"), "{e}");

@@ -19,7 +19,7 @@ use super::{BoxError, MemberOutcome, RestoreSource, start_flags, write_member};
 
 /// Why a source cannot be opened for a restore.
 #[derive(Debug, thiserror::Error)]
-pub enum OpenError {
+pub enum RestoreOpenError {
     /// Its layout is not a data dir.
     #[error(transparent)]
     Layout(#[from] crate::datadir::LayoutError),
@@ -57,7 +57,7 @@ pub struct Source {
 
 impl Source {
     /// Opens a snapshot or db file, or a member dir (its db and WAL).
-    pub fn open(path: &Path) -> Result<Source, OpenError> {
+    pub fn open(path: &Path) -> Result<Source, RestoreOpenError> {
         if !path.is_dir() {
             return Ok(Source {
                 path: path.to_path_buf(),
@@ -68,7 +68,7 @@ impl Source {
             });
         }
         let layout = crate::datadir::resolve(path, None)?;
-        let wal = WalDir::open(&layout.wal).map_err(|e| OpenError::Wal {
+        let wal = WalDir::open(&layout.wal).map_err(|e| RestoreOpenError::Wal {
             path: layout.wal.clone(),
             msg: e.to_string(),
         })?;
@@ -76,7 +76,9 @@ impl Source {
         // whole WAL into it, and so does the restore.
         let missing = std::fs::metadata(&layout.db).map_or(true, |m| m.is_file() && m.len() == 0);
         let file = if missing {
-            DbImage::Owned(crate::datadir::replay::empty_db().map_err(|e| OpenError::Empty(e.to_string()))?)
+            DbImage::Owned(
+                crate::datadir::replay::empty_db().map_err(|e| RestoreOpenError::Empty(e.to_string()))?,
+            )
         } else {
             DbImage::Mapped(MappedFile::open(&layout.db)?)
         };
@@ -114,9 +116,9 @@ impl Checked {
 /// Judges the source at `path` (called `name` in messages) with the one
 /// judgment and decides.
 pub fn check(path: &Path, name: &str, skip_hash: bool, force: bool) -> Checked {
-    let opts = judge::Options {
+    let opts = judge::JudgeOptions {
         skip_hash: true,
-        ..judge::Options::full()
+        ..judge::JudgeOptions::full()
     };
     let js = judge::judge_as(path, name, &opts);
     let judgment = js.into_iter().next().expect("one judgment per path");
@@ -125,7 +127,7 @@ pub fn check(path: &Path, name: &str, skip_hash: bool, force: bool) -> Checked {
 }
 
 /// What a restore writes from its source.
-pub struct Plan<'a> {
+pub struct RestorePlan<'a> {
     /// The new cluster.
     pub cluster: &'a ClusterSpec,
     /// The source's open file, for a kernel-side copy of its pages.
@@ -139,7 +141,7 @@ pub struct Plan<'a> {
     pub inputs: Vec<PathBuf>,
 }
 
-impl Plan<'_> {
+impl RestorePlan<'_> {
     fn input_paths(&self) -> Vec<&Path> {
         self.inputs.iter().map(PathBuf::as_path).collect()
     }
@@ -162,7 +164,7 @@ pub type Gate<'g> = &'g mut dyn FnMut() -> Result<(), BoxError>;
 /// `out_dir/NAME.flags`.
 pub fn write_all_members(
     db: &Db<'_>,
-    p: &Plan<'_>,
+    p: &RestorePlan<'_>,
     out_dir: &Path,
     force: bool,
     gate: Gate<'_>,
@@ -206,7 +208,7 @@ pub fn write_all_members(
 /// given).
 pub fn write_one(
     db: &Db<'_>,
-    p: &Plan<'_>,
+    p: &RestorePlan<'_>,
     local: &MemberSpec,
     data_dir: &Path,
     wal_dir: Option<&Path>,

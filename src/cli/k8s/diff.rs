@@ -22,7 +22,7 @@ use crate::k8s::yaml;
     )),
     mut_arg("rev", |a| a.help("Read A at this revision (default: its newest)").visible_alias("rev-a"))
 )]
-pub struct DiffArgs {
+pub struct K8sDiffArgs {
     #[command(flatten)]
     common: Common,
     /// B: the newer backup. Without it, B is A's source again (compare two
@@ -44,7 +44,7 @@ pub struct DiffArgs {
     show_secrets: bool,
 }
 
-impl DiffArgs {
+impl K8sDiffArgs {
     /// Its input paths.
     pub(super) fn inputs_mut(&mut self) -> Vec<&mut PathBuf> {
         std::iter::once(&mut self.common.source)
@@ -65,7 +65,7 @@ struct Doc<'a> {
 
 /// Runs `k8s diff`.
 pub(super) fn run(
-    a: &DiffArgs,
+    a: &K8sDiffArgs,
     fmt: Format,
     out: &mut dyn Write,
     err: &mut dyn Write,

@@ -40,7 +40,7 @@ pub enum K8sCommand {
     #[command(
         after_help = "Examples:\n  etcd-rescue k8s get backup.db deployment web -n prod -o yaml\n  etcd-rescue k8s get backup.db secrets -n prod -o json --encryption-config enc.yaml\n  etcd-rescue k8s get backup.db cm -A --rev 5000\n\nExit codes: 0 found and decoded, 1 nothing found or an object did not decode, 2 could not run."
     )]
-    Get(GetArgs),
+    Get(K8sGetArgs),
     /// Write every object as YAML under DIR/<namespace>/<resource>/<name>.yaml
     /// (cluster-scoped objects under DIR/_cluster/), one multi-document file
     /// per namespace (--format multi-doc), or a tar stream (--out -), with a
@@ -61,7 +61,7 @@ pub enum K8sCommand {
     #[command(
         after_help = "Examples:\n  etcd-rescue k8s diff monday.db tuesday.db\n  etcd-rescue k8s diff backup.db --rev 1200 --rev-b 1300 -n prod\n  etcd-rescue k8s diff monday.db tuesday.db --exclude-kind events,leases -o json\n  etcd-rescue k8s diff before.db after.db --kind deploy,cm -l app=web\n\nExit codes: 0 no differences, 1 differences found (like diff(1)), or objects that could not be decoded (listed), 2 could not run."
     )]
-    Diff(diff::DiffArgs),
+    Diff(diff::K8sDiffArgs),
 }
 
 impl K8sCommand {
@@ -155,7 +155,7 @@ pub struct LsArgs {
 
 /// Arguments of `k8s get`.
 #[derive(Debug, clap::Args)]
-pub struct GetArgs {
+pub struct K8sGetArgs {
     #[command(flatten)]
     common: Common,
     /// Resource (plural, singular, kind or short name).
@@ -476,7 +476,7 @@ fn redacted_data(o: &Object, show: bool) -> String {
         .join("\n")
 }
 
-fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
+fn get(a: &K8sGetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Result<i32> {
     let src = Source::open(&a.common, err)?;
     let ks = match src.keyspace(err)? {
         Ok(ks) => ks,
@@ -533,7 +533,7 @@ fn get(a: &GetArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write) -> an
 fn nothing_found(
     query: &GetQuery,
     ks: &Keyspace<'_>,
-    a: &GetArgs,
+    a: &K8sGetArgs,
     cx: Context<'_>,
     rev: i64,
     fmt: Format,
@@ -573,7 +573,7 @@ fn nothing_found(
 
 /// The objects as a table, JSON lines, or one object or a List (JSON or
 /// YAML, as kubectl prints them).
-fn write_objects(out: &mut dyn Write, fmt: Format, a: &GetArgs, objs: &[Object]) -> anyhow::Result<()> {
+fn write_objects(out: &mut dyn Write, fmt: Format, a: &K8sGetArgs, objs: &[Object]) -> anyhow::Result<()> {
     match fmt {
         Format::Table => {
             let secrets = objs.iter().any(Object::is_secret);
@@ -680,16 +680,16 @@ fn dump_cmd(a: &DumpArgs, fmt: Format, out: &mut dyn Write, err: &mut dyn Write)
             let fd = std::os::fd::AsFd::as_fd(&std::io::stdout())
                 .try_clone_to_owned()
                 .context("stdout")?;
-            dump::Target::Stream(Box::new(std::io::BufWriter::with_capacity(
+            dump::DumpTarget::Stream(Box::new(std::io::BufWriter::with_capacity(
                 1 << 20,
                 std::fs::File::from(fd),
             )))
         } else {
-            dump::Target::Dir(a.out.clone())
+            dump::DumpTarget::Dir(a.out.clone())
         },
         layout: match a.format {
-            DumpFormat::Files => dump::Layout::Files,
-            DumpFormat::MultiDoc => dump::Layout::MultiDoc,
+            DumpFormat::Files => dump::DumpLayout::Files,
+            DumpFormat::MultiDoc => dump::DumpLayout::MultiDoc,
         },
         for_apply: a.for_apply.then_some(dump::ApplyOptions {
             keep_owned: a.include_owned,
