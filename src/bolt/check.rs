@@ -166,6 +166,12 @@ fn meta_findings(db: &Db<'_>, choice: &MetaChoice, out: &mut Findings) {
             ),
         ));
     }
+    used_meta_findings(db, used, out);
+}
+
+/// The meta page bbolt uses against the file: its high-water mark, root
+/// and freelist pages in range, and the file as long as it says.
+fn used_meta_findings(db: &Db<'_>, used: u8, out: &mut Findings) {
     let m = db.meta();
     let hwm = m.pgid.0;
     let used_page = u64::from(used);
@@ -268,55 +274,7 @@ pub fn account_pages(
             return counts;
         }
     };
-    for p in m.freelist.0..=m.freelist.0.saturating_add(u64::from(fl.overflow)) {
-        if used.insert(p) {
-            report(
-                Finding::new(
-                    Severity::Error,
-                    "freelist-page-in-use",
-                    format!("freelist page {p} is also reachable from the tree"),
-                )
-                .at_page(p),
-            );
-        }
-    }
-    let mut free = PageSet::new(tracked);
-    for (i, p) in fl.ids().enumerate() {
-        let at = fl.ids_offset + 8 * i as u64;
-        if p.0 < 2 || p.0 >= hwm {
-            report(
-                Finding::new(
-                    Severity::Error,
-                    "freelist-entry-out-of-range",
-                    format!("freelist entry {i} names page {p}, outside 2..{hwm}"),
-                )
-                .at_page(m.freelist.0)
-                .at_offset(at),
-            );
-            continue;
-        }
-        if free.insert(p.0) {
-            report(
-                Finding::new(
-                    Severity::Error,
-                    "freelist-duplicate",
-                    format!("page {p} is listed in the freelist twice (already freed)"),
-                )
-                .at_page(m.freelist.0)
-                .at_offset(at),
-            );
-        }
-        if used.contains(p.0) {
-            report(
-                Finding::new(
-                    Severity::Error,
-                    "reachable-freed",
-                    format!("page {p} is in the freelist but also in use by the tree: the next write would overwrite live data"),
-                )
-                .at_page(p.0),
-            );
-        }
-    }
+    let free = freed_pages(&fl, m.freelist, hwm, tracked, &mut used, &mut report);
     let mut leaked = Vec::new();
     for p in 2..tracked {
         if !used.contains(p) && !free.contains(p) {
@@ -338,6 +296,69 @@ pub fn account_pages(
         ));
     }
     counts
+}
+
+/// The pages the freelist frees, checking each against the tree: the
+/// freelist's own pages in use, entries out of range, duplicates, and
+/// pages both freed and reachable (the next write would overwrite them).
+fn freed_pages(
+    fl: &Freelist<'_>,
+    freelist: Pgid,
+    hwm: u64,
+    tracked: u64,
+    used: &mut PageSet,
+    report: &mut dyn FnMut(Finding),
+) -> PageSet {
+    for p in freelist.0..=freelist.0.saturating_add(u64::from(fl.overflow)) {
+        if used.insert(p) {
+            report(
+                Finding::new(
+                    Severity::Error,
+                    "freelist-page-in-use",
+                    format!("freelist page {p} is also reachable from the tree"),
+                )
+                .at_page(p),
+            );
+        }
+    }
+    let mut free = PageSet::new(tracked);
+    for (i, p) in fl.ids().enumerate() {
+        let at = fl.ids_offset + 8 * i as u64;
+        if p.0 < 2 || p.0 >= hwm {
+            report(
+                Finding::new(
+                    Severity::Error,
+                    "freelist-entry-out-of-range",
+                    format!("freelist entry {i} names page {p}, outside 2..{hwm}"),
+                )
+                .at_page(freelist.0)
+                .at_offset(at),
+            );
+            continue;
+        }
+        if free.insert(p.0) {
+            report(
+                Finding::new(
+                    Severity::Error,
+                    "freelist-duplicate",
+                    format!("page {p} is listed in the freelist twice (already freed)"),
+                )
+                .at_page(freelist.0)
+                .at_offset(at),
+            );
+        }
+        if used.contains(p.0) {
+            report(
+                Finding::new(
+                    Severity::Error,
+                    "reachable-freed",
+                    format!("page {p} is in the freelist but also in use by the tree: the next write would overwrite live data"),
+                )
+                .at_page(p.0),
+            );
+        }
+    }
+    free
 }
 
 /// "2-5, 9, 12-13" for a sorted list, shortened after 20 ranges.

@@ -885,6 +885,34 @@ fn schema_findings(
     if !names.contains("meta") {
         return;
     }
+    meta_findings(meta, out);
+    if let Some(cs) = &meta.conf_state
+        && !members.is_empty()
+    {
+        let mut conf: Vec<u64> = cs.voters.iter().chain(cs.learners.iter()).copied().collect();
+        conf.sort_unstable();
+        conf.dedup();
+        let mut mem: Vec<u64> = members.iter().map(|m| m.id).collect();
+        mem.sort_unstable();
+        if conf != mem {
+            out.push(Finding::new(
+                Severity::Warning,
+                "confstate-members-mismatch",
+                format!(
+                    "meta/confState lists members {} but the members bucket holds {}",
+                    ids(&conf),
+                    ids(&mem)
+                ),
+            ));
+        }
+    }
+    if deep {
+        lease_findings(leases, states, out);
+    }
+}
+
+/// The `meta` bucket: the consistent index and the compaction marks.
+fn meta_findings(meta: &MetaInfo, out: &mut Findings) {
     match meta.consistent_index {
         None => out.push(Finding::new(
             Severity::Warning,
@@ -924,41 +952,23 @@ fn schema_findings(
             ),
         ));
     }
-    if let Some(cs) = &meta.conf_state
-        && !members.is_empty()
-    {
-        let mut conf: Vec<u64> = cs.voters.iter().chain(cs.learners.iter()).copied().collect();
-        conf.sort_unstable();
-        conf.dedup();
-        let mut mem: Vec<u64> = members.iter().map(|m| m.id).collect();
-        mem.sort_unstable();
-        if conf != mem {
-            out.push(Finding::new(
-                Severity::Warning,
-                "confstate-members-mismatch",
-                format!(
-                    "meta/confState lists members {} but the members bucket holds {}",
-                    ids(&conf),
-                    ids(&mem)
-                ),
-            ));
+}
+
+/// Live keys attached to a lease the `lease` bucket does not hold.
+fn lease_findings(leases: &[Lease], states: &KeyMap<&[u8], KeyState>, out: &mut Findings) {
+    let lease_ids: HashSet<i64> = leases.iter().map(|l| l.id).collect();
+    let mut missing: BTreeMap<i64, u64> = BTreeMap::new();
+    for s in states.values() {
+        if !s.deleted && s.lease != 0 && !lease_ids.contains(&s.lease) {
+            *missing.entry(s.lease).or_default() += 1;
         }
     }
-    if deep {
-        let lease_ids: HashSet<i64> = leases.iter().map(|l| l.id).collect();
-        let mut missing: BTreeMap<i64, u64> = BTreeMap::new();
-        for s in states.values() {
-            if !s.deleted && s.lease != 0 && !lease_ids.contains(&s.lease) {
-                *missing.entry(s.lease).or_default() += 1;
-            }
-        }
-        for (lease, n) in missing {
-            out.push(Finding::new(
-                Severity::Warning,
-                "key-lease-missing",
-                format!("{n} live key(s) are attached to lease {lease:x}, which is not in the lease bucket: they will never expire"),
-            ));
-        }
+    for (lease, n) in missing {
+        out.push(Finding::new(
+            Severity::Warning,
+            "key-lease-missing",
+            format!("{n} live key(s) are attached to lease {lease:x}, which is not in the lease bucket: they will never expire"),
+        ));
     }
 }
 
