@@ -188,6 +188,11 @@ pub(super) fn walk(data: &[u8], ps: usize, root: u64) -> Tree {
     let root_elems = match t.root_elements(data, ps, root, 0) {
         Ok(e) => e,
         Err(why) => {
+            // Nothing read on the way counts: the tree is as it started.
+            t = Tree {
+                root,
+                ..Tree::default()
+            };
             t.unreadable
                 .push(unreadable(data, ps, root, "(root)", None, None, why));
             return t;
@@ -315,6 +320,11 @@ impl Tree {
                         return Err(format!("the root's branch page {p} leads to page {child} twice"));
                     }
                     all.extend(self.root_elements(data, ps, child, depth + 1)?);
+                }
+                // A branch is taken for the root only when what it leads to
+                // is etcd's buckets (a branch of the key bucket is not).
+                if depth == 0 && !is_root_leaf(&all) {
+                    return Err("a branch page whose leaves are not etcd's buckets".into());
                 }
                 Ok(all)
             }
